@@ -1,0 +1,52 @@
+"""The public functions behind every CLI command (each CLI command has its twin here).
+
+Config loading here adds the zoo's checks (architecture names, the options each
+takes, declarative layers) to the schema's, so ``validate`` catches everything a
+run would refuse, before anything trains.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from .config import loader as _loader
+from .config.schema import ExperimentConfig
+
+__all__ = ["config_from_dict", "load_config", "load_model", "schema", "validate"]
+
+
+def _checks() -> list[_loader.Check]:
+    from .zoo.build import check_model_config
+
+    return [check_model_config]
+
+
+def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Load and validate an experiment file (with ``key.path=value`` overrides)."""
+    return _loader.load_config(path, overrides, checks=_checks())
+
+
+def config_from_dict(raw: Mapping[str, Any], overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Validate a config given as a mapping (as saved with a run)."""
+    return _loader.config_from_dict(raw, overrides=overrides, checks=_checks())
+
+
+def validate(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:
+    """Check a config completely without running it; raises ConfigError listing every problem."""
+    return load_config(path, overrides)
+
+
+def schema() -> dict[str, Any]:
+    """The JSON schema of experiment files."""
+    return ExperimentConfig.model_json_schema()
+
+
+def load_model(path: str | os.PathLike[str]) -> Any:
+    """Load a ``.keras`` model saved by cnnkeras, always with ``safe_mode=True``."""
+    import keras
+
+    from . import layers  # noqa: F401  (registers the custom layers for deserialization)
+
+    return keras.saving.load_model(Path(path), safe_mode=True)

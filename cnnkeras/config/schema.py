@@ -1,0 +1,399 @@
+"""The experiment config: pydantic models that are the one source of truth.
+
+Defaults, validation, the JSON schema (``cnnkeras schema``) and the reference in
+``docs/configuration.md`` all come from the classes below. Every model forbids
+unknown keys (never warn-and-drop) and is frozen: a loaded config is immutable,
+and overrides are applied to the raw mapping before validation.
+
+Optimizers, schedules and data sources are discriminated unions, so a typo in
+``name: adamm`` is reported against the list of valid names. Cross-field rules
+are small field validators, each with a docstring saying the rule.
+
+This module imports no Keras, MLflow or Optuna.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, PrivateAttr, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator
+
+__all__ = [
+    "Adam",
+    "AdamW",
+    "Augmentation",
+    "Checkpoint",
+    "ConstantSchedule",
+    "CosineSchedule",
+    "DataConfig",
+    "EarlyStopping",
+    "ExperimentConfig",
+    "ExponentialSchedule",
+    "METRIC_NAMES",
+    "ModelConfig",
+    "PlateauSchedule",
+    "RMSprop",
+    "SGD",
+    "StepSchedule",
+    "TrackingConfig",
+    "TrainConfig",
+]
+
+#: Metric names a ``monitor`` key may take: the losses and metrics Keras logs.
+METRIC_NAMES = ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae")
+Monitor = Literal["loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae"]
+
+
+class StrictModel(BaseModel):
+    """Base of every config section: unknown keys are errors, values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+
+# --------------------------------------------------------------------------- data
+
+
+class Augmentation(StrictModel):
+    """Random augmentation applied during training only, by Keras preprocessing layers."""
+
+    flip: Literal["none", "horizontal", "vertical", "horizontal_and_vertical"] = Field(
+        "none", description="Random flips (keras.layers.RandomFlip). Digits should not be flipped."
+    )
+    shift: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="Largest random translation, as a fraction of height and width "
+        "(keras.layers.RandomTranslation).",
+    )
+    rotation: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Largest random rotation as a fraction of a full turn: 0.05 is +-18 degrees "
+        "(keras.layers.RandomRotation).",
+    )
+    zoom: float = Field(
+        0.0, ge=0.0, lt=1.0, description="Largest random zoom in or out, as a fraction (keras.layers.RandomZoom)."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return self.flip != "none" or self.shift > 0 or self.rotation > 0 or self.zoom > 0
+
+
+class DataConfig(StrictModel):
+    """Where the images come from and how they are split, scaled and augmented."""
+
+    source: Literal["digits", "npz", "mnist", "fashion_mnist", "cifar10", "image_folder"] = Field(
+        "digits",
+        description="digits: scikit-learn's embedded 8x8 digits (offline). npz: a file in the "
+        "keras layout (x_train, y_train, x_test, y_test). mnist, fashion_mnist, cifar10: "
+        "keras.datasets (downloads). image_folder: one subfolder per class.",
+    )
+    path: str | None = Field(
+        None,
+        description="File (npz) or folder (image_folder). Relative paths are relative to the "
+        "config file that sets them. Not used by the other sources.",
+    )
+    subset: int | None = Field(
+        None, gt=0, description="Keep a stratified, seeded subset of this many training images."
+    )
+    test_subset: int | None = Field(
+        None, gt=0, description="Keep a stratified, seeded subset of this many test images."
+    )
+    validation_split: float = Field(
+        0.2, gt=0.0, lt=1.0, description="Fraction of the training images held out for validation (stratified)."
+    )
+    test_split: float = Field(
+        0.2, gt=0.0, lt=1.0,
+        description="Fraction held out for testing, for sources that ship no test split (digits, image_folder).",
+    )
+    classes: list[int] | None = Field(
+        None, min_length=2,
+        description="Keep only these labels, renumbered 0..k-1 in this order (for example [3, 8] "
+        "for a binary task).",
+    )
+    resize: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] | None = Field(
+        None, description="Resize images to [height, width] once, at load time (bilinear)."
+    )
+    color_mode: Literal["grayscale", "rgb"] = Field(
+        "grayscale", description="image_folder only: how images are read."
+    )
+    normalization: Literal["scale", "standardize", "none"] = Field(
+        "scale",
+        description="scale: divide by the largest possible pixel value (255, or 16 for digits). "
+        "standardize: per-channel mean and std of the training split. none: raw values.",
+    )
+    augmentation: Augmentation = Field(default_factory=Augmentation, description="Training-time augmentation.")
+
+    @field_validator("path")
+    @classmethod
+    def _path_matches_source(cls, path: str | None, info: ValidationInfo) -> str | None:
+        """npz and image_folder need a path; the other sources take none."""
+        source = info.data.get("source")
+        if source in ("npz", "image_folder") and not path:
+            raise ValueError(f"source '{source}' needs a path")
+        if source in ("digits", "mnist", "fashion_mnist", "cifar10") and path:
+            raise ValueError(
+                f"source '{source}' takes no path; to read a local copy of a keras dataset use "
+                "source: npz with this path"
+            )
+        return path
+
+    @field_validator("classes")
+    @classmethod
+    def _classes_unique(cls, classes: list[int] | None) -> list[int] | None:
+        """Selected classes must be distinct."""
+        if classes is not None and len(set(classes)) != len(classes):
+            raise ValueError(f"classes must be distinct, got {classes}")
+        return classes
+
+
+# -------------------------------------------------------------------------- model
+
+
+class ModelConfig(StrictModel):
+    """Which architecture to build, with the options it takes.
+
+    Architectures come from the zoo registry (``cnnkeras zoo`` lists them);
+    ``arch: sequential`` builds the ``layers`` list declaratively. Options left
+    unset keep the architecture's own default; setting one the architecture does
+    not take is an error.
+    """
+
+    arch: str = Field("lenet5", description="A registered architecture name (see `cnnkeras zoo`).")
+    head: Literal["multiclass", "binary", "regression"] = Field(
+        "multiclass",
+        description="Output head: softmax over the classes, one sigmoid unit, or linear outputs; "
+        "the loss and metrics follow.",
+    )
+    dropout: float | None = Field(
+        None, ge=0.0, lt=1.0, description="Dropout rate before the classifier's dense layers."
+    )
+    batch_norm: bool | None = Field(None, description="Batch normalization after each convolution.")
+    width_multiplier: float | None = Field(
+        None, gt=0.0, description="Scales the number of feature maps of every layer (fewer feature maps: < 1)."
+    )
+    small_input: bool | None = Field(
+        None,
+        description="Use a small-input stem (3x3, stride 1, no early pooling) for 28x28 and 32x32 "
+        "images where the original stem would shrink them to nothing.",
+    )
+    activation: str | None = Field(None, description="Hidden activation (relu, tanh, ...).")
+    input_shape: tuple[int, int, int] | None = Field(
+        None, description="Input [height, width, channels]; by default the data's."
+    )
+    layers: list[dict[str, Any]] | None = Field(
+        None,
+        description="arch: sequential only. A list of {type: NAME, ...layer arguments} or "
+        "{repeat: N, layers: [...]}; names are registered layers (see `cnnkeras zoo --layers`).",
+    )
+
+
+# ---------------------------------------------------------------------- optimizers
+
+
+class _Optimizer(StrictModel):
+    clipnorm: float | None = Field(None, gt=0.0, description="Clip each gradient to this norm.")
+
+
+class SGD(_Optimizer):
+    """Stochastic gradient descent, with optional (Nesterov) momentum."""
+
+    name: Literal["sgd"] = "sgd"
+    learning_rate: float = Field(0.01, gt=0.0, description="Step size.")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="Momentum; 0 is plain SGD.")
+    nesterov: bool = Field(False, description="Nesterov momentum.")
+
+
+class Adam(_Optimizer):
+    """Adam (Kingma and Ba, 2015)."""
+
+    name: Literal["adam"] = "adam"
+    learning_rate: float = Field(1e-3, gt=0.0, description="Step size.")
+    beta_1: float = Field(0.9, ge=0.0, lt=1.0, description="Decay of the first-moment estimate.")
+    beta_2: float = Field(0.999, ge=0.0, lt=1.0, description="Decay of the second-moment estimate.")
+    epsilon: float = Field(1e-7, gt=0.0, description="Numerical stability constant.")
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov and Hutter, 2019)."""
+
+    name: Literal["adamw"] = "adamw"  # type: ignore[assignment]
+    weight_decay: float = Field(0.004, ge=0.0, description="Decoupled weight decay.")
+
+
+class RMSprop(_Optimizer):
+    """RMSprop (Hinton's lecture notes)."""
+
+    name: Literal["rmsprop"] = "rmsprop"
+    learning_rate: float = Field(1e-3, gt=0.0, description="Step size.")
+    rho: float = Field(0.9, ge=0.0, lt=1.0, description="Decay of the squared-gradient average.")
+    momentum: float = Field(0.0, ge=0.0, lt=1.0, description="Momentum.")
+
+
+def _name_or(default: str):
+    """A discriminator that reads ``name`` and falls back to ``default`` when it is absent."""
+
+    def get(value: Any) -> str:
+        if isinstance(value, dict):
+            return value.get("name", default)
+        return getattr(value, "name", default)
+
+    get.default_tag = default  # type: ignore[attr-defined]  # read by config.errors
+    return get
+
+
+Optimizer = Annotated[
+    Union[
+        Annotated[SGD, Tag("sgd")],
+        Annotated[Adam, Tag("adam")],
+        Annotated[AdamW, Tag("adamw")],
+        Annotated[RMSprop, Tag("rmsprop")],
+    ],
+    Discriminator(_name_or("adam")),
+]
+
+
+# ----------------------------------------------------------------------- schedules
+
+
+class ConstantSchedule(StrictModel):
+    """Keep the optimizer's learning rate."""
+
+    name: Literal["constant"] = "constant"
+
+
+class StepSchedule(StrictModel):
+    """Multiply the learning rate by ``gamma`` every ``step_epochs`` epochs."""
+
+    name: Literal["step"] = "step"
+    step_epochs: int = Field(10, gt=0, description="Epochs between two drops.")
+    gamma: float = Field(0.1, gt=0.0, le=1.0, description="Factor applied at each drop.")
+
+
+class ExponentialSchedule(StrictModel):
+    """Multiply the learning rate by ``decay_rate`` every epoch (smoothly, per step)."""
+
+    name: Literal["exponential"] = "exponential"
+    decay_rate: float = Field(0.96, gt=0.0, le=1.0, description="Factor per epoch.")
+
+
+class CosineSchedule(StrictModel):
+    """Cosine decay over the whole run, after an optional linear warm-up."""
+
+    name: Literal["cosine"] = "cosine"
+    warmup_epochs: int = Field(0, ge=0, description="Epochs of linear warm-up from 0.")
+    alpha: float = Field(0.0, ge=0.0, le=1.0, description="Final learning rate as a fraction of the initial one.")
+
+
+class PlateauSchedule(StrictModel):
+    """Divide the learning rate when a monitored metric stops improving."""
+
+    name: Literal["reduce_on_plateau"] = "reduce_on_plateau"
+    monitor: Monitor = Field("val_loss", description="Metric watched.")
+    factor: float = Field(0.1, gt=0.0, lt=1.0, description="Factor applied on a plateau.")
+    patience: int = Field(3, ge=0, description="Epochs without improvement before a reduction.")
+    min_lr: float = Field(0.0, ge=0.0, description="Lower bound on the learning rate.")
+
+
+Schedule = Annotated[
+    Union[
+        Annotated[ConstantSchedule, Tag("constant")],
+        Annotated[StepSchedule, Tag("step")],
+        Annotated[ExponentialSchedule, Tag("exponential")],
+        Annotated[CosineSchedule, Tag("cosine")],
+        Annotated[PlateauSchedule, Tag("reduce_on_plateau")],
+    ],
+    Discriminator(_name_or("constant")),
+]
+
+
+# ------------------------------------------------------------------------ training
+
+
+class EarlyStopping(StrictModel):
+    """Stop when the monitored metric has not improved for ``patience`` epochs."""
+
+    monitor: Monitor = Field("val_loss", description="Metric watched.")
+    patience: int = Field(3, ge=0, description="Epochs without improvement before stopping.")
+    min_delta: float = Field(0.0, ge=0.0, description="Smallest change that counts as improvement.")
+    restore_best_weights: bool = Field(True, description="Roll back to the best epoch's weights.")
+
+
+class Checkpoint(StrictModel):
+    """Save the best model seen so far during training (logged as an artifact)."""
+
+    monitor: Monitor = Field("val_loss", description="Metric that decides 'best'.")
+
+
+class TrainConfig(StrictModel):
+    """How the model is fitted: optimizer, schedule, regularization, stopping."""
+
+    epochs: int = Field(10, gt=0, description="Most epochs to train.")
+    batch_size: int = Field(32, gt=0, description="Images per gradient step.")
+    optimizer: Optimizer = Field(default_factory=Adam, description="Optimizer (by name).")
+    schedule: Schedule = Field(
+        default_factory=ConstantSchedule, description="Learning-rate schedule (by name)."
+    )
+    l1: float = Field(0.0, ge=0.0, description="L1 penalty on every conv and dense kernel.")
+    l2: float = Field(0.0, ge=0.0, description="L2 penalty on every conv and dense kernel.")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0, description="Label smoothing (multiclass head only).")
+    early_stopping: EarlyStopping | None = Field(None, description="Early stopping; off when unset.")
+    checkpoint: Checkpoint | None = Field(None, description="Keep the best model during training; off when unset.")
+    monitor: Monitor = Field("val_loss", description="Metric that defines the best epoch in reports.")
+    shuffle: bool = Field(True, description="Shuffle the training set every epoch.")
+
+
+# ------------------------------------------------------------------------ tracking
+
+
+class TrackingConfig(StrictModel):
+    """Where runs are recorded in MLflow."""
+
+    enabled: bool = Field(True, description="Track the run in MLflow.")
+    uri: str | None = Field(
+        None,
+        description="MLflow tracking URI. Default: sqlite:///mlflow.db in the working directory "
+        "(or $MLFLOW_TRACKING_URI when set).",
+    )
+    experiment: str | None = Field(None, description="MLflow experiment name; default: the config's name.")
+    run_name: str | None = Field(None, description="MLflow run name; default: MLflow's own.")
+    tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on the run.")
+    log_model: bool = Field(True, description="Log the trained model as a .keras artifact.")
+
+
+# ------------------------------------------------------------------------ the whole
+
+
+class ExperimentConfig(StrictModel):
+    """One experiment: data, model, training and tracking (and, for sweeps, a search space)."""
+
+    name: str = Field(..., min_length=1, description="Experiment name; also the default MLflow experiment.")
+    description: str = Field("", description="Free text, logged as the run's description.")
+    seed: int = Field(42, ge=0, description="Seed for Python, NumPy and Keras, and for the data splits.")
+    deterministic: bool = Field(
+        False, description="Also ask the backend for deterministic ops (slower; needed for tf.data randomness)."
+    )
+    data: DataConfig = Field(default_factory=DataConfig, description="Data source and preprocessing.")
+    model: ModelConfig = Field(default_factory=ModelConfig, description="Architecture.")
+    train: TrainConfig = Field(default_factory=TrainConfig, description="Training.")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
+
+    # Where each key came from (config.loader.ConfigSource); not a field, so it is
+    # neither validated, dumped nor compared.
+    _source: Any = PrivateAttr(default=None)
+
+    def locate(self, path: tuple[Any, ...]) -> Any:
+        """The file:line that set ``path`` (or its closest parent), when known."""
+        return self._source.locate(path) if self._source is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain JSON-able data (every default filled in)."""
+        return self.model_dump(mode="json")
+
+    @field_validator("train")
+    @classmethod
+    def _label_smoothing_needs_multiclass(cls, train: TrainConfig, info: ValidationInfo) -> TrainConfig:
+        """Label smoothing only makes sense with the softmax (multiclass) head."""
+        model = info.data.get("model")
+        if model is not None and model.head != "multiclass" and train.label_smoothing > 0:
+            raise ValueError(f"label_smoothing needs model.head multiclass (head is {model.head!r})")
+        return train

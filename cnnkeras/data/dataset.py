@@ -1,0 +1,128 @@
+"""Turn a data config into ready arrays: select, subset, split, resize and scale.
+
+:func:`load_dataset` is the one entry point. The result, a :class:`Dataset`,
+holds float32 NHWC images for train, validation and test, integer labels, the
+input shape and the number of classes. Splits are stratified and seeded by the
+experiment seed, so the same config gives the same split on any run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..config.schema import DataConfig
+from ..errors import DataError
+from .sources import load_source
+
+__all__ = ["Dataset", "load_dataset"]
+
+
+@dataclass
+class Dataset:
+    """Arrays ready for ``model.fit``: images (N, H, W, C) float32, labels (N,)."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    num_classes: int
+    class_names: list[str] = field(default_factory=list)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.x_train.shape[1:])  # type: ignore[return-value]
+
+    def summary(self) -> dict[str, object]:
+        """Sizes and shapes, logged as run parameters."""
+        return {
+            "n_train": len(self.x_train),
+            "n_val": len(self.x_val),
+            "n_test": len(self.x_test),
+            "input_shape": list(self.input_shape),
+            "num_classes": self.num_classes,
+        }
+
+
+def _stratified_split(x: np.ndarray, y: np.ndarray, size: float | int, seed: int, what: str):
+    from sklearn.model_selection import train_test_split
+
+    counts = np.bincount(y) if y.size else np.array([])
+    stratify = y if counts.size and counts[counts > 0].min() >= 2 else None
+    try:
+        return train_test_split(x, y, test_size=size, random_state=seed, stratify=stratify)
+    except ValueError as exc:
+        raise DataError(f"data.{what}: cannot split {len(y)} images this way: {exc}") from None
+
+
+def _subset(x: np.ndarray, y: np.ndarray, n: int | None, seed: int, what: str):
+    if n is None or n >= len(y):
+        return x, y
+    x_keep, _, y_keep, _ = _stratified_split(x, y, len(y) - n, seed, what)
+    return x_keep, y_keep
+
+
+def _select_classes(x, y, classes: list[int] | None, where: str):
+    if classes is None:
+        return x, y
+    present = set(np.unique(y).tolist())
+    missing = [c for c in classes if c not in present]
+    if missing:
+        raise DataError(f"data.classes: {missing} not among the {where} labels {sorted(present)}")
+    keep = np.isin(y, classes)
+    mapping = {c: i for i, c in enumerate(classes)}
+    return x[keep], np.asarray([mapping[int(v)] for v in y[keep]], dtype="int64")
+
+
+def _resize(x: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None or tuple(x.shape[1:3]) == tuple(size):
+        return x
+    import keras
+
+    out = [keras.ops.convert_to_numpy(keras.ops.image.resize(x[i : i + 2048], size, interpolation="bilinear"))
+           for i in range(0, len(x), 2048)]
+    return np.concatenate(out).astype("float32")
+
+
+def load_dataset(config: DataConfig, *, seed: int) -> Dataset:
+    """Load, select classes, subset, split (stratified, seeded), resize and normalize."""
+    raw = load_source(config.source, config.path, color_mode=config.color_mode, resize=config.resize)
+    y_all = raw.y_train
+    if not np.issubdtype(y_all.dtype, np.integer):
+        if np.all(np.mod(y_all, 1) == 0):
+            y_all = y_all.astype("int64")
+        else:
+            raise DataError("data: labels must be integers (class indices)")
+    if y_all.size and y_all.min() < 0:
+        raise DataError(f"data: labels must be >= 0, found {int(y_all.min())}")
+    x_train, y_train = _select_classes(raw.x_train, y_all.astype("int64"), config.classes, "training")
+    if raw.x_test is not None and raw.y_test is not None:
+        x_test, y_test = _select_classes(raw.x_test, raw.y_test.astype("int64"), config.classes, "test")
+    else:
+        x_train, x_test, y_train, y_test = _stratified_split(x_train, y_train, config.test_split, seed, "test_split")
+    if len(x_train) == 0:
+        raise DataError("data: no training images left after selecting classes")
+    x_train, y_train = _subset(x_train, y_train, config.subset, seed, "subset")
+    x_test, y_test = _subset(x_test, y_test, config.test_subset, seed, "test_subset")
+    x_train, x_val, y_train, y_val = _stratified_split(x_train, y_train, config.validation_split, seed,
+                                                       "validation_split")
+
+    x_train, x_val, x_test = (_resize(a.astype("float32"), config.resize) for a in (x_train, x_val, x_test))
+    if config.normalization == "scale":
+        x_train, x_val, x_test = (a / raw.max_value for a in (x_train, x_val, x_test))
+    elif config.normalization == "standardize":
+        mean = x_train.mean(axis=(0, 1, 2), keepdims=True)
+        std = x_train.std(axis=(0, 1, 2), keepdims=True) + 1e-7
+        x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
+
+    num_classes = len(config.classes) if config.classes else int(max(y_train.max(), y_test.max(), y_val.max())) + 1
+    names = raw.class_names
+    if config.classes and names:
+        names = [names[c] for c in config.classes if c < len(names)]
+    return Dataset(
+        x_train.astype("float32"), y_train, x_val.astype("float32"), y_val, x_test.astype("float32"), y_test,
+        num_classes=num_classes, class_names=names or [str(i) for i in range(num_classes)],
+    )

@@ -1,0 +1,155 @@
+"""Raw image sources: each returns arrays in NHWC layout, before any split or scaling.
+
+Every loader returns a :class:`RawData` with ``x_train, y_train`` and, when the
+source ships one, ``x_test, y_test``; ``max_value`` is the largest possible pixel
+value (used by ``normalization: scale``). Nothing here is ever unpickled:
+``.npz`` files are read with ``allow_pickle=False``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import DataError
+
+__all__ = ["RawData", "load_source", "SOURCES"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
+
+
+@dataclass
+class RawData:
+    """Images (N, H, W, C) and integer labels (N,), as loaded."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray | None
+    y_test: np.ndarray | None
+    max_value: float
+    class_names: list[str] | None = None
+
+
+def _nhwc(x: np.ndarray) -> np.ndarray:
+    return x[..., None] if x.ndim == 3 else x
+
+
+def load_digits_source(_path: str | None = None, **_: object) -> RawData:
+    """scikit-learn's 1,797 embedded 8x8 digit images, pixel values 0..16."""
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = bunch.images.astype("float32")[..., None]
+    return RawData(x, bunch.target.astype("int64"), None, None, max_value=16.0,
+                   class_names=[str(c) for c in bunch.target_names])
+
+
+def load_npz(path: str | None, **_: object) -> RawData:
+    """A ``.npz`` file in the keras layout: x_train, y_train and optionally x_test, y_test."""
+    assert path is not None
+    if not os.path.exists(path):
+        raise DataError(f"data.path: file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            keys = set(archive.files)
+            missing = {"x_train", "y_train"} - keys
+            if missing:
+                raise DataError(
+                    f"data.path: {path} lacks {', '.join(sorted(missing))}; an npz source needs the keras "
+                    f"layout x_train, y_train[, x_test, y_test] (found: {', '.join(sorted(keys)) or 'nothing'})"
+                )
+            arrays = {k: archive[k] for k in ("x_train", "y_train", "x_test", "y_test") if k in keys}
+    except DataError:
+        raise
+    except ValueError as exc:
+        if "allow_pickle" in str(exc) or "pickle" in str(exc).lower():
+            raise DataError(
+                f"data.path: {path} holds pickled Python objects, which cnnkeras never loads "
+                "(unpickling can run arbitrary code); save plain numeric arrays instead"
+            ) from None
+        raise DataError(f"data.path: cannot read {path}: {exc}") from None
+    except (OSError, EOFError) as exc:
+        raise DataError(f"data.path: {path} is not a readable .npz file: {exc}") from None
+    for key, array in arrays.items():
+        if array.dtype == object:
+            raise DataError(f"data.path: {path}: {key} holds Python objects; cnnkeras never loads pickles")
+    x_train = _nhwc(arrays["x_train"])
+    x_test = _nhwc(arrays["x_test"]) if "x_test" in arrays else None
+    if x_train.ndim != 4:
+        raise DataError(f"data.path: {path}: x_train must be (N, H, W) or (N, H, W, C), got {arrays['x_train'].shape}")
+    if len(arrays["y_train"]) != len(x_train):
+        raise DataError(f"data.path: {path}: x_train has {len(x_train)} images but y_train {len(arrays['y_train'])} labels")
+    max_value = 255.0 if x_train.dtype == np.uint8 else float(max(1.0, np.max(x_train)))
+    return RawData(x_train, arrays["y_train"].reshape(-1), x_test,
+                   arrays["y_test"].reshape(-1) if "y_test" in arrays else None, max_value=max_value)
+
+
+def _keras_dataset(name: str) -> Callable[..., RawData]:
+    def load(_path: str | None = None, **_: object) -> RawData:
+        import keras
+
+        module = getattr(keras.datasets, name)
+        try:
+            (x_train, y_train), (x_test, y_test) = module.load_data()
+        except Exception as exc:  # offline: urllib / tf errors of many kinds
+            raise DataError(
+                f"data.source: {name} could not be loaded through keras.datasets ({type(exc).__name__}: "
+                f"{str(exc)[:200]}). Offline, point an npz source at a local copy in the keras layout: "
+                f"data: {{source: npz, path: /path/to/{name}.npz}}"
+            ) from None
+        return RawData(_nhwc(x_train), y_train.reshape(-1), _nhwc(x_test), y_test.reshape(-1), max_value=255.0)
+
+    load.__doc__ = f"keras.datasets.{name}.load_data() (downloads on first use)."
+    return load
+
+
+def load_image_folder(path: str | None, *, color_mode: str = "grayscale",
+                      resize: tuple[int, int] | None = None, **_: object) -> RawData:
+    """A folder with one subfolder per class, read with ``keras.utils.load_img``."""
+    import keras
+
+    assert path is not None
+    root = Path(path)
+    if not root.is_dir():
+        raise DataError(f"data.path: folder not found: {path}")
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise DataError(f"data.path: {path} has no class subfolders (expected one folder of images per class)")
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in IMAGE_EXTENSIONS)
+        if not files:
+            raise DataError(f"data.path: class folder {root / name} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        for file in files:
+            try:
+                image = keras.utils.load_img(file, color_mode=color_mode, target_size=resize)
+            except Exception as exc:
+                raise DataError(f"data.path: cannot read image {file}: {type(exc).__name__}: {exc}") from None
+            images.append(keras.utils.img_to_array(image))
+            labels.append(label)
+    shapes = {im.shape for im in images}
+    if len(shapes) > 1:
+        raise DataError(
+            f"data.path: images in {path} have different sizes {sorted(shapes)[:4]}...; set data.resize: [H, W]"
+        )
+    return RawData(np.stack(images), np.asarray(labels, dtype="int64"), None, None, max_value=255.0,
+                   class_names=classes)
+
+
+SOURCES: dict[str, Callable[..., RawData]] = {
+    "digits": load_digits_source,
+    "npz": load_npz,
+    "mnist": _keras_dataset("mnist"),
+    "fashion_mnist": _keras_dataset("fashion_mnist"),
+    "cifar10": _keras_dataset("cifar10"),
+    "image_folder": load_image_folder,
+}
+
+
+def load_source(source: str, path: str | None, **options: object) -> RawData:
+    """Load the named source (see :data:`SOURCES`)."""
+    return SOURCES[source](path, **options)

@@ -1,0 +1,48 @@
+"""Plotly figures of training runs.
+
+:func:`learning_curves` draws loss and accuracy (or MAE), train against
+validation, per epoch, with the best epoch marked and the gap shaded; it is
+logged with every run. Figures are written as self-contained HTML (plotly.js
+inlined) so they open offline.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+__all__ = ["learning_curves", "write_html"]
+
+
+def learning_curves(history: Mapping[str, Sequence[float]], *, best_epoch: int | None = None, title: str = ""):
+    """A two-panel figure: loss, and accuracy (or MAE), train vs validation per epoch."""
+    import plotly.graph_objects as go
+    from plotly.subplots import make_subplots
+
+    second = "accuracy" if "accuracy" in history else "mae"
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", second))
+    palette = {"train": "#1f77b4", "validation": "#d62728"}
+    for col, metric in ((1, "loss"), (2, second)):
+        for split, key in (("train", metric), ("validation", f"val_{metric}")):
+            values = list(history.get(key, []))
+            if not values:
+                continue
+            fig.add_trace(
+                go.Scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines+markers", name=split,
+                           legendgroup=split, showlegend=col == 1, line={"color": palette[split]}),
+                row=1, col=col,
+            )
+        if best_epoch:
+            fig.add_vline(x=best_epoch, line_dash="dot", line_color="grey", row=1, col=col)
+    fig.update_xaxes(title_text="epoch")
+    fig.update_layout(title=title + (f" (best epoch {best_epoch})" if best_epoch else ""), template="plotly_white",
+                      height=420, legend={"orientation": "h", "y": -0.2})
+    return fig
+
+
+def write_html(fig, path: str | Path) -> Path:
+    """Write ``fig`` as one self-contained HTML file and return its path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.write_html(str(path), include_plotlyjs=True, full_html=True)
+    return path

@@ -1,0 +1,285 @@
+"""Run one experiment end to end, and reproduce a logged run.
+
+:func:`run` is the one code path for a single run and for a sweep's trial (a
+trial is a run with overrides, a parent run and extra listeners):
+
+    config -> seeds -> data -> model (+augmentation) -> compile
+           -> MLflow run (params, tags, config, environment)
+           -> fit (per-epoch metrics and gaps) -> test -> artifacts -> FINISHED
+
+Everything that can be wrong with the config, the data or the model is found
+before the MLflow run starts. A run that fails after that (non-finite loss,
+exception, Ctrl-C) is closed as FAILED or KILLED with the reason as a tag.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from .config.schema import ExperimentConfig
+from .errors import CnnkerasError, DataError
+
+__all__ = ["ReproduceResult", "RunResult", "TrainingDiverged", "check_labels", "reproduce", "run"]
+
+# Per-epoch keys that measure time, not learning: never compared by reproduce.
+TIMING_KEYS = ("epoch_time_s", "train_time_s")
+
+
+class TrainingDiverged(CnnkerasError):
+    """The loss became NaN or infinite; the run was recorded as FAILED."""
+
+    def __init__(self, message: str, run_id: str | None = None):
+        super().__init__(message)
+        self.run_id = run_id
+
+
+@dataclass
+class RunResult:
+    """What a run produced, as logged to MLflow (``model`` is the trained Keras model)."""
+
+    config: ExperimentConfig
+    run_id: str | None
+    history: dict[str, list[float]]
+    epochs_run: int
+    best_epoch: int
+    summary: dict[str, float]
+    stopped_early: bool = False
+    tracking_uri: str | None = None
+    model: Any = field(default=None, repr=False)
+
+    @property
+    def test(self) -> dict[str, float]:
+        return {k: v for k, v in self.summary.items() if k.startswith("test_")}
+
+
+def check_labels(y: np.ndarray, *, head: str, num_outputs: int) -> None:
+    """Refuse labels the head cannot learn (binary needs 0/1; multiclass needs < classes)."""
+    if head == "binary" and not set(np.unique(y).tolist()) <= {0, 1}:
+        raise DataError(
+            f"data: the binary head needs labels 0 and 1, found {sorted(np.unique(y).tolist())[:12]}; "
+            "pick two classes with data.classes: [a, b]"
+        )
+    if head == "multiclass" and len(y) and (y.min() < 0 or y.max() >= num_outputs):
+        raise DataError(f"data: labels out of range for a {num_outputs}-class head: {int(y.min())}..{int(y.max())}")
+
+
+def summarize(history: Mapping[str, Sequence[float]], best_epoch: int, test: Mapping[str, float]) -> dict[str, float]:
+    """Summary metrics: best-epoch and final values of each per-epoch metric, and test."""
+    out: dict[str, float] = {"best_epoch": float(best_epoch), "epochs_run": float(len(history.get("loss", [])))}
+    for key, values in history.items():
+        if not values or key in TIMING_KEYS:
+            continue
+        out[f"final_{key}"] = values[-1]
+        if best_epoch <= len(values):
+            out[f"best_{key}"] = values[best_epoch - 1]
+    out.update(test)
+    return out
+
+
+def _artifacts(folder: Path, config: ExperimentConfig, model: Any, result: Any, *, log_model: bool) -> None:
+    """history.json, model_summary.txt, plots/learning_curves.html, model/model.keras, checkpoints/."""
+    from .report.figures import learning_curves, write_html
+
+    (folder / "history.json").write_text(json.dumps(result.history, indent=1))
+    lines: list[str] = []
+    model.summary(print_fn=lambda text, line_break=True: lines.append(text), expand_nested=True)
+    (folder / "model_summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    fig = learning_curves(result.history, best_epoch=result.best_epoch, title=config.name)
+    write_html(fig, folder / "plots" / "learning_curves.html")
+    if log_model:
+        (folder / "model").mkdir(exist_ok=True)
+        model.save(folder / "model" / "model.keras")
+    if result.checkpoint is not None:
+        (folder / "checkpoints").mkdir(exist_ok=True)
+        os.replace(result.checkpoint, folder / "checkpoints" / "best.keras")
+
+
+def run(
+    config: ExperimentConfig | str | os.PathLike[str],
+    overrides: Sequence[str] = (),
+    *,
+    progress: bool = True,
+    listeners: Sequence[Any] = (),
+    callbacks: Sequence[Any] = (),
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    tracker: Any = None,
+) -> RunResult:
+    """Train and evaluate one experiment, tracked in MLflow.
+
+    Args:
+        config: A loaded config, or the path of a YAML file.
+        overrides: ``key.path=value`` strings applied to the file.
+        progress: Show Rich progress (a line per epoch when not on a terminal).
+        listeners: Extra epoch listeners (``on_epoch(epoch, record)``).
+        callbacks: Extra Keras callbacks (a sweep's pruning callback).
+        parent_run_id: Log as a nested run of this MLflow run.
+        run_name, tags: Override the run name and add tags.
+        tracker: An already started :class:`~cnnkeras.tracking.Tracker` to log into.
+
+    Returns:
+        A :class:`RunResult`. Raises :class:`TrainingDiverged` when the loss
+        stops being finite (the run is then FAILED in MLflow).
+    """
+    import keras
+
+    from .api import load_config
+    from .data.augment import with_augmentation
+    from .data.dataset import load_dataset
+    from .training.compile import compile_model, steps_per_epoch
+    from .training.fit import fit_and_evaluate
+    from .training.reproducibility import environment, seed_everything
+    from .zoo.build import model_from_config
+
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
+    source_file = cfg._source.file if cfg._source is not None else None
+
+    # Everything that can fail on bad input happens before the MLflow run starts.
+    keras.backend.clear_session()
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    data = load_dataset(cfg.data, seed=cfg.seed)
+    check_labels(data.y_train, head=cfg.model.head, num_outputs=data.num_classes)
+    model = model_from_config(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    model = with_augmentation(model, cfg.data.augmentation, seed=cfg.seed)
+    compile_model(model, cfg.train, head=cfg.model.head,
+                  steps_per_epoch=steps_per_epoch(len(data.x_train), cfg.train.batch_size))
+    env = environment(source_file)
+
+    if tracker is None and cfg.tracking.enabled:
+        from .tracking import Tracker
+
+        tracker = Tracker(
+            uri=cfg.tracking.uri, experiment=cfg.tracking.experiment or cfg.name,
+            run_name=run_name or cfg.tracking.run_name, parent_run_id=parent_run_id,
+            tags={**cfg.tracking.tags, **(tags or {})},
+        )
+    all_listeners = ([tracker] if tracker is not None else []) + list(listeners)
+    try:
+        with tempfile.TemporaryDirectory(prefix="cnnkeras-") as tmp:
+            folder = Path(tmp)
+            if tracker is not None:
+                _start_logging(tracker, cfg, data, model, env, folder, source_file)
+            result = fit_and_evaluate(model, data, cfg, listeners=all_listeners, callbacks=callbacks,
+                                      checkpoint_dir=folder, progress=progress)
+            summary = summarize(result.history, result.best_epoch, result.test)
+            summary["train_time_s"] = result.train_time_s
+            if tracker is not None:
+                tracker.log_metrics(summary)
+            if result.diverged is not None:
+                raise TrainingDiverged(f"training diverged: {result.diverged}",
+                                       tracker.run_id if tracker is not None else None)
+            if tracker is not None:
+                out = folder / "out"
+                out.mkdir()
+                _artifacts(out, cfg, model, result, log_model=cfg.tracking.log_model)
+                tracker.log_artifacts(out)
+                tracker.end("FINISHED")
+    except KeyboardInterrupt:
+        if tracker is not None:
+            tracker.end("KILLED", "interrupted (Ctrl-C)")
+        raise
+    except BaseException as exc:
+        if tracker is not None:
+            tracker.end("FAILED", f"{type(exc).__name__}: {exc}")
+        raise
+    return RunResult(
+        config=cfg, run_id=tracker.run_id if tracker is not None else None, history=result.history,
+        epochs_run=result.epochs_run, best_epoch=result.best_epoch, summary=summary,
+        stopped_early=result.stopped_early, tracking_uri=tracker.uri if tracker is not None else None, model=model,
+    )
+
+
+def _start_logging(tracker: Any, cfg: ExperimentConfig, data: Any, model: Any, env: dict[str, Any],
+                   folder: Path, source_file: str | None) -> None:
+    """Params, tags, resolved config and environment: logged before training starts."""
+    import yaml
+
+    from .tracking import TAG_PREFIX, flatten
+
+    params = flatten(cfg.to_dict())
+    params.update({f"data.{k}": v for k, v in flatten(data.summary()).items()})
+    params["model.params"] = str(model.count_params())
+    tracker.log_params(params)
+    git = (env["git"] or {}).get("experiment") or (env["git"] or {}).get("cnnkeras") or {}
+    tags = {
+        f"{TAG_PREFIX}arch": cfg.model.arch,
+        f"{TAG_PREFIX}backend": env["backend"],
+        f"{TAG_PREFIX}seed": cfg.seed,
+        f"{TAG_PREFIX}version": env["packages"].get("cnnkeras", "dev"),
+    }
+    if source_file:
+        tags[f"{TAG_PREFIX}config_file"] = str(Path(source_file).resolve())
+    if git:
+        tags["mlflow.source.git.commit"] = git["commit"]
+        tags[f"{TAG_PREFIX}git_dirty"] = git["dirty"]
+    if cfg.description:
+        tags["mlflow.note.content"] = cfg.description
+    tracker.set_tags(tags)
+    meta = folder / "meta"
+    meta.mkdir()
+    (meta / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), encoding="utf-8")
+    (meta / "environment.json").write_text(json.dumps(env, indent=1), encoding="utf-8")
+    tracker.log_artifacts(meta)
+
+
+# ----------------------------------------------------------------- reproduce
+
+
+@dataclass
+class ReproduceResult:
+    """A re-run of a logged run and how its metrics compare."""
+
+    original_run_id: str
+    new_run_id: str | None
+    differences: dict[str, float]  # metric -> largest absolute difference
+    compared: int
+    tolerance: float
+
+    @property
+    def matches(self) -> bool:
+        return all(d <= self.tolerance for d in self.differences.values())
+
+
+def _largest_difference(a: Sequence[float], b: Sequence[float]) -> float:
+    if len(a) != len(b):
+        return math.inf
+    diffs = [0.0 if (x == y or (math.isnan(x) and math.isnan(y))) else abs(x - y) for x, y in zip(a, b)]
+    return max(diffs, default=0.0)
+
+
+def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, progress: bool = True) -> ReproduceResult:
+    """Re-run a logged run from its saved config and compare every metric, epoch by epoch."""
+    import yaml
+
+    from .api import config_from_dict
+    from .tracking import TAG_PREFIX, default_tracking_uri, download_artifact, read_run
+
+    uri = default_tracking_uri(uri)
+    original = read_run(run_id, uri=uri)
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = yaml.safe_load(download_artifact(run_id, "config.yaml", tmp, uri=uri).read_text(encoding="utf-8"))
+    raw.setdefault("tracking", {})["uri"] = uri
+    cfg = config_from_dict(raw)
+    result = run(cfg, progress=progress, tags={f"{TAG_PREFIX}reproduces": run_id},
+                 run_name=f"reproduce-{original['run_name'] or run_id[:8]}")
+    differences: dict[str, float] = {}
+    for key, values in original["histories"].items():
+        if key in TIMING_KEYS:
+            continue
+        if key in result.history:
+            differences[key] = _largest_difference(values, result.history[key])
+        elif key in result.summary:
+            differences[key] = _largest_difference(values[-1:], [result.summary[key]])
+        else:
+            differences[key] = math.inf
+    return ReproduceResult(run_id, result.run_id, differences, len(differences), tolerance)

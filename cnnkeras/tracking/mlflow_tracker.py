@@ -1,0 +1,210 @@
+"""MLflow tracking: the only module of cnnkeras that imports mlflow.
+
+:class:`Tracker` wraps one MLflow run through ``MlflowClient`` (no global
+"active run", so trials in threads or processes cannot mix their runs up):
+parameters and tags at the start, one ``log_batch`` per epoch (a synchronous
+call costs a few ms, against epochs of seconds), artifacts at the end, and a
+terminal status (FINISHED, FAILED or KILLED) with the reason as a tag.
+
+The tracking URI is always explicit: the config's ``tracking.uri``, else
+``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the working directory.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+__all__ = [
+    "TAG_PREFIX",
+    "Tracker",
+    "default_tracking_uri",
+    "flatten",
+    "get_client",
+    "read_run",
+]
+
+TAG_PREFIX = "cnnkeras."
+PARENT_TAG = "mlflow.parentRunId"
+NOTE_TAG = "mlflow.note.content"
+
+
+def default_tracking_uri(uri: str | None = None) -> str:
+    """The tracking URI to use: ``uri``, ``$MLFLOW_TRACKING_URI``, or ./mlflow.db as SQLite."""
+    if uri:
+        return uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path('mlflow.db').resolve()}"
+
+
+def _artifact_root(uri: str) -> str | None:
+    """Keep a SQLite store's artifacts beside its database file (./mlartifacts)."""
+    if uri.startswith("sqlite:///"):
+        db = Path(uri[len("sqlite:///"):])
+        return (db.parent / "mlartifacts").resolve().as_uri()
+    return None
+
+
+def get_client(uri: str | None = None) -> Any:
+    """An ``MlflowClient`` for ``uri`` (resolved with :func:`default_tracking_uri`)."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=default_tracking_uri(uri))
+
+
+def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """``{'train': {'batch_size': 32}}`` -> ``{'train.batch_size': '32'}`` (lists as JSON)."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            out.update(flatten(value, f"{name}."))
+        elif isinstance(value, (list, tuple, dict)):
+            out[name] = json.dumps(value, separators=(",", ":"))
+        else:
+            out[name] = str(value)
+    return out
+
+
+class Tracker:
+    """One MLflow run, logged through the client API.
+
+    Args:
+        uri: Tracking URI (None: the default, see :func:`default_tracking_uri`).
+        experiment: Experiment name; created when missing.
+        run_name: The run's name in the MLflow UI.
+        tags: Extra tags set when the run starts.
+        parent_run_id: Makes this a nested (child) run of that run.
+        run_id: Attach to an existing run instead of creating one.
+    """
+
+    def __init__(self, *, uri: str | None, experiment: str, run_name: str | None = None,
+                 tags: Mapping[str, str] | None = None, parent_run_id: str | None = None,
+                 run_id: str | None = None):
+        self.uri = default_tracking_uri(uri)
+        self.client = get_client(self.uri)
+        self.experiment_id = self._experiment_id(experiment)
+        all_tags = dict(tags or {})
+        if parent_run_id:
+            all_tags[PARENT_TAG] = parent_run_id
+        if run_id is None:
+            run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
+            self.run_id = run.info.run_id
+        else:
+            self.run_id = run_id
+            self.set_tags(all_tags)
+        self.ended = False
+
+    def _experiment_id(self, name: str) -> str:
+        from mlflow.exceptions import MlflowException
+
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            if found.lifecycle_stage == "deleted":
+                self.client.restore_experiment(found.experiment_id)
+            return found.experiment_id
+        try:
+            return self.client.create_experiment(name, artifact_location=_artifact_root(self.uri))
+        except MlflowException:  # created meanwhile by a parallel worker
+            return self.client.get_experiment_by_name(name).experiment_id
+
+    # ---------------------------------------------------------------- logging
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        for start in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        if tags:
+            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Log finite metrics in one batch (MLflow stores NaN, but the UI plots it badly)."""
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()
+                 if v is not None and math.isfinite(float(v))]
+        for start in range(0, len(items), 1000):
+            self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
+
+    def on_epoch(self, epoch: int, record: Mapping[str, float]) -> None:
+        """EpochRecorder listener: one batch of metrics per epoch, step = epoch (from 1)."""
+        self.log_metrics(record, step=epoch)
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_artifacts(self, folder: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+    def end(self, status: str = "FINISHED", reason: str | None = None) -> None:
+        """Close the run as FINISHED, FAILED or KILLED (with the reason as a tag)."""
+        if self.ended:
+            return
+        if reason:
+            self.set_tags({f"{TAG_PREFIX}failure_reason": reason[:5000]})
+        self.client.set_terminated(self.run_id, status=status)
+        self.ended = True
+
+    @property
+    def ui_path(self) -> str:
+        return f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
+
+
+def read_run(run_id: str, *, uri: str | None = None) -> dict[str, Any]:
+    """A logged run as plain data: info, params, tags, final metrics and per-epoch histories."""
+    from mlflow.exceptions import MlflowException
+
+    from ..errors import TrackingError
+
+    client = get_client(uri)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException as exc:
+        raise TrackingError(f"no run {run_id!r} in {default_tracking_uri(uri)}: {exc.message}") from None
+    histories = {
+        key: [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+        for key in run.data.metrics
+    }
+    return {
+        "run_id": run_id,
+        "experiment_id": run.info.experiment_id,
+        "status": run.info.status,
+        "run_name": run.info.run_name,
+        "params": dict(run.data.params),
+        "tags": dict(run.data.tags),
+        "metrics": dict(run.data.metrics),
+        "histories": histories,
+    }
+
+
+def download_artifact(run_id: str, path: str, dst: str | os.PathLike[str], *, uri: str | None = None) -> Path:
+    """Download one artifact of a run into ``dst`` and return its local path."""
+    from mlflow.exceptions import MlflowException
+
+    from ..errors import TrackingError
+
+    try:
+        return Path(get_client(uri).download_artifacts(run_id, path, str(dst)))
+    except (MlflowException, OSError) as exc:
+        raise TrackingError(f"run {run_id} has no artifact {path!r}: {exc}") from None
+
+
+def iter_runs(experiment: str, *, uri: str | None = None, filter_string: str = "") -> Iterable[Any]:
+    """Every run of an experiment (newest first)."""
+    client = get_client(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        return []
+    return client.search_runs([found.experiment_id], filter_string=filter_string, max_results=50000)

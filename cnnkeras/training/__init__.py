@@ -1,0 +1,1 @@
+"""Training: compile (optimizers, schedules, penalties), fit, callbacks, reproducibility."""

@@ -1,0 +1,144 @@
+"""Keras callbacks that record each epoch, stop on divergence and show progress.
+
+:class:`EpochRecorder` is the single place an epoch's numbers are assembled: the
+Keras logs plus the generalization gap (train minus validation accuracy,
+validation minus train loss), the learning rate and the epoch time. It hands
+the record to every *listener* (the MLflow tracker, the Rich progress display,
+a sweep's pruning hook), so none of them recomputes anything.
+
+Listeners are plain objects with ``on_epoch(epoch, record)`` (``epoch`` counts
+from 1); nothing here imports MLflow or Optuna.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any, Protocol, Sequence
+
+import keras
+
+__all__ = ["EpochListener", "EpochRecorder", "NanGuard", "RichProgress", "gap_metrics"]
+
+
+class EpochListener(Protocol):
+    def on_epoch(self, epoch: int, record: dict[str, float]) -> None: ...
+
+
+def gap_metrics(logs: dict[str, float]) -> dict[str, float]:
+    """Generalization gaps from one epoch's logs.
+
+    ``gap_accuracy = accuracy - val_accuracy`` and ``gap_loss = val_loss - loss``
+    (both positive when the model does better on training data). When a weight
+    penalty is on, the penalty-free ``data_loss`` metric is used so that L1/L2
+    does not masquerade as a gap. Regression heads get ``gap_mae``.
+    """
+    out: dict[str, float] = {}
+    if "accuracy" in logs and "val_accuracy" in logs:
+        out["gap_accuracy"] = logs["accuracy"] - logs["val_accuracy"]
+    if "data_loss" in logs and "val_data_loss" in logs:
+        out["gap_loss"] = logs["val_data_loss"] - logs["data_loss"]
+    elif "loss" in logs and "val_loss" in logs:
+        out["gap_loss"] = logs["val_loss"] - logs["loss"]
+    if "mae" in logs and "val_mae" in logs:
+        out["gap_mae"] = logs["val_mae"] - logs["mae"]
+    return out
+
+
+class EpochRecorder(keras.callbacks.Callback):
+    """Build each epoch's record (metrics, gaps, learning rate, time) and fan it out."""
+
+    def __init__(self, listeners: Sequence[EpochListener] = ()):
+        super().__init__()
+        self.listeners = list(listeners)
+        self.history: dict[str, list[float]] = {}
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        record = {k: float(v) for k, v in (logs or {}).items() if k != "learning_rate"}
+        record.update(gap_metrics(record))
+        try:
+            record["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        except Exception:  # an optimizer without a readable rate
+            pass
+        record["epoch_time_s"] = time.perf_counter() - self._started
+        for key, value in record.items():
+            self.history.setdefault(key, []).append(value)
+        for listener in self.listeners:
+            listener.on_epoch(epoch + 1, record)
+
+
+class NanGuard(keras.callbacks.Callback):
+    """Stop training after the first epoch whose loss is not finite, and say where.
+
+    Checked once per epoch (a NaN batch makes the epoch mean NaN too), so the
+    guard costs no per-batch device synchronisation.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reason: str | None = None
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        self._epoch = epoch + 1
+
+    def _check(self, where: str, logs: dict | None) -> None:
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(value)):
+                self.reason = f"non-finite {key} ({float(value)}) at epoch {self._epoch}{where}"
+                self.model.stop_training = True
+                return
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.reason is None:
+            self._check("", logs)
+
+
+class RichProgress(keras.callbacks.Callback):
+    """Epoch and batch progress with the latest metrics, drawn with Rich.
+
+    On a terminal it shows a live bar; elsewhere (CI, logs) it prints one line per epoch.
+    """
+
+    def __init__(self, epochs: int, steps: int, *, title: str = "training", console: Any = None):
+        super().__init__()
+        from rich.console import Console
+
+        self.console = console or Console(stderr=True)
+        self.epochs, self.steps, self.title = epochs, steps, title
+        self._progress: Any = None
+        self._task: Any = None
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        if self.console.is_terminal:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                      TimeElapsedColumn(), TextColumn("{task.fields[metrics]}"),
+                                      console=self.console, transient=False)
+            self._progress.start()
+            self._task = self._progress.add_task(self.title, total=self.epochs * self.steps, metrics="")
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self._progress is not None:
+            self._progress.advance(self._task)
+
+    def on_epoch(self, epoch: int, record: dict[str, float]) -> None:
+        keys = ("loss", "accuracy", "val_loss", "val_accuracy", "gap_accuracy", "mae", "val_mae")
+        text = "  ".join(f"{k}={record[k]:.4f}" for k in keys if k in record)
+        if self._progress is not None:
+            self._progress.update(self._task, completed=epoch * self.steps,
+                                  description=f"{self.title} epoch {epoch}/{self.epochs}", metrics=text)
+        else:
+            self.console.print(f"{self.title} epoch {epoch}/{self.epochs}  {text}  ({record['epoch_time_s']:.1f}s)", soft_wrap=True,
+                               highlight=False)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

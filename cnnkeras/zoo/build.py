@@ -1,0 +1,71 @@
+"""Build a Keras model from a ``model:`` config section and check such a section.
+
+:func:`model_from_config` fills the data's input shape and class count into the
+registered builder, passes only the options the config actually set (the
+builder keeps its own defaults for the rest), and turns a model that cannot take
+the data's input into a :class:`ModelError` that says what to change.
+:func:`check_model_config` is the config-time check run by ``load_config``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+from ..config.errors import suggestion
+from ..config.schema import ExperimentConfig, ModelConfig
+from ..errors import ModelError
+from .declarative import check_layer_specs
+from .registry import _REGISTRY, _ensure_loaded, get_model_info
+
+__all__ = ["check_model_config", "model_from_config", "model_options"]
+
+# ModelConfig keys that are not builder options.
+_NOT_OPTIONS = ("arch", "head", "input_shape")
+
+
+def model_options(config: ModelConfig) -> dict[str, Any]:
+    """The builder options a model config sets explicitly (None means 'the model's default')."""
+    return {
+        key: getattr(config, key)
+        for key in config.model_fields_set
+        if key not in _NOT_OPTIONS and getattr(config, key) is not None
+    }
+
+
+def check_model_config(config: ExperimentConfig) -> Iterable[tuple[tuple[Any, ...], str]]:
+    """Unknown architectures, options the architecture does not take, bad declarative layers."""
+    _ensure_loaded()
+    model = config.model
+    if model.arch not in _REGISTRY:
+        return [(("model", "arch"), f"unknown architecture '{model.arch}'; "
+                 f"{suggestion(model.arch, list(_REGISTRY), 'choose from')} (see `cnnkeras zoo`)")]
+    info = get_model_info(model.arch)
+    problems = [
+        (("model", key), f"arch '{model.arch}' takes no option '{key}' (it takes: {', '.join(info.options)})")
+        for key in sorted(model_options(model)) if key not in info.options
+    ]
+    if "layers" in info.options and model.layers is not None:
+        problems.extend(check_layer_specs(model.layers))
+    return problems
+
+
+def model_from_config(config: ModelConfig, *, input_shape: tuple[int, int, int], num_classes: int) -> Any:
+    """Build the configured architecture for data of ``input_shape`` with ``num_classes``."""
+    info = get_model_info(config.arch)
+    if config.input_shape is not None and tuple(config.input_shape) != tuple(input_shape):
+        raise ModelError(
+            f"model.input_shape {list(config.input_shape)} does not match the data's images {list(input_shape)}; "
+            "remove model.input_shape or set data.resize"
+        )
+    options = model_options(config)
+    try:
+        return info.builder(input_shape=tuple(input_shape), num_classes=num_classes, head=config.head, **options)
+    except (ValueError, TypeError) as exc:
+        text = str(exc)
+        hint = "set data.resize: [H, W] to a larger size"
+        if "small_input" in info.options:
+            hint += " or model.small_input: true"
+        raise ModelError(
+            f"model '{config.arch}' cannot take input shape {tuple(input_shape)}: {text.splitlines()[0][:300]}. "
+            f"Hint: {hint}."
+        ) from None

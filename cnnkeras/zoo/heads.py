@@ -1,0 +1,54 @@
+"""Output heads and the loss and metrics that go with each.
+
+multiclass: ``Dense(num_classes, softmax)`` with (sparse) categorical cross-entropy
+and accuracy. binary: ``Dense(1, sigmoid)`` with binary cross-entropy and
+accuracy. regression: ``Dense(num_outputs)`` linear, with mean squared error and
+mean absolute error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+__all__ = ["HEADS", "head_loss_and_metrics", "output_head"]
+
+HEADS = ("multiclass", "binary", "regression")
+
+
+def output_head(x: Any, *, num_classes: int, head: str = "multiclass", name: str = "predictions") -> Any:
+    """Append the output layer for ``head`` to the tensor ``x`` (N, features)."""
+    if head == "multiclass":
+        return keras.layers.Dense(num_classes, activation="softmax", name=name)(x)
+    if head == "binary":
+        return keras.layers.Dense(1, activation="sigmoid", name=name)(x)
+    if head == "regression":
+        return keras.layers.Dense(1, name=name)(x)
+    raise ValueError(f"head must be one of {HEADS}. Received: head={head}")
+
+
+def head_loss_and_metrics(
+    head: str, *, label_smoothing: float = 0.0, data_loss: bool = False
+) -> tuple[Any, list[Any]]:
+    """The loss object and metrics that match ``head``.
+
+    With ``data_loss=True`` the loss is also tracked as a metric named
+    ``data_loss``: Keras' reported ``loss`` includes weight penalties, this one
+    does not, so the generalization gap stays comparable across L1/L2 values.
+    """
+    if head == "multiclass":
+        if label_smoothing > 0:
+            loss = keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
+            metric = keras.metrics.CategoricalCrossentropy(label_smoothing=label_smoothing, name="data_loss")
+        else:
+            loss = keras.losses.SparseCategoricalCrossentropy()
+            metric = keras.metrics.SparseCategoricalCrossentropy(name="data_loss")
+        metrics: list[Any] = ["accuracy"]
+    elif head == "binary":
+        loss, metric, metrics = keras.losses.BinaryCrossentropy(), keras.metrics.BinaryCrossentropy(name="data_loss"), ["accuracy"]
+    elif head == "regression":
+        loss, metric, metrics = keras.losses.MeanSquaredError(), keras.metrics.MeanSquaredError(name="data_loss"), ["mae"]
+    else:
+        raise ValueError(f"head must be one of {HEADS}. Received: head={head}")
+    return loss, metrics + ([metric] if data_loss else [])

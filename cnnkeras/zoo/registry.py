@@ -1,0 +1,119 @@
+"""One registry of architectures, by name, like timm's ``@register_model``.
+
+A family module defines builder functions and decorates each variant with
+:func:`register_model`; the function's name is the model's name. The decorator
+records the paper, the reference parameter count (checked by a test) and the
+input/classes that count refers to. Builders take keyword-only options; which
+options a model accepts is read from its signature, so a config that sets an
+option the model does not take is rejected with the list of those it does.
+
+Example::
+
+    @register_model(paper="LeCun et al. 1998", params=61_706, input_shape=(28, 28, 1), num_classes=10)
+    def lenet5(*, input_shape=(28, 28, 1), num_classes=10, head="multiclass", activation="tanh"):
+        ...
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+__all__ = ["ModelInfo", "build_model", "get_model_info", "list_models", "register_model"]
+
+#: Options every builder receives from the data, not from ``model:`` keys.
+DATA_OPTIONS = ("input_shape", "num_classes", "head")
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the registry knows about one architecture variant."""
+
+    name: str
+    builder: Callable[..., Any]
+    family: str
+    paper: str
+    reference_params: int | None
+    input_shape: tuple[int, int, int]
+    num_classes: int
+    reference_source: str = ""
+    reference_kwargs: dict[str, Any] = field(default_factory=dict)
+    min_input: int = 1
+
+    @property
+    def options(self) -> tuple[str, ...]:
+        """Keyword options the builder takes, besides input_shape, num_classes and head."""
+        params = inspect.signature(self.builder).parameters
+        return tuple(p for p in params if p not in DATA_OPTIONS)
+
+    @property
+    def summary(self) -> str:
+        doc = inspect.getdoc(self.builder) or ""
+        return doc.splitlines()[0] if doc else ""
+
+
+_REGISTRY: dict[str, ModelInfo] = {}
+
+
+def register_model(
+    *,
+    paper: str,
+    params: int | None = None,
+    input_shape: tuple[int, int, int] = (224, 224, 3),
+    num_classes: int = 1000,
+    reference: str = "",
+    reference_kwargs: dict[str, Any] | None = None,
+    min_input: int = 1,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Register a builder under its function name.
+
+    Args:
+        paper: The paper that defines the architecture.
+        params: The reference parameter count for ``input_shape`` and
+            ``num_classes`` (with ``reference_kwargs``), checked by a test.
+        input_shape: The input the reference count refers to; also the default.
+        num_classes: The classes the reference count refers to.
+        reference: Where the reference count comes from (keras.applications, torchvision, paper).
+        reference_kwargs: Builder options the reference count needs.
+        min_input: Smallest spatial input size the model takes with its defaults.
+    """
+
+    def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
+        name = builder.__name__
+        if name in _REGISTRY:
+            raise ValueError(f"A model named {name!r} is already registered. Received: name={name}")
+        family = builder.__module__.rsplit(".", 1)[-1]
+        _REGISTRY[name] = ModelInfo(
+            name, builder, family, paper, params, tuple(input_shape), num_classes, reference,
+            dict(reference_kwargs or {}), min_input,
+        )
+        return builder
+
+    return decorate
+
+
+def _ensure_loaded() -> None:
+    from . import families  # noqa: F401  (importing registers every family)
+
+
+def list_models() -> list[str]:
+    """Every registered architecture name, sorted."""
+    _ensure_loaded()
+    return sorted(_REGISTRY)
+
+
+def get_model_info(name: str) -> ModelInfo:
+    """The registry entry for ``name``; a KeyError names the closest valid one."""
+    _ensure_loaded()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        from ..config.errors import suggestion
+
+        raise KeyError(f"unknown architecture '{name}'; {suggestion(name, list(_REGISTRY), 'choose from')}") from None
+
+
+def build_model(name: str, **options: Any) -> Any:
+    """Build the registered model ``name`` with keyword ``options``."""
+    return get_model_info(name).builder(**options)
