@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 from .config import loader as _loader
 from .config.schema import ExperimentConfig
 
-__all__ = ["config_from_dict", "load_config", "load_model", "schema", "validate"]
+__all__ = ["config_from_dict", "load_config", "load_model", "schema", "ui", "validate"]
 
 
 def _checks() -> list[_loader.Check]:
@@ -50,3 +50,23 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     from . import layers  # noqa: F401  (registers the custom layers for deserialization)
 
     return keras.saving.load_model(Path(path), safe_mode=True)
+
+
+def ui(*, uri: str | None = None, host: str = "127.0.0.1", port: int = 5000, wait: bool = True) -> Any:
+    """Serve the MLflow UI on the tracking store; returns the process when ``wait`` is False."""
+    import subprocess
+    import sys
+
+    from .tracking import default_tracking_uri
+
+    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", default_tracking_uri(uri),
+               "--host", host, "--port", str(port), "--workers", "1"]
+    process = subprocess.Popen(command)
+    if not wait:
+        return process
+    print(f"MLflow UI on http://{host}:{port} (store {default_tracking_uri(uri)}); Ctrl-C stops it", flush=True)
+    try:
+        return process.wait()
+    except KeyboardInterrupt:
+        process.terminate()
+        return process.wait()

@@ -1,0 +1,141 @@
+"""The ``cnnkeras`` command line: parse, call the library, print.
+
+Each command is a thin wrapper over the function of the same name in
+:mod:`cnnkeras` (``cnnkeras run`` -> :func:`cnnkeras.run`). User errors
+(:class:`~cnnkeras.errors.CnnkerasError`) print without a traceback and exit 2;
+a run whose loss diverged exits 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, List, Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
+                  help="Declarative CNN experiments on Keras 3, tracked in MLflow, swept with Optuna.")
+out = Console()
+err = Console(stderr=True)
+
+ConfigArg = typer.Argument(..., exists=False, help="Experiment YAML file.")
+OverridesArg = typer.Argument(None, help="Overrides like train.batch_size=64 model.dropout=0.3")
+UriOpt = typer.Option(None, "--uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db).")
+
+
+def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Print cnnkeras' own errors plainly and exit 2 (1 for a diverged run)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from .errors import CnnkerasError
+
+        try:
+            return func(*args, **kwargs)
+        except CnnkerasError as exc:
+            from .runner import TrainingDiverged
+
+            label = "failed" if isinstance(exc, TrainingDiverged) else "error"
+            err.print(f"[bold red]{label}:[/] {type(exc).__name__}", highlight=False)
+            err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+            raise typer.Exit(1 if isinstance(exc, TrainingDiverged) else 2) from None
+
+    return wrapper
+
+
+def _metrics_table(title: str, values: dict[str, float]) -> Table:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in values.items():
+        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+    return table
+
+
+@app.command()
+@handle_errors
+def run(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display.")) -> None:
+    """Train and evaluate one experiment, tracked in MLflow."""
+    import cnnkeras
+
+    result = cnnkeras.run(cnnkeras.load_config(config, overrides or []), progress=not quiet)
+    keys = ["epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy", "final_gap_accuracy",
+            "final_gap_loss", "test_loss", "test_accuracy", "test_mae"]
+    out.print(_metrics_table(f"{result.config.name}: results", {k: result.summary[k] for k in keys
+                                                                 if k in result.summary}))
+    if result.run_id:
+        out.print(f"MLflow run [bold]{result.run_id}[/] in {result.tracking_uri}")
+        out.print("Look at it with: [bold]cnnkeras ui[/] (then open http://127.0.0.1:5000)"
+                  f"; reproduce it with: [bold]cnnkeras reproduce {result.run_id}[/]")
+
+
+@app.command()
+@handle_errors
+def validate(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg) -> None:
+    """Check a config (every error at once) and print the resolved config."""
+    import yaml
+
+    import cnnkeras
+
+    resolved = cnnkeras.validate(config, overrides or [])
+    out.print(yaml.safe_dump(resolved.to_dict(), sort_keys=False), highlight=False, markup=False)
+    err.print(f"[green]{config}: valid[/]")
+
+
+@app.command()
+def schema(markdown: bool = typer.Option(False, "--markdown", help="The configuration reference as Markdown.")) -> None:
+    """Print the JSON schema of experiment files (or the Markdown reference)."""
+    if markdown:
+        from .config.docs import schema_markdown
+
+        sys.stdout.write(schema_markdown())
+    else:
+        import cnnkeras
+
+        print(json.dumps(cnnkeras.schema(), indent=2))
+
+
+@app.command()
+@handle_errors
+def reproduce(run_id: str = typer.Argument(..., help="MLflow run id to re-run."), uri: Optional[str] = UriOpt,
+              tolerance: float = typer.Option(0.0, help="Largest absolute difference accepted.")) -> None:
+    """Re-run a logged run from its saved config and compare every metric."""
+    import cnnkeras
+
+    result = cnnkeras.reproduce(run_id, uri=uri, tolerance=tolerance)
+    table = Table(title=f"reproduce {run_id}", header_style="bold")
+    table.add_column("metric")
+    table.add_column("largest |difference|", justify="right")
+    for key, diff in sorted(result.differences.items()):
+        table.add_row(key, f"[{'green' if diff <= tolerance else 'red'}]{diff:.3g}[/]")
+    out.print(table)
+    if result.matches:
+        out.print(f"[bold green]match[/]: all {result.compared} metrics agree (new run {result.new_run_id})")
+    else:
+        out.print(f"[bold red]mismatch[/]: some metrics differ by more than {tolerance} (new run {result.new_run_id})")
+        raise typer.Exit(1)
+
+
+@app.command()
+@handle_errors
+def ui(uri: Optional[str] = UriOpt, host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+       port: int = typer.Option(5000, help="Port of the MLflow UI.")) -> None:
+    """Serve the MLflow UI on the tracking store (Ctrl-C stops it)."""
+    from .api import ui as serve
+
+    serve(uri=uri, host=host, port=port)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
