@@ -38,9 +38,11 @@ def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def write_config(tmp_path: Path):
     """Write a YAML experiment file into the test's folder and return its path."""
 
-    def write(text: str, name: str = "exp.yaml") -> Path:
+    def write(*parts: str, name: str = "exp.yaml") -> Path:
+        """Each part is dedented on its own, so indented snippets can be joined."""
         path = tmp_path / name
-        path.write_text(textwrap.dedent(text).lstrip("\n"), encoding="utf-8")
+        text = "".join(textwrap.dedent(part).strip("\n") + "\n" for part in parts)
+        path.write_text(text, encoding="utf-8")
         return path
 
     return write
@@ -55,5 +57,6 @@ def tiny_config(write_config, tracking_uri):
         seed: 7
         data: {source: digits, validation_split: 0.2}
         train: {epochs: 3, batch_size: 64, optimizer: {name: adam, learning_rate: 0.003}}
-        """ + TINY_MODEL
+        """,
+        TINY_MODEL,
     )

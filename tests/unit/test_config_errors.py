@@ -159,7 +159,7 @@ def test_declarative_layer_errors_point_at_the_layer(write_config):
 
 def test_extends_and_overrides_merge_in_order(write_config, tmp_path):
     write_config("name: base\ntrain: {epochs: 5, batch_size: 16}\ndata: {source: npz, path: data/x.npz}\n",
-                 "base.yaml")
+                 name="base.yaml")
     path = write_config("extends: base.yaml\nname: child\ntrain: {epochs: 2}\n")
     config = cnnkeras.load_config(path, ["train.optimizer.learning_rate=3e-4"])
     assert (config.name, config.train.epochs, config.train.batch_size) == ("child", 2, 16)
@@ -168,7 +168,7 @@ def test_extends_and_overrides_merge_in_order(write_config, tmp_path):
 
 
 def test_errors_in_a_base_file_name_the_base_file(write_config):
-    base = write_config("name: base\ntrain:\n  epocs: 5\n", "base.yaml")
+    base = write_config("name: base\ntrain:\n  epocs: 5\n", name="base.yaml")
     path = write_config("extends: base.yaml\nname: child\n")
     assert errors_of(path) == [f"{base}:3: train.epocs: unknown key; did you mean 'epochs'?"]
 

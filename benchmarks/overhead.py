@@ -1,0 +1,115 @@
+"""cnnkeras' whole run (tracking included) against a plain hand-written ``model.fit``.
+
+Same model (LeNet-5), same data (an MNIST subset from ../shared/data/mnist.npz,
+or digits resized to 28x28 when that file is absent), same epochs, batch size and
+optimizer, measured side by side in one process, alternating the order. Prints
+the ratio of wall times and of median epoch times; goal: <= 1.03x.
+
+    .venv/bin/python benchmarks/overhead.py [--subset 10000] [--epochs 3] [--repeats 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import MNIST, median, save, timed
+
+
+def plain_fit(subset: int, epochs: int, batch_size: int, seed: int) -> dict:
+    """What a user would write by hand: load, split, build LeNet-5, compile, fit, evaluate."""
+    import keras
+    from sklearn.model_selection import train_test_split
+
+    keras.backend.clear_session()
+    keras.utils.set_random_seed(seed)
+    with np.load(MNIST, allow_pickle=False) as f:
+        x, y, x_test, y_test = f["x_train"], f["y_train"], f["x_test"], f["y_test"]
+    x, _, y, _ = train_test_split(x, y, train_size=subset, random_state=seed, stratify=y)
+    x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.1, random_state=seed, stratify=y)
+    x_train, x_val, x_test = (a[..., None].astype("float32") / 255.0 for a in (x_train, x_val, x_test))
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(6, 5, padding="same", activation="tanh"),
+        keras.layers.AveragePooling2D(2),
+        keras.layers.Conv2D(16, 5, activation="tanh"),
+        keras.layers.AveragePooling2D(2),
+        keras.layers.Flatten(),
+        keras.layers.Dense(120, activation="tanh"),
+        keras.layers.Dense(84, activation="tanh"),
+        keras.layers.Dense(10, activation="softmax"),
+    ])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    epoch_times: list[float] = []
+
+    class EpochTimer(keras.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.t = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            epoch_times.append(time.perf_counter() - self.t)
+
+    model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
+              callbacks=[EpochTimer()], verbose=0)
+    model.evaluate(x_test, y_test, verbose=0)
+    return {"epoch_times": epoch_times}
+
+
+def cnnkeras_run(subset: int, epochs: int, batch_size: int, seed: int, uri: str) -> dict:
+    import cnnkeras
+
+    config = cnnkeras.config_from_dict({
+        "name": "overhead-benchmark", "seed": seed,
+        "data": {"source": "npz", "path": str(MNIST), "subset": subset, "validation_split": 0.1},
+        "model": {"arch": "lenet5"},
+        "train": {"epochs": epochs, "batch_size": batch_size, "optimizer": {"name": "adam", "learning_rate": 1e-3}},
+        "tracking": {"uri": uri},
+    })
+    result = cnnkeras.run(config, progress=False)
+    return {"epoch_times": result.history["epoch_time_s"]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--subset", type=int, default=10000)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    if not MNIST.exists():
+        raise SystemExit(f"needs {MNIST}")
+    with tempfile.TemporaryDirectory() as tmp:
+        uri = f"sqlite:///{Path(tmp) / 'mlflow.db'}"
+        # warm-up: imports, graph tracing, MLflow store creation
+        plain_fit(1000, 1, args.batch_size, 0)
+        cnnkeras_run(1000, 1, args.batch_size, 0, uri)
+        walls: dict[str, list[float]] = {"plain": [], "cnnkeras": []}
+        epochs: dict[str, list[float]] = {"plain": [], "cnnkeras": []}
+        for rep in range(args.repeats):
+            order = ["plain", "cnnkeras"] if rep % 2 == 0 else ["cnnkeras", "plain"]
+            for name in order:
+                if name == "plain":
+                    wall, out = timed(lambda: plain_fit(args.subset, args.epochs, args.batch_size, rep))
+                else:
+                    wall, out = timed(lambda: cnnkeras_run(args.subset, args.epochs, args.batch_size, rep, uri))
+                walls[name].append(wall)
+                epochs[name].extend(out["epoch_times"][1:] or out["epoch_times"])  # skip the tracing epoch
+                print(f"rep {rep} {name:9s} wall {wall:6.2f}s  epochs {[round(t, 2) for t in out['epoch_times']]}")
+    wall_ratio = median(walls["cnnkeras"]) / median(walls["plain"])
+    epoch_ratio = median(epochs["cnnkeras"]) / median(epochs["plain"])
+    print(f"wall time  cnnkeras/plain = {wall_ratio:.3f}x (median {median(walls['cnnkeras']):.2f}s vs "
+          f"{median(walls['plain']):.2f}s)")
+    print(f"epoch time cnnkeras/plain = {epoch_ratio:.3f}x (median {median(epochs['cnnkeras']):.2f}s vs "
+          f"{median(epochs['plain']):.2f}s)")
+    print(f"goal <= 1.03x: {'met' if wall_ratio <= 1.03 else 'NOT met'}")
+    save("overhead", {"args": vars(args), "wall_s": walls, "epoch_s": epochs, "wall_ratio": wall_ratio,
+                      "epoch_ratio": epoch_ratio, "goal": 1.03})
+
+
+if __name__ == "__main__":
+    main()

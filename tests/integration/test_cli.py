@@ -1,0 +1,39 @@
+"""The CLI is a thin layer: exit codes, printed errors, results and the config schema."""
+
+from __future__ import annotations
+
+import json
+
+from typer.testing import CliRunner
+
+from cnnkeras.cli import app
+
+runner = CliRunner()
+
+
+def test_validate_prints_every_error_and_exits_2(write_config):
+    path = write_config("name: a\ntrain: {batch_size: 0, optimiser: {}}\n")
+    result = runner.invoke(app, ["validate", str(path), "data.validation_split=1.5"])
+    assert result.exit_code == 2
+    assert f"{path}:2: train.batch_size: input should be greater than 0 (got 0)" in result.output
+    assert f"{path}:2: train.optimiser: unknown key; did you mean 'optimizer'?" in result.output
+    assert "command line 'data.validation_split=1.5'" in result.output
+
+
+def test_validate_prints_the_resolved_config(write_config):
+    result = runner.invoke(app, ["validate", str(write_config("name: a\n")), "train.epochs=4"])
+    assert result.exit_code == 0
+    assert "epochs: 4" in result.output and "learning_rate: 0.001" in result.output
+
+
+def test_schema_is_json():
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    assert json.loads(result.output)["title"] == "ExperimentConfig"
+
+
+def test_run_prints_results_and_where_to_look(tiny_config, tracking_uri):
+    result = runner.invoke(app, ["run", str(tiny_config), "train.epochs=2", "--quiet"])
+    assert result.exit_code == 0, result.output
+    assert "test_accuracy" in result.output and "cnnkeras ui" in result.output
+    assert "cnnkeras reproduce" in result.output

@@ -1,0 +1,137 @@
+"""A real run on digits leaves every metric, gap, parameter and artifact in a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+import cnnkeras
+from cnnkeras.runner import TrainingDiverged
+
+PER_EPOCH = ("loss", "accuracy", "val_loss", "val_accuracy", "gap_accuracy", "gap_loss", "learning_rate",
+             "epoch_time_s")
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """One tiny digits run shared by the tests of this module (about 10 s)."""
+    folder = tmp_path_factory.mktemp("run")
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    config = folder / "exp.yaml"
+    config.write_text(f"""
+name: tiny
+seed: 7
+data: {{source: digits}}
+model:
+  arch: sequential
+  layers:
+    - {{type: conv2d, filters: 8, kernel_size: 3, padding: same, activation: relu}}
+    - {{type: max_pool, pool_size: 2}}
+    - {{type: dense, units: 32, activation: relu}}
+train:
+  epochs: 3
+  batch_size: 64
+  optimizer: {{name: adam, learning_rate: 0.003}}
+  checkpoint: {{monitor: val_loss}}
+tracking: {{uri: "{uri}", experiment: tiny-exp}}
+""")
+    result = cnnkeras.run(config, progress=False)
+    return result, MlflowClient(uri), uri, folder
+
+
+def test_run_is_finished_with_params_and_tags(finished):
+    result, client, _, _ = finished
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["train.batch_size"] == "64"
+    assert params["train.optimizer.name"] == "adam" and float(params["train.optimizer.learning_rate"]) == 0.003
+    assert params["seed"] == "7" and params["data.num_classes"] == "10"
+    assert int(params["model.params"]) == result.model.count_params()
+    assert run.data.tags["cnnkeras.arch"] == "sequential" and run.data.tags["cnnkeras.backend"] == "tensorflow"
+    assert client.get_experiment(run.info.experiment_id).name == "tiny-exp"
+
+
+def test_every_epoch_is_logged_with_the_gap(finished):
+    result, client, _, _ = finished
+    for key in PER_EPOCH:
+        history = client.get_metric_history(result.run_id, key)
+        assert [m.step for m in history] == [1, 2, 3], key
+    acc = {m.step: m.value for m in client.get_metric_history(result.run_id, "accuracy")}
+    val = {m.step: m.value for m in client.get_metric_history(result.run_id, "val_accuracy")}
+    gap = {m.step: m.value for m in client.get_metric_history(result.run_id, "gap_accuracy")}
+    for step in (1, 2, 3):
+        assert gap[step] == pytest.approx(acc[step] - val[step], abs=1e-6)
+    losses = {k: {m.step: m.value for m in client.get_metric_history(result.run_id, k)}
+              for k in ("loss", "val_loss", "gap_loss")}
+    assert losses["gap_loss"][3] == pytest.approx(losses["val_loss"][3] - losses["loss"][3], abs=1e-6)
+
+
+def test_summary_metrics_best_epoch_and_test(finished):
+    result, client, _, _ = finished
+    metrics = client.get_run(result.run_id).data.metrics
+    best = int(metrics["best_epoch"])
+    val_losses = [m.value for m in sorted(client.get_metric_history(result.run_id, "val_loss"), key=lambda m: m.step)]
+    assert best == int(np.argmin(val_losses)) + 1
+    assert metrics["best_val_loss"] == pytest.approx(min(val_losses))
+    assert 0.5 < metrics["test_accuracy"] <= 1.0 and math.isfinite(metrics["test_loss"])
+    assert metrics["epochs_run"] == 3
+
+
+def test_artifacts(finished, tmp_path):
+    result, client, _, _ = finished
+    names = set()
+    for top in client.list_artifacts(result.run_id):
+        names.add(top.path)
+        if top.is_dir:
+            names.update(a.path for a in client.list_artifacts(result.run_id, top.path))
+    assert {"config.yaml", "environment.json", "model_summary.txt", "history.json", "model/model.keras",
+            "plots/learning_curves.html", "checkpoints/best.keras"} <= names
+    env = json.loads(open(client.download_artifacts(result.run_id, "environment.json", str(tmp_path))).read())
+    assert env["backend"] == "tensorflow" and "keras" in env["packages"] and "mlflow" in env["packages"]
+    assert "git" in env
+    html = open(client.download_artifacts(result.run_id, "plots/learning_curves.html", str(tmp_path))).read()
+    assert "plotly" in html and "val_" not in html[:0]
+
+
+def test_model_loads_back_safely_and_predicts_the_same(finished, tmp_path):
+    result, client, _, _ = finished
+    path = client.download_artifacts(result.run_id, "model/model.keras", str(tmp_path))
+    loaded = cnnkeras.load_model(path)
+    x = np.random.default_rng(0).random((5, 8, 8, 1), dtype="float32")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0), result.model.predict(x, verbose=0), rtol=1e-6)
+
+
+def test_reproduce_matches_exactly(finished):
+    result, client, uri, _ = finished
+    again = cnnkeras.reproduce(result.run_id, uri=uri, progress=False)
+    assert again.matches, again.differences
+    assert again.compared >= 10 and again.new_run_id != result.run_id
+    assert client.get_run(again.new_run_id).data.tags["cnnkeras.reproduces"] == result.run_id
+
+
+def test_diverging_run_is_failed_with_a_reason(write_config, tracking_uri):
+    from ..conftest import TINY_MODEL
+
+    path = write_config("""
+        name: diverge
+        data: {source: digits, subset: 300}
+        train: {epochs: 3, batch_size: 32, optimizer: {name: sgd, learning_rate: 1.0e+8}}
+        """, TINY_MODEL)
+    with pytest.raises(TrainingDiverged) as info:
+        cnnkeras.run(path, progress=False)
+    run = MlflowClient(tracking_uri).get_run(info.value.run_id)
+    assert run.info.status == "FAILED"
+    assert "non-finite loss" in run.data.tags["cnnkeras.failure_reason"]
+
+
+def test_bad_data_fails_before_any_run_is_created(write_config, tracking_uri):
+    path = write_config("name: small\ndata: {source: digits}\nmodel: {arch: lenet5}\n")
+    with pytest.raises(cnnkeras.ModelError):
+        cnnkeras.run(path, progress=False)
+    client = MlflowClient(tracking_uri)
+    assert client.get_experiment_by_name("small") is None
