@@ -1,8 +1,33 @@
 """Custom convolution layers (built on keras.ops) and the registry of layer names.
 
-Importing this package registers every custom layer for declarative configs.
+Importing this package registers every custom layer, for declarative configs
+and for loading saved models.
 """
 
+from . import blocks
+from .local_response_norm import LocalResponseNormalization
+from .max_pool_argmax import MaxPoolingWithArgmax2D
+from .max_unpooling import MaxUnpooling2D
+from .mixed_pooling import MixedPooling2D
+from .padded_conv import PaddedConv2D
+from .padding import Padding2D
 from .registry import LAYERS, get_layer_class, register_layer
+from .spatial_pyramid_pooling import SpatialPyramidPooling2D
+from .spatially_separable import SpatiallySeparableConv2D
+from .upsample import Upsample2D
 
-__all__ = ["LAYERS", "get_layer_class", "register_layer"]
+__all__ = [
+    "LAYERS",
+    "blocks",
+    "LocalResponseNormalization",
+    "MaxPoolingWithArgmax2D",
+    "MaxUnpooling2D",
+    "MixedPooling2D",
+    "Padding2D",
+    "PaddedConv2D",
+    "SpatialPyramidPooling2D",
+    "SpatiallySeparableConv2D",
+    "Upsample2D",
+    "get_layer_class",
+    "register_layer",
+]

@@ -60,18 +60,29 @@ def _ensure_loaded() -> None:
     from .. import layers  # noqa: F401  (importing registers the custom layers)
 
 
-def get_layer_class(name: str) -> type[keras.layers.Layer]:
-    """The class registered as ``name``; a KeyError names the closest one."""
+def get_layer_class(name: str) -> Any:
+    """The layer class, or block function, registered as ``name``; a KeyError names the closest one."""
     _ensure_loaded()
+    from .blocks import BLOCKS
+
+    if name in BLOCKS:
+        return BLOCKS[name]
     if name not in LAYERS:
         from ..config.errors import suggestion
 
-        raise KeyError(f"unknown layer type '{name}'; {suggestion(name, list(LAYERS), 'choose from')}")
+        raise KeyError(f"unknown layer type '{name}'; {suggestion(name, list(LAYERS) + list(BLOCKS), 'choose from')}")
     return LAYERS[name]
 
 
-def layer_arguments(cls: type) -> list[str]:
-    """Constructor argument names of ``cls`` (plus name/dtype/trainable)."""
+def is_block(obj: Any) -> bool:
+    """True for a block function (called as ``block(x, **args)``), False for a layer class."""
+    return not isinstance(obj, type)
+
+
+def layer_arguments(cls: Any) -> list[str]:
+    """Constructor argument names of a layer class (plus name/dtype/trainable), or a block's arguments."""
+    if is_block(cls):
+        return [p for p in inspect.signature(cls).parameters if p != "x"]
     params = inspect.signature(cls.__init__).parameters
     names = [p for p, v in params.items() if p != "self" and v.kind not in (v.VAR_KEYWORD, v.VAR_POSITIONAL)]
     return names + [a for a in _BASE_ARGS if a not in names]
@@ -87,6 +98,10 @@ def check_layer_args(name: str, args: dict[str, Any]) -> Iterable[tuple[tuple[An
                 for key in args if key not in valid]
     if problems:
         return problems
+    if is_block(cls):
+        required = [p.name for p in inspect.signature(cls).parameters.values()
+                    if p.name != "x" and p.default is inspect.Parameter.empty and p.name not in args]
+        return [((), f"block {name} needs {', '.join(required)}")] if required else []
     try:
         cls(**args)
     except (TypeError, ValueError) as exc:

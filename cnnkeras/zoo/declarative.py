@@ -23,7 +23,7 @@ from typing import Any, Iterable
 
 import keras
 
-from ..layers.registry import check_layer_args, get_layer_class
+from ..layers.registry import check_layer_args, get_layer_class, is_block
 from .heads import output_head
 from .registry import register_model
 
@@ -90,7 +90,8 @@ def sequential(*, input_shape=(28, 28, 1), num_classes=10, head="multiclass", la
         counts[kind] = counts.get(kind, 0) + 1
         args = {k: v for k, v in spec.items() if k != "type"}
         args.setdefault("name", f"{kind}_{counts[kind]}")
-        x = get_layer_class(kind)(**args)(x)
+        target = get_layer_class(kind)
+        x = target(x, **args) if is_block(target) else target(**args)(x)
     if len(x.shape) > 2:
         x = keras.layers.Flatten(name="flatten")(x)
     if dropout:

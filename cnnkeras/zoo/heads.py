@@ -52,3 +52,16 @@ def head_loss_and_metrics(
     else:
         raise ValueError(f"head must be one of {HEADS}. Received: head={head}")
     return loss, metrics + ([metric] if data_loss else [])
+
+
+def classifier(x: Any, *, num_classes: int, head: str, units: tuple[int, ...] = (), dropout: float = 0.0,
+               activation: str = "relu", flatten: bool = False, name: str = "fc") -> Any:
+    """Global average pooling (or flatten), optional dense layers with dropout, then the output head."""
+    x = keras.layers.Flatten(name="flatten")(x) if flatten else keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
+    for i, n in enumerate(units, start=1):
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"{name}{i}_dropout")(x)
+        x = keras.layers.Dense(n, activation=activation, name=f"{name}{i}")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="head_dropout")(x)
+    return output_head(x, num_classes=num_classes, head=head)

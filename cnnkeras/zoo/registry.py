@@ -40,6 +40,8 @@ class ModelInfo:
     reference_source: str = ""
     reference_kwargs: dict[str, Any] = field(default_factory=dict)
     min_input: int = 1
+    #: "total" (Keras' count_params, BN statistics included) or "trainable" (torchvision's count)
+    count: str = "total"
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -65,6 +67,7 @@ def register_model(
     reference: str = "",
     reference_kwargs: dict[str, Any] | None = None,
     min_input: int = 1,
+    count: str = "total",
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a builder under its function name.
 
@@ -77,6 +80,8 @@ def register_model(
         reference: Where the reference count comes from (keras.applications, torchvision, paper).
         reference_kwargs: Builder options the reference count needs.
         min_input: Smallest spatial input size the model takes with its defaults.
+        count: ``"total"`` when the reference counts every weight (keras.applications),
+            ``"trainable"`` when it counts trainable ones only (torchvision).
     """
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
@@ -86,7 +91,7 @@ def register_model(
         family = builder.__module__.rsplit(".", 1)[-1]
         _REGISTRY[name] = ModelInfo(
             name, builder, family, paper, params, tuple(input_shape), num_classes, reference,
-            dict(reference_kwargs or {}), min_input,
+            dict(reference_kwargs or {}), min_input, count,
         )
         return builder
 

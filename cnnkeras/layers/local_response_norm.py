@@ -1,0 +1,64 @@
+"""LocalResponseNormalization: AlexNet's normalization across neighbouring channels."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from ._checks import number_in, positive_int
+from .registry import register_layer
+
+
+@keras.saving.register_keras_serializable(package="cnnkeras")
+@register_layer("lrn")
+class LocalResponseNormalization(keras.layers.Layer):
+    """``b_c = a_c / (k + alpha * sum_{c' in [c - r, c + r]} a_{c'}^2) ** beta``.
+
+    Each activation is divided by the energy of the ``2r + 1`` channels around it
+    at the same position (Krizhevsky, Sutskever and Hinton 2012, section 3.3, with
+    k = 2, n = 5 (r = 2), alpha = 1e-4, beta = 0.75). The sum is not averaged,
+    as in the paper and ``tf.nn.local_response_normalization``.
+
+    Args:
+        depth_radius: r, channels on each side.
+        bias: k.
+        alpha: Scale of the sum of squares.
+        beta: Exponent.
+
+    Input shape:
+        ``(batch, height, width, channels)``.
+
+    Output shape:
+        Same as the input.
+
+    Example:
+
+    >>> LocalResponseNormalization()(keras.ops.ones((1, 2, 2, 8))).shape
+    (1, 2, 2, 8)
+    """
+
+    def __init__(self, depth_radius=2, bias=2.0, alpha=1e-4, beta=0.75, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(depth_radius, bool) or not isinstance(depth_radius, int) or depth_radius < 0:
+            raise ValueError(f"Argument `depth_radius` must be an integer >= 0. Received: depth_radius={depth_radius}")
+        self.depth_radius = depth_radius
+        self.bias = number_in(bias, "bias", 0.0, float("inf"))
+        self.alpha = number_in(alpha, "alpha", 0.0, float("inf"))
+        self.beta = number_in(beta, "beta", 0.0, float("inf"))
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def call(self, inputs):
+        r = self.depth_radius
+        channels = inputs.shape[-1]
+        squared = ops.pad(ops.square(inputs), [(0, 0), (0, 0), (0, 0), (r, r)])
+        total = squared[..., 0:channels]
+        for offset in range(1, 2 * r + 1):
+            total = total + squared[..., offset : offset + channels]
+        return inputs / ops.power(self.bias + self.alpha * total, self.beta)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "depth_radius": self.depth_radius, "bias": self.bias,
+                "alpha": self.alpha, "beta": self.beta}

@@ -1,0 +1,110 @@
+"""Padding2D: pad the border of images with any of the notes' border modes."""
+
+from __future__ import annotations
+
+import keras
+from keras import ops
+
+from ._checks import one_of, padding_pairs
+from .registry import register_layer
+
+MODES = ("zero", "constant", "reflect", "symmetric", "replicate", "wrap")
+
+
+def pad_axis(x, before: int, after: int, axis: int, mode: str, constant: float = 0.0):
+    """Pad one axis of ``x`` with ``mode``, using only keras.ops slicing and concatenation.
+
+    reflect mirrors without repeating the edge (``numpy.pad(mode='reflect')``),
+    symmetric mirrors with the edge (``'symmetric'``), replicate repeats the edge
+    pixel (``'edge'``), wrap tiles the opposite border (``'wrap'``).
+    """
+    if before == 0 and after == 0:
+        return x
+    size = x.shape[axis]
+
+    def take(start: int, stop: int):
+        index = [slice(None)] * len(x.shape)
+        index[axis] = slice(start, stop)
+        return x[tuple(index)]
+
+    if mode in ("zero", "constant"):
+        pad = [(0, 0)] * len(x.shape)
+        pad[axis] = (before, after)
+        return ops.pad(x, pad, mode="constant", constant_values=constant if mode == "constant" else 0.0)
+    if mode == "reflect":
+        head = ops.flip(take(1, before + 1), axis=axis)
+        tail = ops.flip(take(size - after - 1, size - 1), axis=axis)
+    elif mode == "symmetric":
+        head = ops.flip(take(0, before), axis=axis)
+        tail = ops.flip(take(size - after, size), axis=axis)
+    elif mode == "replicate":
+        head = ops.repeat(take(0, 1), before, axis=axis)
+        tail = ops.repeat(take(size - 1, size), after, axis=axis)
+    else:  # wrap
+        head = take(size - before, size)
+        tail = take(0, after)
+    parts = ([head] if before else []) + [x] + ([tail] if after else [])
+    return ops.concatenate(parts, axis=axis)
+
+
+@keras.saving.register_keras_serializable(package="cnnkeras")
+@register_layer("padding")
+class Padding2D(keras.layers.Layer):
+    """Pads the height and width of images with a chosen border mode.
+
+    Modes, as in the CNN notes: ``zero`` (0), ``constant`` (``constant_value``),
+    ``reflect`` (mirror without the edge pixel: ``d c b | a b c d | c b a``),
+    ``symmetric`` (mirror with the edge pixel: ``c b a | a b c d | d c b``),
+    ``replicate`` (repeat the edge: ``a a a | a b c d | d d d``) and ``wrap``
+    (circular: ``b c d | a b c d | a b c``). reflect needs padding < size,
+    symmetric and wrap padding <= size.
+
+    Args:
+        padding: int, ``(h, w)`` or ``((top, bottom), (left, right))``.
+        mode: One of ``zero``, ``constant``, ``reflect``, ``symmetric``, ``replicate``, ``wrap``.
+        constant_value: The fill value for ``mode="constant"``.
+
+    Input shape:
+        4D tensor ``(batch, height, width, channels)``.
+
+    Output shape:
+        ``(batch, height + top + bottom, width + left + right, channels)``.
+
+    Example:
+
+    >>> x = keras.ops.reshape(keras.ops.arange(4.0), (1, 1, 4, 1))
+    >>> keras.ops.squeeze(Padding2D(((0, 0), (2, 2)), mode="reflect")(x)).tolist()
+    [2.0, 1.0, 0.0, 1.0, 2.0, 3.0, 2.0, 1.0]
+    """
+
+    def __init__(self, padding=1, mode="zero", constant_value=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = padding_pairs(padding)
+        self.mode = one_of(mode, MODES, "mode")
+        if not isinstance(constant_value, (int, float)) or isinstance(constant_value, bool):
+            raise ValueError(f"Argument `constant_value` must be a number. Received: constant_value={constant_value}")
+        self.constant_value = float(constant_value)
+        self.input_spec = keras.layers.InputSpec(ndim=4)
+
+    def build(self, input_shape):
+        limits = {"reflect": 1, "symmetric": 0, "wrap": 0}
+        if self.mode in limits:
+            for (before, after), size, axis in zip(self.padding, input_shape[1:3], ("height", "width")):
+                if size is not None and max(before, after) > size - limits[self.mode]:
+                    raise ValueError(f"mode={self.mode!r} cannot pad {max(before, after)} pixels on a {axis} of "
+                                     f"{size}. Received: padding={self.padding}")
+
+    def call(self, inputs):
+        (top, bottom), (left, right) = self.padding
+        x = pad_axis(inputs, top, bottom, 1, self.mode, self.constant_value)
+        return pad_axis(x, left, right, 2, self.mode, self.constant_value)
+
+    def compute_output_shape(self, input_shape):
+        (top, bottom), (left, right) = self.padding
+        h, w = input_shape[1], input_shape[2]
+        return (input_shape[0], None if h is None else h + top + bottom, None if w is None else w + left + right,
+                input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding, "mode": self.mode,
+                "constant_value": self.constant_value}
