@@ -19,7 +19,7 @@ __all__ = ["nin"]
 
 
 @register_model(paper="Lin, Chen and Yan, Network in network, ICLR 2014", params=7_439_608,
-                reference="hand count of the d2l.ai ImageNet layout (no published count)", min_input=32)
+                reference="hand count of the d2l.ai ImageNet layout (no published count)", min_input=67)
 def nin(*, input_shape=(224, 224, 3), num_classes=1000, head="multiclass", dropout=0.5, width_multiplier=1.0,
         batch_norm=False, small_input=False):
     """NiN: four mlpconv blocks and global average pooling over per-class maps (no dense layers)."""

@@ -1,0 +1,1 @@
+"""Model analysis (shapes, parameters, MACs, receptive fields) and run frames."""
