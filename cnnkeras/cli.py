@@ -132,6 +132,73 @@ def ui(uri: Optional[str] = UriOpt, host: str = typer.Option("127.0.0.1", help="
     serve(uri=uri, host=host, port=port)
 
 
+def _parse_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
+    if not text:
+        return None
+    try:
+        h, w, c = (int(v) for v in text.split(","))
+    except ValueError:
+        raise typer.BadParameter(f"--input must look like H,W,C (e.g. 32,32,3). Received: {text}") from None
+    return h, w, c
+
+
+def _human(n: Optional[float]) -> str:
+    if n is None or n != n:
+        return "-"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(int(n))
+
+
+@app.command("inspect")
+@handle_errors
+def inspect_cmd(target: str = typer.Argument(..., help="An architecture name or an experiment YAML file."),
+                input: Optional[str] = typer.Option(None, "--input", help="Input shape H,W,C."),
+                classes: Optional[int] = typer.Option(None, "--classes", help="Number of classes.")) -> None:
+    """Per-layer table: output shape, parameters, MACs, receptive field, cumulative stride."""
+    import cnnkeras
+
+    frame = cnnkeras.inspect(target, input_shape=_parse_shape(input), num_classes=classes)
+    table = Table(title=f"{frame.attrs['name']} on {frame.attrs['input_shape']}", header_style="bold")
+    for column, justify in (("layer", "left"), ("type", "left"), ("output_shape", "left"), ("params", "right"),
+                            ("macs", "right"), ("receptive_field", "right"), ("stride", "right")):
+        table.add_column(column.replace("_", " "), justify=justify)
+    for row in frame.itertuples():
+        table.add_row(row.layer, row.type, str(tuple(row.output_shape)), f"{row.params:,}", f"{row.macs:,}",
+                      row.receptive_field, row.stride)
+    table.add_section()
+    table.add_row("total", "", "", f"{frame.attrs['params']:,}", f"{frame.attrs['macs']:,}", "", "")
+    out.print(table)
+
+
+@app.command()
+@handle_errors
+def zoo(input: Optional[str] = typer.Option(None, "--input", help="Input shape H,W,C (default: each model's own)."),
+        classes: Optional[int] = typer.Option(None, "--classes", help="Number of classes."),
+        layers: bool = typer.Option(False, "--layers", help="List the layer and block names for declarative configs.")) -> None:
+    """Every architecture with its parameters and MACs for one input."""
+    import cnnkeras
+
+    if layers:
+        from .layers.blocks import BLOCKS
+        from .layers.registry import LAYERS, get_layer_class
+
+        get_layer_class("conv2d")
+        out.print("[bold]layers:[/] " + ", ".join(sorted(LAYERS)))
+        out.print("[bold]blocks:[/] " + ", ".join(sorted(BLOCKS)))
+        return
+    frame = cnnkeras.zoo_table(input_shape=_parse_shape(input), num_classes=classes)
+    table = Table(title="cnnkeras zoo", header_style="bold")
+    for column in ("arch", "input", "params", "MACs", "reference params", "paper / note"):
+        table.add_column(column, justify="right" if column in ("params", "MACs", "reference params") else "left")
+    for row in frame.itertuples():
+        table.add_row(row.arch, "x".join(map(str, row.input)), f"{row.params:,}" if row.params == row.params and row.params is not None else "-",
+                      _human(row.macs), f"{row.reference_params:,}" if row.reference_params == row.reference_params and row.reference_params is not None else "-",
+                      row.note or row.paper)
+    out.print(table)
+
+
 def main() -> None:
     """Console-script entry point."""
     app()

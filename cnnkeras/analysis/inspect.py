@@ -11,7 +11,7 @@ stride (the "jump") in input pixels. Receptive fields follow the forward rule
 which is the same as the notes' top-down recursion RF(i) = S(i) (RF(i+1) - 1) + K(i).
 Global layers (flatten, dense, global pooling, SPP) see the whole image: "global".
 
-:func:`zoo` builds every registered architecture for one input and tabulates
+:func:`zoo_table` builds every registered architecture for one input and tabulates
 parameters and MACs.
 """
 
@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import pandas as pd
 
-__all__ = ["inspect", "layer_macs", "model_for", "zoo"]
+__all__ = ["inspect", "layer_macs", "model_for", "zoo_table"]
 
 GLOBAL = math.inf
 
@@ -120,12 +120,15 @@ def _unwrap(model: keras.Model) -> keras.Model:
     return inner[-1] if len(inner) == 1 and model.name.startswith("augmented_") else model
 
 
-def inspect(model: keras.Model) -> pd.DataFrame:
+def inspect(target: Any, *, input_shape: tuple[int, int, int] | None = None,
+            num_classes: int | None = None) -> pd.DataFrame:
     """One row per layer: type, output shape, params, MACs, receptive field, cumulative stride.
 
-    The DataFrame's ``attrs`` hold the totals (``params``, ``macs``).
+    ``target`` is a Keras model, a registered architecture name, an experiment
+    YAML file (its model on its data's input) or a loaded config. The
+    DataFrame's ``attrs`` hold the totals (``params``, ``macs``).
     """
-    model = _unwrap(model)
+    model = _unwrap(_resolve(target, input_shape, num_classes))
     field: dict[str, tuple[tuple[float, float], tuple[float, float]]] = {}
     rows = []
     for layer in model.layers:
@@ -151,6 +154,29 @@ def inspect(model: keras.Model) -> pd.DataFrame:
     return frame
 
 
+def _resolve(target: Any, input_shape, num_classes) -> keras.Model:
+    import os
+
+    from ..config.schema import ExperimentConfig
+
+    if isinstance(target, keras.Model):
+        return target
+    if isinstance(target, (str, os.PathLike)) and (str(target).endswith((".yaml", ".yml")) or os.path.isfile(target)):
+        from ..api import load_config
+
+        target = load_config(target)
+    if isinstance(target, ExperimentConfig):
+        from ..zoo.build import model_from_config
+
+        if input_shape is None or num_classes is None:
+            from ..data.dataset import load_dataset
+
+            data = load_dataset(target.data, seed=target.seed)
+            input_shape, num_classes = input_shape or data.input_shape, num_classes or data.num_classes
+        return model_from_config(target.model, input_shape=input_shape, num_classes=num_classes)
+    return model_for(str(target), input_shape=input_shape, num_classes=num_classes)
+
+
 def model_for(arch: str, *, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
               **options: Any) -> keras.Model:
     """Build a registered architecture, switching on its small-input stem when the input needs it."""
@@ -163,7 +189,7 @@ def model_for(arch: str, *, input_shape: tuple[int, int, int] | None = None, num
     return info.builder(input_shape=shape, num_classes=num_classes or info.num_classes, **options)
 
 
-def zoo(*, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None) -> pd.DataFrame:
+def zoo_table(*, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None) -> pd.DataFrame:
     """Every registered architecture with its parameters and MACs for one input (or its reference input)."""
     from ..zoo.registry import get_model_info, list_models
 

@@ -17,6 +17,7 @@ def pair(value: Any, name: str) -> tuple[int, int]:
 
 def padding_pairs(value: Any, name: str = "padding") -> tuple[tuple[int, int], tuple[int, int]]:
     """int | (h, w) | ((top, bottom), (left, right)) -> ((top, bottom), (left, right)), all >= 0."""
+    received = value
     if isinstance(value, int) and not isinstance(value, bool):
         value = ((value, value), (value, value))
     elif isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
@@ -26,7 +27,7 @@ def padding_pairs(value: Any, name: str = "padding") -> tuple[tuple[int, int], t
                   for p in value))
     if not ok:
         raise ValueError(f"Argument `{name}` must be an int >= 0, (h, w) or ((top, bottom), (left, right)). "
-                         f"Received: {name}={value}")
+                         f"Received: {name}={received}")
     return (int(value[0][0]), int(value[0][1])), (int(value[1][0]), int(value[1][1]))
 
 

@@ -46,8 +46,10 @@ def alexnet(*, input_shape=(224, 224, 3), num_classes=1000, head="multiclass", d
         if batch_norm:
             x = layers.BatchNormalization(name=f"conv{i}_bn")(x)
     x = layers.MaxPooling2D(3, strides=2, padding=pool_padding, name="pool5")(x)
-    side = 1 if small_input else 6
-    x = layers.AdaptiveAveragePooling2D((side, side), name="adaptive_pool")(x)
+    if not small_input:
+        x = layers.AdaptiveAveragePooling2D((6, 6), name="adaptive_pool")(x)
+    # Small inputs pool globally (1x1): keras 3.15's AdaptiveAveragePooling2D fails to
+    # trace for a 1x1 output inside a compiled train step, and global pooling is the same.
     x = classifier(x, num_classes=num_classes, head=head, units=(scaled(4096, w), scaled(4096, w)),
-                   dropout=dropout, flatten=True)
+                   dropout=dropout, flatten=not small_input)
     return keras.Model(inputs, x, name="alexnet")

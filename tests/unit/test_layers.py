@@ -1,0 +1,189 @@
+"""Custom layers against independent NumPy/SciPy references, errors, and .keras round trips."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import signal
+
+from cnnkeras import layers as L
+
+NUMPY_MODE = {"zero": "constant", "constant": "constant", "reflect": "reflect", "symmetric": "symmetric",
+              "replicate": "edge", "wrap": "wrap"}
+
+
+def np_(x):
+    return keras.ops.convert_to_numpy(x)
+
+
+@settings(max_examples=40, deadline=None)
+@given(mode=st.sampled_from(sorted(NUMPY_MODE)), h=st.integers(3, 9), w=st.integers(3, 9),
+       pads=st.tuples(*[st.integers(0, 2)] * 4), seed=st.integers(0, 100))
+def test_padding_modes_match_numpy_pad(mode, h, w, pads, seed):
+    x = np.random.default_rng(seed).random((2, h, w, 3)).astype("float32")
+    top, bottom, left, right = pads
+    layer = L.Padding2D(((top, bottom), (left, right)), mode=mode, constant_value=1.5)
+    kwargs = {"constant_values": 1.5 if mode == "constant" else 0.0} if NUMPY_MODE[mode] == "constant" else {}
+    expected = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), mode=NUMPY_MODE[mode], **kwargs)
+    np.testing.assert_allclose(np_(layer(x)), expected, rtol=0, atol=0)
+    assert layer.compute_output_shape(x.shape) == expected.shape
+
+
+def _correlate(x, kernel, dilation=1):
+    """SciPy reference for a 'valid' multi-channel conv (Keras convs are correlations)."""
+    kh, kw, cin, cout = kernel.shape
+    dk = np.zeros(((kh - 1) * dilation + 1, (kw - 1) * dilation + 1, cin, cout), kernel.dtype)
+    dk[::dilation, ::dilation] = kernel
+    out = []
+    for n in range(x.shape[0]):
+        out.append(np.stack([sum(signal.correlate2d(x[n, :, :, c], dk[:, :, c, o], mode="valid") for c in range(cin))
+                             for o in range(cout)], axis=-1))
+    return np.stack(out)
+
+
+@pytest.mark.parametrize("dilation", [1, 2, 3])
+def test_conv_and_dilated_conv_match_scipy(dilation):
+    rng = np.random.default_rng(dilation)
+    x = rng.random((2, 11, 10, 3)).astype("float32")
+    conv = keras.layers.Conv2D(4, 3, dilation_rate=dilation, use_bias=False)
+    conv.build(x.shape)
+    kernel = rng.random((3, 3, 3, 4)).astype("float32")
+    conv.set_weights([kernel])
+    np.testing.assert_allclose(np_(conv(x)), _correlate(x, kernel, dilation), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("mode", ["reflect", "replicate", "wrap", "zero"])
+def test_padded_conv_equals_numpy_pad_then_valid_conv(mode):
+    rng = np.random.default_rng(0)
+    x = rng.random((1, 6, 7, 2)).astype("float32")
+    layer = L.PaddedConv2D(3, 3, padding_mode=mode, use_bias=False)
+    layer.build(x.shape)
+    kernel = rng.random((3, 3, 2, 3)).astype("float32")
+    layer.set_weights([kernel])
+    padded = np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode=NUMPY_MODE[mode])
+    out = np_(layer(x))
+    assert out.shape == (1, 6, 7, 3)
+    np.testing.assert_allclose(out, _correlate(padded, kernel), rtol=1e-5, atol=1e-5)
+
+
+def test_spatially_separable_sobel_equals_the_full_kernel():
+    x = np.random.default_rng(1).random((1, 9, 9, 1)).astype("float32")
+    layer = L.SpatiallySeparableConv2D(1, 3, use_bias=False)
+    layer.build(x.shape)
+    layer.set_weights([np.array([1, 2, 1], "float32").reshape(3, 1, 1, 1),
+                       np.array([-1, 0, 1], "float32").reshape(1, 3, 1, 1)])
+    sobel = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], "float32")
+    expected = signal.correlate2d(x[0, :, :, 0], sobel, mode="valid")
+    np.testing.assert_allclose(np_(layer(x))[0, :, :, 0], expected, rtol=1e-5, atol=1e-5)
+    assert layer.count_params() == 3 + 3  # 2k weights instead of k^2 = 9
+
+
+def test_adaptive_pooling_by_hand():
+    x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
+    avg = np_(keras.layers.AdaptiveAveragePooling2D((2, 2))(x))[0, :, :, 0]
+    mx = np_(keras.layers.AdaptiveMaxPooling2D((2, 2))(x))[0, :, :, 0]
+    np.testing.assert_array_equal(avg, [[2.5, 4.5], [10.5, 12.5]])
+    np.testing.assert_array_equal(mx, [[5, 7], [13, 15]])
+
+
+def test_spatial_pyramid_pooling_by_hand():
+    x = np.arange(16, dtype="float32").reshape(1, 4, 4, 1)
+    out = np_(L.SpatialPyramidPooling2D((1, 2), mode="max")(x))
+    np.testing.assert_array_equal(out, [[15, 5, 7, 13, 15]])
+    assert L.SpatialPyramidPooling2D((1, 2, 4))(np.ones((3, 13, 9, 5), "float32")).shape == (3, 5 * 21)
+
+
+def test_max_unpooling_puts_maxima_back_by_hand():
+    x = np.array([[1, 2, 0, 0], [3, 0, 0, 9], [0, 0, 4, 0], [7, 0, 0, 0]], "float32").reshape(1, 4, 4, 1)
+    pooled, where = L.MaxPoolingWithArgmax2D(2)(x)
+    np.testing.assert_array_equal(np_(pooled)[0, :, :, 0], [[3, 9], [7, 4]])
+    np.testing.assert_array_equal(np_(where)[0, :, :, 0], [[2, 3], [2, 0]])
+    restored = np_(L.MaxUnpooling2D(2)([pooled, where]))[0, :, :, 0]
+    np.testing.assert_array_equal(restored, [[0, 0, 0, 0], [3, 0, 0, 9], [0, 0, 4, 0], [7, 0, 0, 0]])
+
+
+def test_mixed_pooling_interpolates_max_and_average():
+    x = np.random.default_rng(2).random((2, 6, 6, 3)).astype("float32")
+    mx = np_(keras.layers.MaxPooling2D(2)(x))
+    avg = np_(keras.layers.AveragePooling2D(2)(x))
+    np.testing.assert_allclose(np_(L.MixedPooling2D(2, alpha=1.0)(x)), mx, rtol=1e-6)
+    np.testing.assert_allclose(np_(L.MixedPooling2D(2, alpha=0.0)(x)), avg, rtol=1e-6)
+    np.testing.assert_allclose(np_(L.MixedPooling2D(2, alpha=0.3)(x)), 0.3 * mx + 0.7 * avg, rtol=1e-5)
+    learned = L.MixedPooling2D(2, alpha=0.3, learnable=True)
+    learned(x)
+    assert len(learned.trainable_weights) == 1
+
+
+def test_upsample_nearest_repeats_and_all_interpolations_run():
+    x = np.random.default_rng(3).random((1, 3, 4, 2)).astype("float32")
+    np.testing.assert_array_equal(np_(L.Upsample2D(2, "nearest")(x)), x.repeat(2, axis=1).repeat(2, axis=2))
+    for method in ("bilinear", "bicubic", "lanczos3", "lanczos5"):
+        assert L.Upsample2D((2, 3), method)(x).shape == (1, 6, 12, 2)
+
+
+def test_local_response_normalization_matches_the_formula():
+    x = np.random.default_rng(4).random((1, 2, 2, 7)).astype("float32") * 10
+    r, k, alpha, beta = 2, 2.0, 1e-2, 0.75
+    expected = np.empty_like(x)
+    for c in range(7):
+        lo, hi = max(0, c - r), min(7, c + r + 1)
+        expected[..., c] = x[..., c] / (k + alpha * (x[..., lo:hi] ** 2).sum(-1)) ** beta
+    out = np_(L.LocalResponseNormalization(r, k, alpha, beta)(x))
+    np.testing.assert_allclose(out, expected, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make,message", [
+    (lambda: L.Padding2D(1, mode="mirror"), "Received: mode=mirror"),
+    (lambda: L.Padding2D(-1), "Received: padding=-1"),
+    (lambda: L.PaddedConv2D(4, 3, padding_mode="edge"), "Received: padding_mode=edge"),
+    (lambda: L.SpatiallySeparableConv2D(0, 3), "Received: filters=0"),
+    (lambda: L.MixedPooling2D(2, alpha=1.5), "Received: alpha=1.5"),
+    (lambda: L.SpatialPyramidPooling2D((1, 0)), "Received: levels=0"),
+    (lambda: L.MaxUnpooling2D(0), "Received: pool_size=0"),
+    (lambda: L.Upsample2D(2, "cubic"), "Received: interpolation=cubic"),
+    (lambda: L.LocalResponseNormalization(-1), "Received: depth_radius=-1"),
+])
+def test_constructor_errors_end_with_received(make, message):
+    with pytest.raises(ValueError) as info:
+        make()
+    assert str(info.value).endswith(message)
+
+
+CUSTOM = [
+    lambda: L.Padding2D(2, mode="reflect"),
+    lambda: L.PaddedConv2D(4, 3, padding_mode="wrap"),
+    lambda: L.SpatiallySeparableConv2D(4, 3, padding="same"),
+    lambda: L.MixedPooling2D(2, learnable=True),
+    lambda: L.Upsample2D(2, "bicubic"),
+    lambda: L.LocalResponseNormalization(),
+    lambda: L.SpatialPyramidPooling2D((1, 2)),
+]
+
+
+@pytest.mark.parametrize("make", CUSTOM, ids=lambda f: type(f()).__name__)
+def test_custom_layer_round_trips_through_keras_file_in_safe_mode(make, tmp_path):
+    layer = make()
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+    inputs = keras.Input((8, 8, 3))
+    outputs = layer(inputs)
+    assert tuple(outputs.shape) == tuple(layer.compute_output_shape((None, 8, 8, 3)))
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(5).random((2, 8, 8, 3)).astype("float32")
+    path = tmp_path / "m.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path, safe_mode=True)
+    np.testing.assert_allclose(np_(loaded(x)), np_(model(x)), rtol=1e-6)
+
+
+def test_unpooling_pair_round_trips(tmp_path):
+    inputs = keras.Input((4, 4, 2))
+    pooled, where = L.MaxPoolingWithArgmax2D(2)(inputs)
+    model = keras.Model(inputs, L.MaxUnpooling2D(2)([pooled, where]))
+    model.save(tmp_path / "u.keras")
+    loaded = keras.saving.load_model(tmp_path / "u.keras", safe_mode=True)
+    x = np.random.default_rng(6).random((1, 4, 4, 2)).astype("float32")
+    np.testing.assert_array_equal(np_(loaded(x)), np_(model(x)))
