@@ -1,0 +1,102 @@
+"""Training throughput of every architecture, and each custom layer against the closest built-in.
+
+Part 1: images/s of compiled training steps (Adam, batch 32) for each registered
+architecture at 32x32x3 (small-input stems where the model has one; AlexNet and NiN
+at their smallest input), after warm-up steps.
+Part 2: the forward time of each custom layer against the closest Keras layer on the
+same input (batch 64, 32x32x16), side by side in one process; goal: within 1.5x.
+
+    .venv/bin/python benchmarks/zoo.py [--steps 5] [--repeats 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import keras
+import numpy as np
+
+from common import median, save
+
+from cnnkeras import layers as L
+from cnnkeras.analysis.inspect import model_for
+from cnnkeras.zoo import get_model_info, list_models
+
+
+def throughput(name: str, steps: int, batch: int = 32) -> dict:
+    keras.backend.clear_session()
+    info = get_model_info(name)
+    side = 32 if "small_input" in info.options or info.min_input <= 32 else info.min_input
+    shape = (28, 28, 1) if name == "lenet5" else (side, side, 3)
+    model = model_for(name, input_shape=shape, num_classes=10)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).random((batch, *shape)).astype("float32")
+    y = np.arange(batch) % 10
+    for _ in range(2):
+        model.train_on_batch(x, y)
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        model.train_on_batch(x, y)
+        times.append(time.perf_counter() - start)
+    return {"input": shape, "params": model.count_params(), "images_per_s": batch / median(times)}
+
+
+PAIRS = {
+    "Padding2D(reflect) vs ZeroPadding2D": (lambda: L.Padding2D(1, mode="reflect"), lambda: keras.layers.ZeroPadding2D(1)),
+    "PaddedConv2D(reflect) vs Conv2D(same)": (lambda: L.PaddedConv2D(16, 3, padding_mode="reflect"),
+                                              lambda: keras.layers.Conv2D(16, 3, padding="same")),
+    "SpatiallySeparableConv2D(3) vs Conv2D(3x3)": (lambda: L.SpatiallySeparableConv2D(16, 3, padding="same"),
+                                                   lambda: keras.layers.Conv2D(16, 3, padding="same")),
+    "MixedPooling2D vs MaxPooling2D": (lambda: L.MixedPooling2D(2), lambda: keras.layers.MaxPooling2D(2)),
+    "MaxPoolingWithArgmax2D vs MaxPooling2D": (lambda: L.MaxPoolingWithArgmax2D(2), lambda: keras.layers.MaxPooling2D(2)),
+    "SpatialPyramidPooling2D(1,2,4) vs AdaptiveMaxPooling2D(4)": (
+        lambda: L.SpatialPyramidPooling2D((1, 2, 4)), lambda: keras.layers.AdaptiveMaxPooling2D((4, 4))),
+    "Upsample2D(bilinear) vs UpSampling2D(bilinear)": (lambda: L.Upsample2D(2, "bilinear"),
+                                                       lambda: keras.layers.UpSampling2D(2, interpolation="bilinear")),
+    "Upsample2D(nearest) vs UpSampling2D(nearest)": (lambda: L.Upsample2D(2, "nearest"),
+                                                     lambda: keras.layers.UpSampling2D(2)),
+    "LocalResponseNormalization vs BatchNormalization": (lambda: L.LocalResponseNormalization(),
+                                                         lambda: keras.layers.BatchNormalization()),
+}
+
+
+def layer_time(make, x, repeats: int) -> float:
+    inputs = keras.Input(x.shape[1:])
+    out = make()(inputs)
+    model = keras.Model(inputs, out)
+    for _ in range(3):
+        model.predict_on_batch(x)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        model.predict_on_batch(x)
+        times.append(time.perf_counter() - start)
+    return median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=30)
+    args = parser.parse_args()
+    archs = {}
+    for name in list_models():
+        archs[name] = throughput(name, args.steps)
+        print(f"{name:12s} {archs[name]['input']}  {archs[name]['params']:>11,} params  "
+              f"{archs[name]['images_per_s']:8.1f} images/s")
+    x = np.random.default_rng(0).random((64, 32, 32, 16)).astype("float32")
+    layers = {}
+    for label, (custom, builtin) in PAIRS.items():
+        keras.backend.clear_session()
+        mine, theirs = layer_time(custom, x, args.repeats), layer_time(builtin, x, args.repeats)
+        layers[label] = {"custom_ms": mine * 1e3, "builtin_ms": theirs * 1e3, "ratio": mine / theirs}
+        print(f"{label:58s} {mine * 1e3:7.2f} ms vs {theirs * 1e3:7.2f} ms  = {mine / theirs:5.2f}x")
+    within = [k for k, v in layers.items() if v["ratio"] <= 1.5]
+    print(f"within 1.5x of the built-in: {len(within)}/{len(layers)}")
+    save("zoo", {"args": vars(args), "architectures": archs, "layers": layers, "goal_ratio": 1.5})
+
+
+if __name__ == "__main__":
+    main()
