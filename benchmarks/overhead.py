@@ -56,7 +56,7 @@ def plain_fit(subset: int, epochs: int, batch_size: int, seed: int) -> dict:
 
     model.fit(x_train, y_train, validation_data=(x_val, y_val), epochs=epochs, batch_size=batch_size,
               callbacks=[EpochTimer()], verbose=0)
-    model.evaluate(x_test, y_test, verbose=0)
+    model.evaluate(x_test, y_test, batch_size=max(batch_size, 256), verbose=0)  # as cnnkeras does
     return {"epoch_times": epoch_times}
 
 
