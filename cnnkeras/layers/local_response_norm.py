@@ -50,11 +50,19 @@ class LocalResponseNormalization(keras.layers.Layer):
     def call(self, inputs):
         r = self.depth_radius
         channels = inputs.shape[-1]
-        squared = ops.pad(ops.square(inputs), [(0, 0), (0, 0), (0, 0), (r, r)])
-        total = squared[..., 0:channels]
-        for offset in range(1, 2 * r + 1):
-            total = total + squared[..., offset : offset + channels]
-        return inputs / ops.power(self.bias + self.alpha * total, self.beta)
+        squared = ops.square(inputs)
+        padded = ops.pad(squared, [(0, 0), (0, 0), (0, 0), (r, r)])
+        total = squared
+        for offset in range(2 * r + 1):  # the window sum: 2r shifted adds, linear in channels
+            if offset != r:
+                total = total + padded[..., offset : offset + channels]
+        denominator = self.bias + self.alpha * total
+        # d ** -beta: a fractional power is the slow part, so the usual betas use square roots.
+        if self.beta == 0.75:
+            return inputs * ops.rsqrt(denominator) * ops.rsqrt(ops.sqrt(denominator))
+        if self.beta == 0.5:
+            return inputs * ops.rsqrt(denominator)
+        return inputs * ops.exp(-self.beta * ops.log(denominator))
 
     def compute_output_shape(self, input_shape):
         return input_shape

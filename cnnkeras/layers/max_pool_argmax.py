@@ -9,12 +9,9 @@ from ._checks import positive_int
 from .registry import register_layer
 
 
-def to_windows(x, p: int):
-    """(N, H, W, C) -> (N, H/p, W/p, C, p*p): the non-overlapping p x p windows."""
-    n_h, n_w, channels = x.shape[1] // p, x.shape[2] // p, x.shape[3]
-    x = ops.reshape(x, (-1, n_h, p, n_w, p, channels))
-    x = ops.transpose(x, (0, 1, 3, 5, 2, 4))
-    return ops.reshape(x, (-1, n_h, n_w, channels, p * p))
+def window_slices(x, p: int) -> list:
+    """The p*p strided views x[:, i::p, j::p, :], row-major in (i, j): one per window position."""
+    return [x[:, i::p, j::p, :] for i in range(p) for j in range(p)]
 
 
 @keras.saving.register_keras_serializable(package="cnnkeras")
@@ -56,8 +53,17 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
                                  f"Received: input_shape={input_shape}")
 
     def call(self, inputs):
-        windows = to_windows(inputs, self.pool_size)
-        return ops.max(windows, axis=-1), ops.cast(ops.argmax(windows, axis=-1), "int32")
+        p = self.pool_size
+        pooled = ops.max_pool(inputs, pool_size=p, strides=p, padding="valid")
+        # First window position holding the maximum, without transposing the input.
+        slices = window_slices(inputs, p)
+        where = ops.zeros_like(pooled, dtype="int32")
+        found = ops.zeros_like(pooled, dtype="bool")
+        for index, view in enumerate(slices):
+            hit = ops.logical_and(ops.equal(view, pooled), ops.logical_not(found))
+            where = ops.where(hit, index, where)
+            found = ops.logical_or(found, hit)
+        return pooled, where
 
     def compute_output_shape(self, input_shape):
         p = self.pool_size

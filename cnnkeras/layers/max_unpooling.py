@@ -42,10 +42,12 @@ class MaxUnpooling2D(keras.layers.Layer):
         pooled, argmax = inputs
         p = self.pool_size
         n_h, n_w, channels = pooled.shape[1], pooled.shape[2], pooled.shape[3]
-        spread = ops.one_hot(argmax, p * p, dtype=pooled.dtype) * ops.expand_dims(pooled, -1)
-        x = ops.reshape(spread, (-1, n_h, n_w, channels, p, p))
-        x = ops.transpose(x, (0, 1, 4, 2, 5, 3))
-        return ops.reshape(x, (-1, n_h * p, n_w * p, channels))
+        zero = ops.zeros_like(pooled)
+        parts = [ops.where(ops.equal(argmax, k), pooled, zero) for k in range(p * p)]
+        # Interleave without a transpose: each window row i stacks its p columns, then rows stack.
+        rows = [ops.reshape(ops.stack(parts[i * p : (i + 1) * p], axis=3), (-1, n_h, n_w * p, channels))
+                for i in range(p)]
+        return ops.reshape(ops.stack(rows, axis=2), (-1, n_h * p, n_w * p, channels))
 
     def compute_output_shape(self, input_shape):
         shape = input_shape[0]
