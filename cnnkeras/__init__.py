@@ -40,6 +40,8 @@ _EXPORTS = {
     "reproduce": "cnnkeras.runner",
     "run": "cnnkeras.runner",
     "schema": "cnnkeras.api",
+    "sweep": "cnnkeras.studies.study",
+    "best": "cnnkeras.studies.best",
     "validate": "cnnkeras.api",
 }
 

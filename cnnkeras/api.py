@@ -18,9 +18,10 @@ __all__ = ["config_from_dict", "load_config", "load_model", "schema", "ui", "val
 
 
 def _checks() -> list[_loader.Check]:
+    from .studies.space import check_search_space
     from .zoo.build import check_model_config
 
-    return [check_model_config]
+    return [check_model_config, check_search_space]
 
 
 def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:

@@ -132,6 +132,42 @@ def ui(uri: Optional[str] = UriOpt, host: str = typer.Option("127.0.0.1", help="
     serve(uri=uri, host=host, port=port)
 
 
+@app.command()
+@handle_errors
+def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
+          jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Trials at once (each in its own process)."),
+          trials: Optional[int] = typer.Option(None, "--trials", "-n", help="Total trials (default: search.n_trials)."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-trial lines.")) -> None:
+    """Run or resume the config's Optuna sweep; every trial is a nested MLflow run."""
+    import cnnkeras
+    from .studies.study import SweepInterrupted
+
+    try:
+        result = cnnkeras.sweep(cnnkeras.load_config(config, overrides or []), jobs=jobs, n_trials=trials,
+                                progress=not quiet)
+    except SweepInterrupted as exc:
+        err.print(f"[bold yellow]interrupted:[/] {exc}", highlight=False)
+        raise typer.Exit(130) from None
+    out.print(f"study [bold]{result.study_name}[/] in {result.storage}: {result.counts()}")
+    if result.parent_run_id:
+        out.print(f"MLflow parent run [bold]{result.parent_run_id}[/]; retrain the best with: "
+                  f"[bold]cnnkeras best {config}[/]")
+
+
+@app.command()
+@handle_errors
+def best(study: str = typer.Argument(..., help="A study name, or the experiment file of the sweep."),
+         storage: Optional[str] = typer.Option(None, "--storage", help="Study storage (URL or .journal file)."),
+         register: bool = typer.Option(True, "--register/--no-register", help="Register in the MLflow registry."),
+         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display.")) -> None:
+    """Retrain a study's best configuration on the whole training split, test it, register the model."""
+    import cnnkeras
+
+    result = cnnkeras.best(study, storage=storage, register=register, progress=not quiet)
+    out.print(_metrics_table("best configuration: results", result.test))
+    out.print(f"MLflow run [bold]{result.run_id}[/]" + (" (registered)" if register else ""))
+
+
 def _parse_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
     if not text:
         return None

@@ -85,7 +85,8 @@ def summarize(history: Mapping[str, Sequence[float]], best_epoch: int, test: Map
     return out
 
 
-def _artifacts(folder: Path, config: ExperimentConfig, model: Any, result: Any, *, log_model: bool) -> None:
+def _artifacts(folder: Path, config: ExperimentConfig, model: Any, result: Any, *, log_model: bool,
+               log_plots: bool = True) -> None:
     """history.json, model_summary.txt, plots/learning_curves.html, model/model.keras, checkpoints/."""
     from .report.figures import learning_curves, write_html
 
@@ -93,8 +94,9 @@ def _artifacts(folder: Path, config: ExperimentConfig, model: Any, result: Any, 
     lines: list[str] = []
     model.summary(print_fn=lambda text, line_break=True: lines.append(text), expand_nested=True)
     (folder / "model_summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    fig = learning_curves(result.history, best_epoch=result.best_epoch, title=config.name)
-    write_html(fig, folder / "plots" / "learning_curves.html")
+    if log_plots:
+        fig = learning_curves(result.history, best_epoch=result.best_epoch, title=config.name)
+        write_html(fig, folder / "plots" / "learning_curves.html")
     if log_model:
         (folder / "model").mkdir(exist_ok=True)
         model.save(folder / "model" / "model.keras")
@@ -126,6 +128,8 @@ def run(
         parent_run_id: Log as a nested run of this MLflow run.
         run_name, tags: Override the run name and add tags.
         tracker: An already started :class:`~cnnkeras.tracking.Tracker` to log into.
+            The caller then closes it on success (a sweep tags the trial's state
+            first); on failure ``run`` still closes it as FAILED or KILLED.
 
     Returns:
         A :class:`RunResult`. Raises :class:`TrainingDiverged` when the loss
@@ -155,6 +159,7 @@ def run(
                   steps_per_epoch=steps_per_epoch(len(data.x_train), cfg.train.batch_size))
     env = environment(source_file)
 
+    owns_tracker = tracker is None
     if tracker is None and cfg.tracking.enabled:
         from .tracking import Tracker
 
@@ -181,9 +186,11 @@ def run(
             if tracker is not None:
                 out = folder / "out"
                 out.mkdir()
-                _artifacts(out, cfg, model, result, log_model=cfg.tracking.log_model)
+                _artifacts(out, cfg, model, result, log_model=cfg.tracking.log_model,
+                           log_plots=cfg.tracking.log_plots)
                 tracker.log_artifacts(out)
-                tracker.end("FINISHED")
+                if owns_tracker:
+                    tracker.end("FINISHED")
     except KeyboardInterrupt:
         if tracker is not None:
             tracker.end("KILLED", "interrupted (Ctrl-C)")

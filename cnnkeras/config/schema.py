@@ -99,7 +99,9 @@ class DataConfig(StrictModel):
         None, gt=0, description="Keep a stratified, seeded subset of this many test images."
     )
     validation_split: float = Field(
-        0.2, gt=0.0, lt=1.0, description="Fraction of the training images held out for validation (stratified)."
+        0.2, ge=0.0, lt=1.0,
+        description="Fraction of the training images held out for validation (stratified); 0 trains on "
+        "all of them (no validation metrics, no gap).",
     )
     test_split: float = Field(
         0.2, gt=0.0, lt=1.0,
@@ -358,6 +360,153 @@ class TrackingConfig(StrictModel):
     run_name: str | None = Field(None, description="MLflow run name; default: MLflow's own.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on the run.")
     log_model: bool = Field(True, description="Log the trained model as a .keras artifact.")
+    log_plots: bool = Field(True, description="Log the learning-curve plot (self-contained HTML, about 4 MB).")
+
+
+# -------------------------------------------------------------------------- search
+
+#: Summary metrics a sweep can optimize (see runner.summarize), and the per-epoch
+#: metric each one is pruned on.
+OBJECTIVE_METRICS = {
+    "best_val_accuracy": "val_accuracy", "final_val_accuracy": "val_accuracy",
+    "best_val_loss": "val_loss", "final_val_loss": "val_loss",
+    "final_gap_accuracy": "gap_accuracy", "best_gap_accuracy": "gap_accuracy",
+    "final_gap_loss": "gap_loss", "best_gap_loss": "gap_loss",
+    "best_val_mae": "val_mae", "final_val_mae": "val_mae",
+    "test_accuracy": "val_accuracy", "test_loss": "val_loss",
+}
+ObjectiveMetric = Literal[
+    "best_val_accuracy", "final_val_accuracy", "best_val_loss", "final_val_loss", "final_gap_accuracy",
+    "best_gap_accuracy", "final_gap_loss", "best_gap_loss", "best_val_mae", "final_val_mae", "test_accuracy",
+    "test_loss",
+]
+
+
+class FloatParam(StrictModel):
+    """A float between ``low`` and ``high`` (log-uniform with ``log: true``)."""
+
+    type: Literal["float"] = "float"
+    low: float = Field(..., description="Smallest value.")
+    high: float = Field(..., description="Largest value.")
+    log: bool = Field(False, description="Sample on a log scale (both bounds must be > 0).")
+    step: float | None = Field(None, gt=0.0, description="Discretization step (not with log).")
+
+    @field_validator("high")
+    @classmethod
+    def _range_not_empty(cls, high: float, info: ValidationInfo) -> float:
+        """high must be above low."""
+        low = info.data.get("low")
+        if low is not None and high <= low:
+            raise ValueError(f"empty range: high ({high}) must be greater than low ({low})")
+        return high
+
+    @field_validator("log")
+    @classmethod
+    def _log_needs_positive(cls, log: bool, info: ValidationInfo) -> bool:
+        """A log range cannot touch zero or go below it."""
+        low = info.data.get("low")
+        if log and low is not None and low <= 0:
+            raise ValueError(f"a log range needs low > 0 (low is {low})")
+        return log
+
+
+class IntParam(StrictModel):
+    """An integer between ``low`` and ``high`` inclusive, every ``step``."""
+
+    type: Literal["int"] = "int"
+    low: int = Field(..., description="Smallest value.")
+    high: int = Field(..., description="Largest value (inclusive).")
+    step: int = Field(1, gt=0, description="Step between values.")
+    log: bool = Field(False, description="Sample on a log scale (low must be >= 1).")
+
+    @field_validator("high")
+    @classmethod
+    def _range_not_empty(cls, high: int, info: ValidationInfo) -> int:
+        """high must be above low."""
+        low = info.data.get("low")
+        if low is not None and high <= low:
+            raise ValueError(f"empty range: high ({high}) must be greater than low ({low})")
+        return high
+
+    @field_validator("log")
+    @classmethod
+    def _log_needs_positive(cls, log: bool, info: ValidationInfo) -> bool:
+        """A log range cannot touch zero."""
+        low = info.data.get("low")
+        if log and low is not None and low < 1:
+            raise ValueError(f"a log range needs low >= 1 (low is {low})")
+        return log
+
+
+class CategoricalParam(StrictModel):
+    """One of a list of values (numbers, strings, booleans)."""
+
+    type: Literal["categorical"] = "categorical"
+    choices: list[Union[bool, int, float, str, None]] = Field(..., min_length=1, description="The values to try.")
+
+
+SearchParam = Annotated[Union[FloatParam, IntParam, CategoricalParam], Field(discriminator="type")]
+
+
+class Objective(StrictModel):
+    """A summary metric to optimize, and in which direction."""
+
+    metric: ObjectiveMetric = Field("best_val_accuracy", description="A run summary metric.")
+    direction: Literal["maximize", "minimize"] = Field("maximize", description="Which way is better.")
+
+
+class SamplerConfig(StrictModel):
+    """Optuna's sampler; seeded by the experiment seed unless ``seed`` is set."""
+
+    name: Literal["tpe", "random", "grid", "cmaes", "nsga2"] = Field("tpe", description="Sampler.")
+    seed: int | None = Field(None, ge=0, description="Sampler seed (default: the experiment seed).")
+
+
+class PrunerConfig(StrictModel):
+    """Optuna's pruner, judging each trial on a validation metric every epoch."""
+
+    name: Literal["median", "successive_halving", "hyperband", "none"] = Field("median", description="Pruner.")
+    warmup_epochs: int = Field(1, ge=0, description="Epochs a trial always runs before it can be pruned.")
+    startup_trials: int = Field(3, ge=0, description="Trials that are never pruned (median pruner).")
+
+
+class SearchConfig(StrictModel):
+    """A hyperparameter sweep: parameters by key path, objectives, sampler, pruner, budget, storage."""
+
+    parameters: dict[str, SearchParam] = Field(
+        ..., min_length=1,
+        description="Key path -> distribution, e.g. train.optimizer.learning_rate: {type: float, low: 1e-4, "
+        "high: 1e-1, log: true}.",
+    )
+    objectives: list[Objective] = Field(
+        default_factory=lambda: [Objective()], min_length=1,
+        description="One objective, or several (e.g. best_val_accuracy up and final_gap_accuracy down) for "
+        "a Pareto front.",
+    )
+    sampler: SamplerConfig = Field(default_factory=SamplerConfig, description="Sampler.")
+    pruner: PrunerConfig = Field(default_factory=PrunerConfig, description="Pruner (single objective only).")
+    n_trials: int | None = Field(20, gt=0, description="Total trials of the study (resuming counts earlier ones).")
+    timeout_s: float | None = Field(None, gt=0, description="Stop starting trials after this many seconds.")
+    storage: str | None = Field(
+        None,
+        description="Optuna storage URL (sqlite:///..., postgresql+psycopg://...) or a .journal file path. "
+        "Default: a journal file in .cnnkeras/ beside the experiment file.",
+    )
+    study_name: str | None = Field(None, description="Study name; default: the experiment's name.")
+    isolation: Literal["none", "process"] = Field(
+        "none", description="process: each trial in its own worker process (a crash or OOM cannot stop the sweep)."
+    )
+    jobs: int = Field(1, gt=0, description="Trials at once (each in its own process); --jobs overrides.")
+    log_models: bool = Field(False, description="Log each trial's model and plot (the best is retrained by `best`).")
+
+    @field_validator("pruner")
+    @classmethod
+    def _pruning_needs_one_objective(cls, pruner: PrunerConfig, info: ValidationInfo) -> PrunerConfig:
+        """Optuna prunes single-objective studies only."""
+        objectives = info.data.get("objectives") or []
+        if len(objectives) > 1 and pruner.name != "none":
+            raise ValueError("pruning needs a single objective; set name: none for a multi-objective sweep")
+        return pruner
 
 
 # ------------------------------------------------------------------------ the whole
@@ -376,6 +525,7 @@ class ExperimentConfig(StrictModel):
     model: ModelConfig = Field(default_factory=ModelConfig, description="Architecture.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
+    search: SearchConfig | None = Field(None, description="A hyperparameter sweep (`cnnkeras sweep`).")
 
     # Where each key came from (config.loader.ConfigSource); not a field, so it is
     # neither validated, dumped nor compared.

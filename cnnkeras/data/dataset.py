@@ -107,8 +107,11 @@ def load_dataset(config: DataConfig, *, seed: int) -> Dataset:
         raise DataError("data: no training images left after selecting classes")
     x_train, y_train = _subset(x_train, y_train, config.subset, seed, "subset")
     x_test, y_test = _subset(x_test, y_test, config.test_subset, seed, "test_subset")
-    x_train, x_val, y_train, y_val = _stratified_split(x_train, y_train, config.validation_split, seed,
-                                                       "validation_split")
+    if config.validation_split > 0:
+        x_train, x_val, y_train, y_val = _stratified_split(x_train, y_train, config.validation_split, seed,
+                                                           "validation_split")
+    else:  # train on the whole training split (cnnkeras best)
+        x_val, y_val = x_train[:0], y_train[:0]
 
     x_train, x_val, x_test = (_resize(a.astype("float32"), config.resize) for a in (x_train, x_val, x_test))
     if config.normalization == "scale":
@@ -118,7 +121,8 @@ def load_dataset(config: DataConfig, *, seed: int) -> Dataset:
         std = x_train.std(axis=(0, 1, 2), keepdims=True) + 1e-7
         x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
 
-    num_classes = len(config.classes) if config.classes else int(max(y_train.max(), y_test.max(), y_val.max())) + 1
+    num_classes = len(config.classes) if config.classes else int(max(a.max() for a in (y_train, y_val, y_test)
+                                                                       if len(a))) + 1
     names = raw.class_names
     if config.classes and names:
         names = [names[c] for c in config.classes if c < len(names)]

@@ -208,3 +208,17 @@ def iter_runs(experiment: str, *, uri: str | None = None, filter_string: str = "
     if found is None:
         return []
     return client.search_runs([found.experiment_id], filter_string=filter_string, max_results=50000)
+
+
+def register_keras_model(run_id: str, model: Any, *, name: str, uri: str | None = None) -> Any:
+    """Log ``model`` in MLflow's Keras format on ``run_id`` and register it as ``name``.
+
+    Returns the new model version. (No input example: passing one raised with this stack.)
+    """
+    import mlflow
+
+    mlflow.set_tracking_uri(default_tracking_uri(uri))
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.keras.log_model(model, name="registered_model", registered_model_name=name)
+    mlflow.tracking.MlflowClient(default_tracking_uri(uri)).set_tag(run_id, f"{TAG_PREFIX}registered_model", name)
+    return info.registered_model_version

@@ -105,7 +105,8 @@ def fit_and_evaluate(
 
     started = time.perf_counter()
     model.fit(
-        data.x_train, targets["train"], validation_data=(data.x_val, targets["val"]),
+        data.x_train, targets["train"],
+        validation_data=(data.x_val, targets["val"]) if len(data.x_val) else None,
         epochs=train.epochs, batch_size=train.batch_size, shuffle=train.shuffle,
         callbacks=keras_callbacks, verbose=0,
     )

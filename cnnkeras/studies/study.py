@@ -1,0 +1,441 @@
+"""Optuna sweeps, tracked in MLflow, that resume and survive failing trials.
+
+:func:`sweep` is the whole of ``cnnkeras sweep``:
+
+1. The study (name, storage, sampler, pruner, directions) is created or loaded.
+   Storage: the config's ``search.storage`` (an RDB URL or a ``.journal`` file),
+   by default ``.cnnkeras/<study>.journal`` beside the experiment file.
+2. One MLflow parent run per study; its id is kept in the study, so running the
+   same command again continues the same study under the same parent run.
+3. Trials left RUNNING by a killed process are marked FAIL (their MLflow runs
+   FAILED) and their parameters are queued again; they do not count towards the
+   total, so the study ends with exactly ``n_trials`` finished trials.
+4. Each trial is a nested MLflow run (see :mod:`cnnkeras.studies.objective`), in this process or
+   in a worker process of its own (``isolation: process``, implied by ``jobs > 1``).
+   A failing trial is FAIL in Optuna and FAILED in MLflow, and the sweep goes on.
+5. At the end, the best trials, parameter importances (for the objective and for
+   the generalization gap) and Optuna's plots are logged on the parent run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..config.schema import ExperimentConfig
+from ..errors import CnnkerasError
+from .objective import STATE_TAG, STUDY_TAG, TRIAL_TAG, TrialOutcome, outcome_attrs, run_trial
+from .space import trial_overrides
+
+__all__ = ["SweepInterrupted", "SweepResult", "load_study", "storage_for", "sweep"]
+
+PARENT_ATTR = "mlflow_parent_run_id"
+STALE_ATTR = "stale"  # a trial whose process died; retried, and not counted
+
+
+class SweepInterrupted(CnnkerasError):
+    """Ctrl-C: the current trial is FAIL, its run KILLED; the message says how to resume."""
+
+
+@dataclass
+class SweepResult:
+    """What a sweep left: the study, its parent run and the finished trials."""
+
+    study_name: str
+    storage: str
+    parent_run_id: str | None
+    directions: list[str]
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    best: list[dict[str, Any]] = field(default_factory=list)
+    importances: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for trial in self.trials:
+            out[trial["state"]] = out.get(trial["state"], 0) + 1
+        return out
+
+
+# ------------------------------------------------------------------- storage
+
+
+def storage_for(config: ExperimentConfig) -> str:
+    """The storage URL or journal path of a config's study (the default beside its file)."""
+    search = config.search
+    assert search is not None
+    if search.storage:
+        return search.storage
+    folder = Path(config._source.file).resolve().parent if config._source and config._source.file else Path.cwd()
+    name = search.study_name or config.name
+    return str(folder / ".cnnkeras" / f"{name}.journal")
+
+
+def _is_journal(storage: str) -> bool:
+    return "://" not in storage
+
+
+def _open_storage(storage: str) -> Any:
+    import optuna
+
+    if _is_journal(storage):
+        Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend
+
+        return optuna.storages.JournalStorage(JournalFileBackend(storage))
+    return optuna.storages.RDBStorage(storage, heartbeat_interval=30, grace_period=120)
+
+
+def _sampler(config: ExperimentConfig) -> Any:
+    import optuna
+
+    s = config.search.sampler
+    seed = s.seed if s.seed is not None else config.seed
+    if s.name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if s.name == "grid":
+        from .space import CategoricalParam
+
+        space = {}
+        for path, p in config.search.parameters.items():
+            if not isinstance(p, CategoricalParam):
+                raise CnnkerasError(f"search.parameters.{path}: the grid sampler needs categorical parameters")
+            space[path] = list(p.choices)
+        return optuna.samplers.GridSampler(space, seed=seed)
+    if s.name == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=seed)
+    if s.name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    return optuna.samplers.TPESampler(seed=seed)
+
+
+def _pruner(config: ExperimentConfig) -> Any:
+    import optuna
+
+    p = config.search.pruner
+    if p.name == "none" or len(config.search.objectives) > 1:
+        return optuna.pruners.NopPruner()
+    if p.name == "successive_halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=max(1, p.warmup_epochs))
+    if p.name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, p.warmup_epochs), max_resource=config.train.epochs)
+    return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
+
+
+def load_study(config: ExperimentConfig) -> Any:
+    """Create or load the config's study (created once, before any worker starts)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    name = config.search.study_name or config.name
+    return optuna.create_study(
+        study_name=name, storage=_open_storage(storage_for(config)), sampler=_sampler(config),
+        pruner=_pruner(config), directions=[o.direction for o in config.search.objectives], load_if_exists=True,
+    )
+
+
+# -------------------------------------------------------------- bookkeeping
+
+
+def _counted(trial: Any) -> bool:
+    from optuna.trial import TrialState
+
+    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and not trial.user_attrs.get(
+        STALE_ATTR)
+
+
+def _recover_stale(study: Any, client: Any, parent_run_id: str | None) -> int:
+    """Mark trials left RUNNING by a dead process FAIL, queue their parameters again, fail their runs."""
+    from optuna.trial import TrialState
+
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    for trial in stale:
+        study._storage.set_trial_user_attr(trial._trial_id, STALE_ATTR, True)
+        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+        if trial.params:
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+    if parent_run_id is not None:
+        for run in client.search_runs([client.get_run(parent_run_id).info.experiment_id],
+                                      filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' "
+                                                    "and attributes.status = 'RUNNING'"):
+            client.set_tag(run.info.run_id, STATE_TAG, "FAIL")
+            client.set_tag(run.info.run_id, "cnnkeras.failure_reason",
+                           "the sweep process died during this trial; its parameters were queued again")
+            client.set_terminated(run.info.run_id, status="FAILED")
+    return len(stale)
+
+
+def _parent_run(study: Any, config: ExperimentConfig, storage: str) -> Any:
+    from ..tracking import Tracker
+
+    experiment = config.tracking.experiment or config.name
+    parent_id = study.user_attrs.get(PARENT_ATTR)
+    if parent_id:
+        tracker = Tracker(uri=config.tracking.uri, experiment=experiment, run_id=parent_id)
+        tracker.client.update_run(parent_id, status="RUNNING")
+        return tracker
+    tracker = Tracker(uri=config.tracking.uri, experiment=experiment, run_name=f"sweep-{study.study_name}",
+                      tags={STUDY_TAG: study.study_name, "cnnkeras.storage": storage, "cnnkeras.kind": "sweep"})
+    study.set_user_attr(PARENT_ATTR, tracker.run_id)
+    study.set_user_attr("config", config.to_dict())
+    from ..tracking import flatten
+
+    params = {k: v for k, v in flatten(config.to_dict()).items() if not k.startswith("search.")}
+    params.update({f"search.{k}": v for k, v in flatten(config.to_dict()["search"]).items()})
+    tracker.log_params(params)
+    return tracker
+
+
+# -------------------------------------------------------------------- trials
+
+
+def _worker_trial(config: ExperimentConfig, storage: str, study_name: str, trial: Any, overrides: list[str],
+                  parent_run_id: str | None, slot: int) -> TrialOutcome:
+    """Run one trial in a fresh Python process; a crash there is this trial's failure only."""
+    with tempfile.TemporaryDirectory(prefix="cnnkeras-trial-") as tmp:
+        payload = Path(tmp) / "trial.json"
+        result = Path(tmp) / "result.json"
+        payload.write_text(json.dumps({
+            "config": config.to_dict(), "storage": storage, "study": study_name, "trial_id": trial._trial_id,
+            "number": trial.number, "overrides": overrides, "parent_run_id": parent_run_id,
+            "tracking_uri": config.tracking.uri, "result": str(result),
+        }))
+        env = dict(os.environ)
+        gpus = [g for g in os.environ.get("CNNKERAS_GPUS", "").split(",") if g]
+        if gpus:  # one trial per GPU slot
+            env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+        process = subprocess.run([sys.executable, "-m", "cnnkeras.studies.worker", str(payload)], env=env)
+        if result.exists():
+            return TrialOutcome(json.loads(result.read_text()))
+        reason = f"worker process died (exit code {process.returncode})"
+        return TrialOutcome(state="FAIL", values=None, summary={}, run_id=None, reason=reason)
+
+
+def sweep(
+    config: ExperimentConfig | str | os.PathLike[str],
+    overrides: Sequence[str] = (),
+    *,
+    jobs: int | None = None,
+    n_trials: int | None = None,
+    progress: bool = True,
+) -> SweepResult:
+    """Run (or resume) the config's sweep until its total number of trials is reached."""
+    import optuna
+    from optuna.trial import TrialState
+
+    from ..api import load_config
+
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
+    if cfg.search is None:
+        raise CnnkerasError("this config has no search: section; add one to sweep (see experiments/*sweep*.yaml)")
+    search = cfg.search
+    total = n_trials or search.n_trials
+    jobs = jobs or search.jobs
+    isolation = "process" if jobs > 1 else search.isolation
+    storage = storage_for(cfg)
+    if jobs > 1 and storage.startswith("sqlite"):
+        warnings.warn("SQLite storage locks under parallel writers; with --jobs > 1 use a .journal file or "
+                      "PostgreSQL (postgresql+psycopg://...)", stacklevel=2)
+    study = load_study(cfg)
+    from ..tracking import get_client
+
+    parent = _parent_run(study, cfg, storage) if cfg.tracking.enabled else None
+    client = get_client(cfg.tracking.uri)
+    recovered = _recover_stale(study, client, parent.run_id if parent else None)
+    done = sum(_counted(t) for t in study.get_trials(deepcopy=False))
+    remaining = max(0, total - done) if total else None
+    console = _console() if progress else None
+    if console:
+        console.print(f"study [bold]{study.study_name}[/] ({storage}): {done} trials done, "
+                      f"{remaining if remaining is not None else 'unbounded'} to go"
+                      + (f", {recovered} interrupted trial(s) queued again" if recovered else ""))
+    slots = iter(range(10**9))
+    lock = threading.Lock()
+
+    def objective(trial: Any) -> Any:
+        with lock:
+            slot = next(slots)
+        trial_overrides_ = trial_overrides(trial, search.parameters)
+        parent_id = parent.run_id if parent else None
+        if isolation == "process":
+            outcome = _worker_trial(cfg, storage, study.study_name, trial, trial_overrides_, parent_id, slot)
+        else:
+            outcome = run_trial(cfg, trial, parent_run_id=parent_id, study_name=study.study_name,
+                                overrides=trial_overrides_)
+        for key, value in outcome_attrs(outcome).items():
+            trial.set_user_attr(key, value)
+        if console:
+            _print_trial(console, trial.number, outcome, trial_overrides_, search)
+        if outcome["state"] == "PRUNED":
+            raise optuna.TrialPruned(outcome.get("reason"))
+        if outcome["state"] == "FAIL":
+            raise TrialFailed(outcome.get("reason") or "failed")
+        values = outcome["values"]
+        return values[0] if len(values) == 1 else values
+
+    started = time.time()
+    try:
+        if remaining is None or remaining > 0:
+            study.optimize(objective, n_trials=remaining, timeout=search.timeout_s, n_jobs=jobs,
+                           catch=(TrialFailed, Exception), gc_after_trial=True)
+    except KeyboardInterrupt:
+        if parent is not None:
+            parent.end("KILLED", "interrupted (Ctrl-C)")
+        raise SweepInterrupted(
+            f"sweep interrupted: the running trial is FAIL and its MLflow run KILLED. Resume with the same "
+            f"command (cnnkeras sweep {cfg._source.file if cfg._source and cfg._source.file else '...'}); "
+            f"finished trials are kept in {storage}"
+        ) from None
+    result = _summarize(study, cfg, storage, parent, elapsed=time.time() - started)
+    if parent is not None:
+        parent.end("FINISHED")
+    if console:
+        _print_summary(console, result)
+    return result
+
+
+class TrialFailed(Exception):
+    """A trial that failed (its reason is in the trial's user attributes and the MLflow run)."""
+
+
+# ------------------------------------------------------------------- results
+
+
+def _trial_rows(study: Any) -> list[dict[str, Any]]:
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        rows.append({"number": t.number, "state": t.state.name, "values": t.values, "params": dict(t.params),
+                     "stale": bool(t.user_attrs.get(STALE_ATTR)), "user_attrs": dict(t.user_attrs)})
+    return rows
+
+
+def _importances(study: Any, config: ExperimentConfig) -> dict[str, dict[str, float]]:
+    import optuna
+    from optuna.trial import TrialState
+
+    complete = [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+    out: dict[str, dict[str, float]] = {}
+    if len(complete) < 2 or len(config.search.parameters) < 1:
+        return out
+    targets = {o.metric: (lambda t, i=i: t.values[i]) for i, o in enumerate(config.search.objectives)}
+    targets.setdefault("final_gap_accuracy", lambda t: t.user_attrs.get("final_gap_accuracy", math.nan))
+    for name, target in targets.items():
+        try:
+            if any(not math.isfinite(target(t)) for t in complete):
+                continue
+            out[name] = {k: float(v) for k, v in optuna.importance.get_param_importances(
+                study, target=target, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=config.seed)).items()}
+        except (RuntimeError, ValueError, ZeroDivisionError):
+            continue
+    return out
+
+
+def _summarize(study: Any, config: ExperimentConfig, storage: str, parent: Any, *, elapsed: float) -> SweepResult:
+    directions = [o.direction for o in config.search.objectives]
+    result = SweepResult(study.study_name, storage, parent.run_id if parent else None, directions,
+                         trials=_trial_rows(study))
+    try:
+        best = study.best_trials if len(directions) > 1 else [study.best_trial]
+    except ValueError:  # no complete trial
+        best = []
+    result.best = [{"number": t.number, "values": t.values, "params": dict(t.params),
+                    "run_id": t.user_attrs.get("mlflow_run_id")} for t in best]
+    result.importances = _importances(study, config)
+    if parent is not None:
+        _log_to_parent(parent, study, config, result, elapsed)
+    return result
+
+
+def _log_to_parent(parent: Any, study: Any, config: ExperimentConfig, result: SweepResult, elapsed: float) -> None:
+    counts = result.counts()
+    metrics = {f"trials_{state.lower()}": float(n) for state, n in counts.items()}
+    metrics["sweep_time_s"] = elapsed
+    if result.best:
+        for i, objective in enumerate(config.search.objectives):
+            if len(result.best) == 1:
+                metrics[f"best_{objective.metric}" if not objective.metric.startswith("best_") else
+                        objective.metric] = result.best[0]["values"][i]
+        parent.set_tags({"cnnkeras.best_trial": result.best[0]["number"],
+                         "cnnkeras.best_run_id": result.best[0]["run_id"] or "",
+                         **{f"best.{k}": v for k, v in result.best[0]["params"].items()}})
+    for target, values in result.importances.items():
+        for param, value in values.items():
+            metrics[f"importance.{target}.{param}"] = value
+    parent.log_metrics(metrics)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "sweep.json").write_text(json.dumps({
+            "study": result.study_name, "storage": result.storage, "counts": counts, "best": result.best,
+            "importances": result.importances, "trials": [{k: v for k, v in t.items() if k != "user_attrs"}
+                                                          for t in result.trials]}, indent=1, default=str))
+        _optuna_plots(study, config, folder / "plots")
+        parent.log_artifacts(folder)
+
+
+def _optuna_plots(study: Any, config: ExperimentConfig, folder: Path) -> None:
+    """Optuna's history, importances, parallel coordinate and contour plots as HTML."""
+    import optuna.visualization as vis
+
+    from ..report.figures import write_html
+
+    objectives = config.search.objectives
+    target = (lambda t: t.values[0]) if len(objectives) > 1 else None
+    name = objectives[0].metric
+    plots = {
+        "history": lambda: vis.plot_optimization_history(study, target=target, target_name=name),
+        "importances": lambda: vis.plot_param_importances(study, target=target, target_name=name),
+        "parallel_coordinate": lambda: vis.plot_parallel_coordinate(study, target=target, target_name=name),
+        "contour": lambda: vis.plot_contour(study, target=target, target_name=name),
+    }
+    if len(objectives) > 1:
+        plots["pareto_front"] = lambda: vis.plot_pareto_front(study, target_names=[o.metric for o in objectives])
+    for plot_name, make in plots.items():
+        try:
+            write_html(make(), folder / f"{plot_name}.html")
+        except (ValueError, RuntimeError, ZeroDivisionError, IndexError):
+            continue  # too few complete trials for this plot
+
+
+# --------------------------------------------------------------------- output
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def _print_trial(console: Any, number: int, outcome: TrialOutcome, overrides: list[str], search: Any) -> None:
+    colour = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}[outcome["state"]]
+    metric = search.objectives[0].metric
+    value = (outcome.get("summary") or {}).get(metric)
+    shown = f"{metric}={value:.4f}" if isinstance(value, float) and math.isfinite(value) else outcome.get("reason", "")
+    console.print(f"trial {number:3d} [{colour}]{outcome['state']:8s}[/] {shown}  "
+                  f"[dim]{' '.join(overrides)}[/]", highlight=False, soft_wrap=True)
+
+
+def _print_summary(console: Any, result: SweepResult) -> None:
+    from rich.table import Table
+
+    table = Table(title=f"study {result.study_name}: best trial(s)", header_style="bold")
+    table.add_column("trial", justify="right")
+    table.add_column("values", justify="right")
+    table.add_column("parameters")
+    for best in result.best[:10]:
+        table.add_row(str(best["number"]), ", ".join(f"{v:.4f}" for v in best["values"]),
+                      "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                                for k, v in best["params"].items()))
+    console.print(table)
+    console.print(f"trials: {result.counts()}; parent MLflow run {result.parent_run_id}")
+    for target, values in result.importances.items():
+        ranked = ", ".join(f"{k} {v:.2f}" for k, v in sorted(values.items(), key=lambda kv: -kv[1]))
+        console.print(f"importance for {target}: {ranked}")
