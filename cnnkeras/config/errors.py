@@ -181,8 +181,11 @@ def _message(error: Mapping[str, Any], path: Path, root: type[BaseModel], raw: A
         return path, "required key is missing"
     if kind == "union_tag_invalid":
         tags = [t.strip().strip("'") for t in str(ctx.get("expected_tags", "")).split(",")]
-        what = path[-1] if path else "value"
-        return path + ("name",), f"unknown {what} '{ctx.get('tag')}'; {suggestion(str(ctx.get('tag')), tags, 'choose from')}"
+        discriminator = str(ctx.get("discriminator", "")).strip("'")
+        key = discriminator if discriminator.isidentifier() else "name"  # a callable reads 'name'
+        what = key if key != "name" else (path[-1] if path else "value")
+        tag = str(ctx.get("tag"))
+        return path + (key,), f"unknown {what} '{tag}'; {suggestion(tag, tags, 'choose from')}"
     if kind == "literal_error":
         expected = [e.strip().strip("'") for e in str(ctx.get("expected", "")).replace(" or ", ",").split(",")]
         got = error.get("input")

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, PrivateAttr, ConfigDict, Discriminator, Field, Tag, ValidationInfo, field_validator
+from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationInfo, field_validator,
+                      model_validator)
 
 __all__ = [
     "Adam",
@@ -498,6 +499,14 @@ class SearchConfig(StrictModel):
     )
     jobs: int = Field(1, gt=0, description="Trials at once (each in its own process); --jobs overrides.")
     log_models: bool = Field(False, description="Log each trial's model and plot (the best is retrained by `best`).")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_default_pruner_for_several_objectives(cls, data: Any) -> Any:
+        """Several objectives and no pruner asked for: no pruning (Optuna cannot prune them)."""
+        if isinstance(data, dict) and isinstance(data.get("objectives"), list) and len(data["objectives"]) > 1:
+            data = {"pruner": {"name": "none"}, **data}
+        return data
 
     @field_validator("pruner")
     @classmethod

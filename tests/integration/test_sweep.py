@@ -1,0 +1,223 @@
+"""Sweeps on digits: nested MLflow runs, pruning, failing trials, SIGKILL + resume, workers, best."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+import cnnkeras
+from cnnkeras.studies.study import load_study
+
+MODEL = """
+model:
+  arch: sequential
+  layers:
+    - {type: conv2d, filters: 8, kernel_size: 3, padding: same, activation: relu}
+    - {type: max_pool, pool_size: 2}
+    - {type: dense, units: 32, activation: relu}
+"""
+
+
+def sweep_file(tmp_path, search: str, *, epochs: int = 3, name: str = "sw", optimizer: str = "adam") -> str:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(f"""
+        name: {name}
+        seed: 5
+        data: {{source: digits, subset: 500}}
+        train: {{epochs: {epochs}, batch_size: 32, optimizer: {{name: {optimizer}}}}}
+        tracking: {{uri: "sqlite:///{tmp_path / 'mlflow.db'}"}}
+        """) + MODEL + textwrap.dedent(search))
+    return str(path)
+
+
+def runs(tmp_path, experiment="sw"):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = client.get_experiment_by_name(experiment)
+    all_runs = client.search_runs([exp.experiment_id], max_results=1000)
+    parents = [r for r in all_runs if r.data.tags.get("cnnkeras.kind") == "sweep"]
+    children = [r for r in all_runs if "mlflow.parentRunId" in r.data.tags]
+    return client, parents, children
+
+
+@pytest.fixture(scope="module")
+def finished_sweep(tmp_path_factory):
+    tmp_path = tmp_path_factory.mktemp("sweep")
+    path = sweep_file(tmp_path, """
+        search:
+          n_trials: 3
+          pruner: {name: none}
+          parameters:
+            train.optimizer.learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+            train.batch_size: {type: categorical, choices: [16, 64]}
+        """)
+    return tmp_path, path, cnnkeras.sweep(path, progress=False)
+
+
+def test_one_parent_and_n_children_with_params_states_and_metrics(finished_sweep):
+    tmp_path, path, result = finished_sweep
+    client, parents, children = runs(tmp_path)
+    assert len(parents) == 1 and len(children) == 3
+    parent = parents[0]
+    assert parent.info.run_id == result.parent_run_id and parent.info.status == "FINISHED"
+    study = load_study(cnnkeras.load_config(path))
+    assert study.user_attrs["mlflow_parent_run_id"] == parent.info.run_id
+    by_number = {int(r.data.tags["cnnkeras.trial_number"]): r for r in children}
+    for trial in study.trials:
+        run = by_number[trial.number]
+        assert run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert run.info.status == "FINISHED" and run.data.tags["cnnkeras.trial_state"] == "COMPLETE"
+        assert run.data.params["train.batch_size"] == str(trial.params["train.batch_size"])
+        assert float(run.data.params["train.optimizer.learning_rate"]) == pytest.approx(
+            trial.params["train.optimizer.learning_rate"])
+        for key in ("val_accuracy", "gap_accuracy", "loss"):
+            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3]
+        assert trial.values[0] == pytest.approx(run.data.metrics["best_val_accuracy"])
+    assert "best_val_accuracy" in parent.data.metrics and parent.data.metrics["trials_complete"] == 3
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
+    assert {"plots/history.html", "plots/parallel_coordinate.html"} <= artifacts
+    assert set(result.importances) >= {"best_val_accuracy", "final_gap_accuracy"}
+
+
+def test_best_retrains_on_the_whole_training_split_and_registers(finished_sweep):
+    tmp_path, path, result = finished_sweep
+    retrained = cnnkeras.best(path, progress=False)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run = client.get_run(retrained.run_id)
+    assert run.data.params["data.validation_split"] == "0.0" and "val_loss" not in run.data.metrics
+    assert run.data.tags["cnnkeras.best_of_study"] == "sw" and "test_accuracy" in run.data.metrics
+    versions = client.search_model_versions("name='sw'")
+    assert [v.run_id for v in versions] == [retrained.run_id]
+
+
+def test_pruning_stops_clearly_bad_trials_early(tmp_path):
+    path = sweep_file(tmp_path, """
+        search:
+          n_trials: 6
+          sampler: {name: random, seed: 6}  # draws good, good, bad, good, bad, bad: the median is good
+          pruner: {name: median, warmup_epochs: 1, startup_trials: 1}
+          parameters:
+            train.optimizer.learning_rate: {type: categorical, choices: [0.003, 1.0e-6]}
+        """, epochs=6)
+    result = cnnkeras.sweep(path, progress=False)
+    client, _, children = runs(tmp_path)
+    pruned = [r for r in children if r.data.tags["cnnkeras.trial_state"] == "PRUNED"]
+    complete = [r for r in children if r.data.tags["cnnkeras.trial_state"] == "COMPLETE"]
+    assert pruned and complete and result.counts().get("PRUNED") == len(pruned)
+    for run in pruned:
+        epochs = len(client.get_metric_history(run.info.run_id, "val_accuracy"))
+        assert epochs < 6 and int(run.data.tags["cnnkeras.pruned_at_epoch"]) == epochs
+        assert run.data.params["train.optimizer.learning_rate"] == "1e-06"
+    assert all(len(client.get_metric_history(r.info.run_id, "val_accuracy")) == 6 for r in complete)
+
+
+def test_a_diverging_trial_fails_cleanly_and_the_rest_finish(tmp_path):
+    path = sweep_file(tmp_path, """
+        search:
+          n_trials: 3
+          sampler: {name: grid}
+          pruner: {name: none}
+          parameters:
+            train.optimizer.learning_rate: {type: categorical, choices: [1.0e+30, 0.01, 0.05]}
+        """, optimizer="sgd")
+    result = cnnkeras.sweep(path, progress=False)
+    assert result.counts() == {"FAIL": 1, "COMPLETE": 2}
+    failed = [t for t in result.trials if t["state"] == "FAIL"][0]
+    assert failed["params"]["train.optimizer.learning_rate"] == 1e30
+    assert "non-finite loss" in failed["user_attrs"]["reason"]
+    _, _, children = runs(tmp_path)
+    states = sorted((r.info.status, r.data.tags["cnnkeras.trial_state"]) for r in children)
+    assert states == [("FAILED", "FAIL"), ("FINISHED", "COMPLETE"), ("FINISHED", "COMPLETE")]
+    run = [r for r in children if r.info.status == "FAILED"][0]
+    assert "non-finite loss" in run.data.tags["cnnkeras.failure_reason"]
+
+
+def _start_sweep(path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen([sys.executable, "-m", "cnnkeras.cli", "sweep", path, "--quiet"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _wait_for_running_trial(path, process, timeout=180):
+    config = cnnkeras.load_config(path)
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, process.stdout.read()
+        try:
+            study = optuna.load_study(study_name="sw", storage=load_study(config)._storage)
+            running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
+            if running and running[0].intermediate_values and running[0].number >= 1:
+                return study
+        except KeyError:
+            pass
+        time.sleep(0.3)
+    raise AssertionError("no trial started in time")
+
+
+SLOW_SEARCH = """
+    search:
+      n_trials: 3
+      pruner: {name: median, startup_trials: 5}
+      parameters:
+        train.batch_size: {type: categorical, choices: [16, 32]}
+    """
+
+
+def test_sigkill_mid_trial_then_resume_ends_with_exactly_the_total(tmp_path):
+    path = sweep_file(tmp_path, SLOW_SEARCH, epochs=8)
+    process = _start_sweep(path)
+    study = _wait_for_running_trial(path, process)
+    parent_before = study.user_attrs["mlflow_parent_run_id"]
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    result = cnnkeras.sweep(path, progress=False)
+    assert result.parent_run_id == parent_before
+    counted = [t for t in result.trials if not t["stale"]]
+    stale = [t for t in result.trials if t["stale"]]
+    assert len(counted) == 3 and all(t["state"] in ("COMPLETE", "PRUNED") for t in counted)
+    assert len(stale) == 1 and stale[0]["state"] == "FAIL"
+    numbers = [t["number"] for t in result.trials]
+    assert len(numbers) == len(set(numbers))
+    assert any(t["user_attrs"].get("retry_of") == stale[0]["number"] for t in counted)
+    client, parents, children = runs(tmp_path)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    died = [r for r in children if r.info.status == "FAILED"]
+    assert len(died) == 1 and "sweep process died" in died[0].data.tags["cnnkeras.failure_reason"]
+    assert len(children) == 4
+
+
+def test_ctrl_c_fails_the_trial_kills_its_run_and_says_how_to_resume(tmp_path):
+    path = sweep_file(tmp_path, SLOW_SEARCH, epochs=8)
+    process = _start_sweep(path)
+    _wait_for_running_trial(path, process)
+    process.send_signal(signal.SIGINT)
+    output, _ = process.communicate(timeout=60)
+    assert process.returncode == 130, output
+    assert "Resume with the same command" in output
+    _, parents, children = runs(tmp_path)
+    assert parents[0].info.status == "KILLED"
+    assert "KILLED" in {r.info.status for r in children}
+    study = load_study(cnnkeras.load_config(path))
+    assert "FAIL" in {t.state.name for t in study.trials}
+
+
+def test_parallel_jobs_run_each_trial_in_its_own_process(tmp_path):
+    path = sweep_file(tmp_path, """
+        search:
+          n_trials: 2
+          pruner: {name: none}
+          parameters:
+            train.batch_size: {type: categorical, choices: [16, 32]}
+        """, epochs=2)
+    result = cnnkeras.sweep(path, jobs=2, progress=False)
+    assert result.counts() == {"COMPLETE": 2}
+    _, parents, children = runs(tmp_path)
+    assert len(children) == 2 and {r.info.status for r in children} == {"FINISHED"}
+    assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
