@@ -150,6 +150,7 @@ def run(
 
     # Everything that can fail on bad input happens before the MLflow run starts.
     keras.backend.clear_session()
+    keras.config.set_dtype_policy("mixed_float16" if cfg.train.mixed_precision else "float32")
     seed_everything(cfg.seed, deterministic=cfg.deterministic)
     data = load_dataset(cfg.data, seed=cfg.seed)
     check_labels(data.y_train, head=cfg.model.head, num_outputs=data.num_classes)

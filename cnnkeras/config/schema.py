@@ -343,6 +343,9 @@ class TrainConfig(StrictModel):
     checkpoint: Checkpoint | None = Field(None, description="Keep the best model during training; off when unset.")
     monitor: Monitor = Field("val_loss", description="Metric that defines the best epoch in reports.")
     shuffle: bool = Field(True, description="Shuffle the training set every epoch.")
+    mixed_precision: bool = Field(
+        False, description="Compute in float16 with float32 weights (keras mixed_float16); for GPUs."
+    )
 
 
 # ------------------------------------------------------------------------ tracking

@@ -18,13 +18,17 @@ HEADS = ("multiclass", "binary", "regression")
 
 
 def output_head(x: Any, *, num_classes: int, head: str = "multiclass", name: str = "predictions") -> Any:
-    """Append the output layer for ``head`` to the tensor ``x`` (N, features)."""
+    """Append the output layer for ``head`` to the tensor ``x`` (N, features).
+
+    The head always computes in float32, so softmax and the loss stay stable under
+    mixed precision.
+    """
     if head == "multiclass":
-        return keras.layers.Dense(num_classes, activation="softmax", name=name)(x)
+        return keras.layers.Dense(num_classes, activation="softmax", name=name, dtype="float32")(x)
     if head == "binary":
-        return keras.layers.Dense(1, activation="sigmoid", name=name)(x)
+        return keras.layers.Dense(1, activation="sigmoid", name=name, dtype="float32")(x)
     if head == "regression":
-        return keras.layers.Dense(1, name=name)(x)
+        return keras.layers.Dense(1, name=name, dtype="float32")(x)
     raise ValueError(f"head must be one of {HEADS}. Received: head={head}")
 
 

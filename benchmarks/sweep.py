@@ -1,0 +1,147 @@
+"""Sweep costs, each measured side by side in one run.
+
+1. Orchestration overhead per trial: ``cnnkeras.sweep`` (journal storage, parent and
+   child MLflow runs, tags, importances, plots) against a plain in-memory Optuna loop
+   calling the same training function (``cnnkeras.run``, tracked the same way), same
+   sampler seed and trials. Goal: at most 5% or 50 ms per trial, whichever is larger.
+2. Memory: RSS after each of 30 in-process trials (``cnnkeras.run`` as a trial runs it).
+   Goal: under 3 MB of growth per trial (slope over the last 20).
+3. Pruning: a 32-trial sweep with the median pruner against the same sweep without,
+   same seed. Goal: best accuracy within 0.2 points using at most half the epochs.
+
+    .venv/bin/python benchmarks/sweep.py [--trials 8] [--prune-trials 32]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from common import save
+
+import cnnkeras
+
+MODEL = {"arch": "sequential", "layers": [
+    {"type": "conv2d", "filters": 16, "kernel_size": 3, "padding": "same", "activation": "relu"},
+    {"type": "max_pool", "pool_size": 2},
+    {"type": "dense", "units": 64, "activation": "relu"}]}
+SPACE = {
+    "train.optimizer.learning_rate": {"type": "float", "low": 1e-4, "high": 3e-2, "log": True},
+    "train.batch_size": {"type": "categorical", "choices": [16, 32, 64]},
+}
+
+
+def base(tmp: Path, *, epochs: int, search: dict | None, tracking: bool = True) -> dict:
+    raw = {"name": "bench", "seed": 11, "data": {"source": "digits"}, "model": MODEL,
+           "train": {"epochs": epochs, "batch_size": 32},
+           "tracking": {"uri": f"sqlite:///{tmp / 'mlflow.db'}", "enabled": tracking, "log_plots": False,
+                        "log_model": False}}
+    if search is not None:
+        raw["search"] = {"storage": str(tmp / "study.journal"), **search}
+    return raw
+
+
+def rss_mb() -> float:
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def overhead(tmp: Path, trials: int, epochs: int) -> dict:
+    import optuna
+
+    from cnnkeras.studies.space import trial_overrides
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    search = {"n_trials": trials, "parameters": SPACE, "pruner": {"name": "none"}, "sampler": {"name": "tpe"}}
+    plain_cfg = cnnkeras.config_from_dict(base(tmp / "plain", epochs=epochs, search=search))
+    raw_plain = base(tmp / "plain", epochs=epochs, search=None)
+    (tmp / "plain").mkdir()
+    params = plain_cfg.search.parameters
+
+    def objective(trial):
+        result = cnnkeras.run(cnnkeras.config_from_dict(raw_plain, trial_overrides(trial, params)), progress=False)
+        return result.summary["best_val_accuracy"]
+
+    start = time.perf_counter()
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=11))
+    study.optimize(objective, n_trials=trials)
+    plain = time.perf_counter() - start
+
+    (tmp / "ours").mkdir()
+    config = cnnkeras.config_from_dict(base(tmp / "ours", epochs=epochs, search=search))
+    start = time.perf_counter()
+    cnnkeras.sweep(config, progress=False)
+    ours = time.perf_counter() - start
+    per_trial = (ours - plain) / trials
+    allowed = max(0.05 * plain / trials, 0.05)
+    return {"trials": trials, "plain_s": plain, "cnnkeras_s": ours, "overhead_per_trial_s": per_trial,
+            "overhead_fraction": ours / plain - 1, "allowed_per_trial_s": allowed, "met": per_trial <= allowed}
+
+
+def memory(tmp: Path, trials: int) -> dict:
+    raw = base(tmp, epochs=1, search=None)
+    (tmp / "mem").mkdir(exist_ok=True)
+    raw["tracking"]["uri"] = f"sqlite:///{tmp / 'mem' / 'mlflow.db'}"
+    values = []
+    for i in range(trials):
+        cnnkeras.run(cnnkeras.config_from_dict(raw, [f"seed={i}"]), progress=False)
+        values.append(rss_mb())
+    tail = values[-20:]
+    slope = float(np.polyfit(np.arange(len(tail)), tail, 1)[0])
+    return {"rss_mb": values, "growth_mb_per_trial": slope, "met": slope < 3.0}
+
+
+def pruning(tmp: Path, trials: int, epochs: int) -> dict:
+    out = {}
+    for name, pruner in (("pruned", {"name": "median", "warmup_epochs": 2, "startup_trials": 5}),
+                         ("unpruned", {"name": "none"})):
+        folder = tmp / name
+        folder.mkdir()
+        search = {"n_trials": trials, "parameters": SPACE, "pruner": pruner, "sampler": {"name": "tpe", "seed": 3}}
+        config = cnnkeras.config_from_dict(base(folder, epochs=epochs, search=search, tracking=False))
+        start = time.perf_counter()
+        result = cnnkeras.sweep(config, progress=False)
+        epochs_run = sum(int(t["user_attrs"].get("epochs_run", 0)) for t in result.trials)
+        out[name] = {"best": result.best[0]["values"][0], "epochs": epochs_run, "wall_s": time.perf_counter() - start,
+                     "counts": result.counts()}
+        print(f"  {name:9s} best {out[name]['best']:.4f}  epochs {epochs_run}  {out[name]['counts']}")
+    diff_points = 100 * (out["unpruned"]["best"] - out["pruned"]["best"])
+    ratio = out["pruned"]["epochs"] / out["unpruned"]["epochs"]
+    return {**out, "best_difference_points": diff_points, "epoch_ratio": ratio,
+            "met": diff_points <= 0.2 and ratio <= 0.5}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trials", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--memory-trials", type=int, default=30)
+    parser.add_argument("--prune-trials", type=int, default=32)
+    parser.add_argument("--prune-epochs", type=int, default=8)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        print("1. orchestration overhead")
+        o = overhead(tmp, args.trials, args.epochs)
+        print(f"  plain Optuna loop {o['plain_s']:.1f}s, cnnkeras sweep {o['cnnkeras_s']:.1f}s: "
+              f"{o['overhead_per_trial_s'] * 1000:.0f} ms/trial ({o['overhead_fraction']:+.1%}); allowed "
+              f"{o['allowed_per_trial_s'] * 1000:.0f} ms: {'met' if o['met'] else 'NOT met'}")
+        print("2. memory over in-process trials")
+        m = memory(tmp, args.memory_trials)
+        print(f"  RSS {m['rss_mb'][0]:.0f} -> {m['rss_mb'][-1]:.0f} MB, {m['growth_mb_per_trial']:.2f} MB/trial over "
+              f"the last 20: {'met' if m['met'] else 'NOT met'}")
+        print("3. pruning efficiency")
+        p = pruning(tmp, args.prune_trials, args.prune_epochs)
+        print(f"  best differs by {p['best_difference_points']:.2f} points with {p['epoch_ratio']:.0%} of the epochs: "
+              f"{'met' if p['met'] else 'NOT met'}")
+    save("sweep", {"args": vars(args), "overhead": o, "memory": m, "pruning": p})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,34 @@
+"""Every experiment file users copy is valid, and mixed precision keeps a float32 head."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import cnnkeras
+
+EXPERIMENTS = sorted((Path(__file__).resolve().parents[2] / "experiments").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+def test_experiment_is_valid(path):
+    config = cnnkeras.validate(path)
+    assert config.name
+
+
+def test_mixed_precision_run_keeps_a_float32_head(write_config):
+    import keras
+
+    path = write_config("""
+        name: mp
+        data: {source: digits, subset: 200, resize: [28, 28]}
+        train: {epochs: 1, mixed_precision: true}
+        tracking: {enabled: false}
+        """)
+    try:
+        result = cnnkeras.run(path, progress=False)
+        assert result.model.get_layer("c1").compute_dtype == "float16"
+        assert result.model.get_layer("predictions").compute_dtype == "float32"
+    finally:
+        keras.config.set_dtype_policy("float32")
