@@ -287,7 +287,7 @@ def sweep(
     try:
         if remaining is None or remaining > 0:
             study.optimize(objective, n_trials=remaining, timeout=search.timeout_s, n_jobs=jobs,
-                           catch=(TrialFailed, Exception), gc_after_trial=True)
+                           catch=(TrialFailed, Exception))
     except KeyboardInterrupt:
         if parent is not None:
             parent.end("KILLED", "interrupted (Ctrl-C)")

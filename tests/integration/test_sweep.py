@@ -223,3 +223,26 @@ def test_parallel_jobs_run_each_trial_in_its_own_process(tmp_path):
     _, parents, children = runs(tmp_path)
     assert len(children) == 2 and {r.info.status for r in children} == {"FINISHED"}
     assert all(r.data.tags["mlflow.parentRunId"] == parents[0].info.run_id for r in children)
+
+
+def test_two_objectives_report_the_pareto_front(tmp_path):
+    path = sweep_file(tmp_path, """
+        search:
+          n_trials: 3
+          sampler: {name: nsga2}
+          objectives:
+            - {metric: best_val_accuracy, direction: maximize}
+            - {metric: final_gap_accuracy, direction: minimize}
+          parameters:
+            train.optimizer.learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+        """, epochs=2)
+    result = cnnkeras.sweep(path, progress=False)
+    assert result.directions == ["maximize", "minimize"] and result.counts() == {"COMPLETE": 3}
+    front = {b["number"] for b in result.best}
+    values = {t["number"]: t["values"] for t in result.trials}
+    for number in front:  # nothing on the front is dominated by another trial
+        acc, gap = values[number]
+        assert not any(a >= acc and g <= gap and (a, g) != (acc, gap) for a, g in values.values())
+    client, parents, _ = runs(tmp_path)
+    page = open(client.download_artifacts(parents[0].info.run_id, "plots/optuna.html", str(tmp_path))).read()
+    assert 'id="pareto_front"' in page
