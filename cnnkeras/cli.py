@@ -168,6 +168,34 @@ def best(study: str = typer.Argument(..., help="A study name, or the experiment 
     out.print(f"MLflow run [bold]{result.run_id}[/]" + (" (registered)" if register else ""))
 
 
+@app.command()
+@handle_errors
+def runs(experiment: str = typer.Argument(..., help="MLflow experiment name."), uri: Optional[str] = UriOpt,
+         out_path: Optional[Path] = typer.Option(None, "--out", help="Write the frame to .csv or .parquet."),
+         curves: bool = typer.Option(False, "--curves", help="Per-epoch curves (long format) instead of runs."),
+         k: int = typer.Option(3, help="Rising epochs that mark the onset of overfitting.")) -> None:
+    """One row per run with parameters, metrics and overfitting measures (or per-epoch curves)."""
+    import cnnkeras
+
+    frame = cnnkeras.curves_frame(experiment, uri=uri) if curves else cnnkeras.runs_frame(experiment, uri=uri, k=k)
+    if out_path is not None:
+        from .analysis.frames import export
+
+        export(frame, out_path)
+        out.print(f"wrote {len(frame)} rows to {out_path}")
+        return
+    keys = [c for c in ("run_name", "status", "trial_state", "best_epoch", "epochs", "onset_epoch",
+                        "final_gap_accuracy", "final_gap_loss", "best_val_accuracy", "test_accuracy") if c in frame]
+    table = Table(title=f"{experiment}: {len(frame)} runs", header_style="bold")
+    for key in (["run_name", "epoch", "metric", "value"] if curves else keys):
+        table.add_column(key.replace("_", " "))
+    for row in frame.head(200).itertuples(index=False):
+        values = row._asdict()
+        table.add_row(*(f"{values[k]:.4f}" if isinstance(values[k], float) else str(values[k])
+                        for k in (["run_name", "epoch", "metric", "value"] if curves else keys)))
+    out.print(table)
+
+
 def _parse_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
     if not text:
         return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from ._checks import one_of
-from .padding import MODES, pad_axis
+from .padding import MODES, pad2d
 from .registry import register_layer
 
 
@@ -53,10 +53,7 @@ class PaddedConv2D(keras.layers.Conv2D):
         return out
 
     def call(self, inputs):
-        (top, bottom), (left, right) = self._pads()
-        x = pad_axis(inputs, top, bottom, 1, self.padding_mode)
-        x = pad_axis(x, left, right, 2, self.padding_mode)
-        return super().call(x)
+        return super().call(pad2d(inputs, self._pads(), self.padding_mode))
 
     def compute_output_shape(self, input_shape):
         (top, bottom), (left, right) = self._pads()

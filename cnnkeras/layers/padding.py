@@ -47,6 +47,21 @@ def pad_axis(x, before: int, after: int, axis: int, mode: str, constant: float =
     return ops.concatenate(parts, axis=axis)
 
 
+def pad2d(x, padding, mode: str, constant: float = 0.0):
+    """Pad height and width of NHWC ``x``; ``padding`` is ((top, bottom), (left, right)).
+
+    zero, constant, reflect and symmetric are one native ``ops.pad`` on every backend;
+    replicate and wrap (not native on TensorFlow) go through :func:`pad_axis`.
+    """
+    (top, bottom), (left, right) = padding
+    if mode in ("zero", "constant", "reflect", "symmetric"):
+        widths = [(0, 0), (top, bottom), (left, right), (0, 0)]
+        if mode in ("zero", "constant"):
+            return ops.pad(x, widths, mode="constant", constant_values=constant if mode == "constant" else 0.0)
+        return ops.pad(x, widths, mode=mode)
+    return pad_axis(pad_axis(x, top, bottom, 1, mode, constant), left, right, 2, mode, constant)
+
+
 @keras.saving.register_keras_serializable(package="cnnkeras")
 @register_layer("padding")
 class Padding2D(keras.layers.Layer):
@@ -95,9 +110,7 @@ class Padding2D(keras.layers.Layer):
                                      f"{size}. Received: padding={self.padding}")
 
     def call(self, inputs):
-        (top, bottom), (left, right) = self.padding
-        x = pad_axis(inputs, top, bottom, 1, self.mode, self.constant_value)
-        return pad_axis(x, left, right, 2, self.mode, self.constant_value)
+        return pad2d(inputs, self.padding, self.mode, self.constant_value)
 
     def compute_output_shape(self, input_shape):
         (top, bottom), (left, right) = self.padding

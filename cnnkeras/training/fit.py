@@ -8,7 +8,6 @@ progress) followed by ``model.evaluate`` on the test split. It returns a
 
 from __future__ import annotations
 
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,8 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from ..analysis.overfitting import LOWER_IS_BETTER
+from ..analysis.overfitting import best_epoch as _best_epoch
 from ..config.schema import ExperimentConfig
 from ..data.dataset import Dataset
 from .callbacks import EpochListener, EpochRecorder, NanGuard, RichProgress
@@ -24,7 +25,6 @@ from .compile import steps_per_epoch
 
 __all__ = ["FitResult", "best_epoch", "fit_and_evaluate", "prepare_targets"]
 
-LOWER_IS_BETTER = ("loss", "val_loss", "mae", "val_mae")
 
 
 @dataclass
@@ -42,11 +42,14 @@ class FitResult:
 
 
 def best_epoch(history: dict[str, list[float]], monitor: str) -> int:
-    """1-based epoch where ``monitor`` was best (lowest for losses, highest otherwise)."""
-    values = history.get(monitor) or history.get("loss") or [math.nan]
-    clean = [v if math.isfinite(v) else (math.inf if monitor in LOWER_IS_BETTER else -math.inf) for v in values]
-    index = int(np.argmin(clean) if monitor in LOWER_IS_BETTER else np.argmax(clean))
-    return index + 1
+    """1-based epoch where ``monitor`` was best (lowest for losses, highest otherwise); 1 if none was finite.
+
+    Without validation data (``validation_split: 0``) a ``val_`` monitor falls back to ``loss``.
+    """
+    if not history.get(monitor):
+        monitor = "loss"
+    found = _best_epoch(history.get(monitor) or [], lower_is_better=monitor in LOWER_IS_BETTER)
+    return found or 1
 
 
 def prepare_targets(y: np.ndarray, *, head: str, num_classes: int, label_smoothing: float) -> np.ndarray:

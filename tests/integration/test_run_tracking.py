@@ -135,3 +135,24 @@ def test_bad_data_fails_before_any_run_is_created(write_config, tracking_uri):
         cnnkeras.run(path, progress=False)
     client = MlflowClient(tracking_uri)
     assert client.get_experiment_by_name("small") is None
+
+
+def test_runs_frame_and_curves_frame_read_the_store(finished, tmp_path):
+    result, _, uri, _ = finished
+    frame = cnnkeras.runs_frame("tiny-exp", uri=uri)
+    row = frame.set_index("run_id").loc[result.run_id]
+    assert row["param.train.batch_size"] == 64 and row["status"] == "FINISHED"
+    assert row["best_epoch"] == result.best_epoch and row["epochs"] == 3
+    assert row["final_gap_accuracy"] == pytest.approx(result.summary["final_gap_accuracy"])
+    assert row["test_accuracy"] == pytest.approx(result.summary["test_accuracy"])
+    curves = cnnkeras.curves_frame("tiny-exp", uri=uri)
+    mine = curves[curves.run_id == result.run_id]
+    assert sorted(mine[mine.metric == "val_loss"].epoch) == [1, 2, 3]
+    from cnnkeras.analysis.frames import export
+
+    export(frame, tmp_path / "runs.parquet")
+    export(curves, tmp_path / "curves.csv")
+    import pandas as pd
+
+    assert len(pd.read_parquet(tmp_path / "runs.parquet")) == len(frame)
+    assert len(pd.read_csv(tmp_path / "curves.csv")) == len(curves)
