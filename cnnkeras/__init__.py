@@ -38,6 +38,7 @@ _EXPORTS = {
     "zoo_table": "cnnkeras.analysis.inspect",
     "load_config": "cnnkeras.api",
     "load_model": "cnnkeras.api",
+    "report": "cnnkeras.reporting.study_report",
     "reproduce": "cnnkeras.runner",
     "run": "cnnkeras.runner",
     "runs_frame": "cnnkeras.analysis.frames",

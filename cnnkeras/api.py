@@ -18,10 +18,11 @@ __all__ = ["config_from_dict", "load_config", "load_model", "schema", "ui", "val
 
 
 def _checks() -> list[_loader.Check]:
+    from .analysis.claims import check_report
     from .studies.space import check_search_space
     from .zoo.build import check_model_config
 
-    return [check_model_config, check_search_space]
+    return [check_model_config, check_search_space, check_report]
 
 
 def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -53,21 +54,27 @@ def load_model(path: str | os.PathLike[str]) -> Any:
     return keras.saving.load_model(Path(path), safe_mode=True)
 
 
-def ui(*, uri: str | None = None, host: str = "127.0.0.1", port: int = 5000, wait: bool = True) -> Any:
-    """Serve the MLflow UI on the tracking store; returns the process when ``wait`` is False."""
-    import subprocess
-    import sys
+def ui(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: str = "127.0.0.1", port: int = 5000,
+       reports: str | os.PathLike[str] = "reports", storages: Sequence[str] = (), wait: bool = True) -> Any:
+    """Serve the landing page, the MLflow UI, optuna-dashboard and the reports on ``host``.
 
-    from .tracking import default_tracking_uri
+    Returns the running :class:`cnnkeras.dashboards.server.Dashboards` when ``wait`` is
+    False; otherwise blocks until Ctrl-C and stops everything.
+    """
+    import time
 
-    command = [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", default_tracking_uri(uri),
-               "--host", host, "--port", str(port), "--workers", "1"]
-    process = subprocess.Popen(command)
+    from .dashboards.server import serve
+
+    running = serve(root=root, uri=uri, host=host, port=port, reports=reports, storages=storages)
     if not wait:
-        return process
-    print(f"MLflow UI on http://{host}:{port} (store {default_tracking_uri(uri)}); Ctrl-C stops it", flush=True)
+        return running
+    print(f"cnnkeras dashboards on {running.landing} (MLflow UI {running.mlflow}, "
+          f"{len(running.storages)} study storage(s)); Ctrl-C stops them", flush=True)
     try:
-        return process.wait()
+        while True:
+            time.sleep(3600)
     except KeyboardInterrupt:
-        process.terminate()
-        return process.wait()
+        pass
+    finally:
+        running.stop()
+    return running

@@ -25,6 +25,7 @@ err = Console(stderr=True)
 
 ConfigArg = typer.Argument(..., exists=False, help="Experiment YAML file.")
 OverridesArg = typer.Argument(None, help="Overrides like train.batch_size=64 model.dropout=0.3")
+StorageOpt = typer.Option(None, "--storage", help="Optuna storage of a named study (default .cnnkeras/NAME.journal).")
 UriOpt = typer.Option(None, "--uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db).")
 
 
@@ -125,11 +126,15 @@ def reproduce(run_id: str = typer.Argument(..., help="MLflow run id to re-run.")
 @app.command()
 @handle_errors
 def ui(uri: Optional[str] = UriOpt, host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-       port: int = typer.Option(5000, help="Port of the MLflow UI.")) -> None:
-    """Serve the MLflow UI on the tracking store (Ctrl-C stops it)."""
+       port: int = typer.Option(5000, help="Landing page port; MLflow on port+1, optuna-dashboard on port+2..."),
+       root: Path = typer.Option(Path("."), help="Folder searched for studies (.cnnkeras/*.journal)."),
+       reports: Path = typer.Option(Path("reports"), help="Folder of reports to serve."),
+       storage: Optional[List[str]] = typer.Option(None, "--storage", help="Extra study storage URL (repeatable).")
+       ) -> None:
+    """Serve one landing page linking the MLflow UI, optuna-dashboard and the reports (Ctrl-C stops)."""
     from .api import ui as serve
 
-    serve(uri=uri, host=host, port=port)
+    serve(root=root, uri=uri, host=host, port=port, reports=reports, storages=storage or [])
 
 
 @app.command()
@@ -170,14 +175,16 @@ def best(study: str = typer.Argument(..., help="A study name, or the experiment 
 
 @app.command()
 @handle_errors
-def runs(experiment: str = typer.Argument(..., help="MLflow experiment name."), uri: Optional[str] = UriOpt,
+def runs(experiment: str = typer.Argument(..., help="Experiment file, study name or MLflow experiment name."),
+         uri: Optional[str] = UriOpt, storage: Optional[str] = StorageOpt,
          out_path: Optional[Path] = typer.Option(None, "--out", help="Write the frame to .csv or .parquet."),
          curves: bool = typer.Option(False, "--curves", help="Per-epoch curves (long format) instead of runs."),
          k: int = typer.Option(3, help="Rising epochs that mark the onset of overfitting.")) -> None:
     """One row per run with parameters, metrics and overfitting measures (or per-epoch curves)."""
     import cnnkeras
 
-    frame = cnnkeras.curves_frame(experiment, uri=uri) if curves else cnnkeras.runs_frame(experiment, uri=uri, k=k)
+    frame = (cnnkeras.curves_frame(experiment, uri=uri, storage=storage) if curves
+             else cnnkeras.runs_frame(experiment, uri=uri, storage=storage, k=k))
     if out_path is not None:
         from .analysis.frames import export
 
@@ -194,6 +201,27 @@ def runs(experiment: str = typer.Argument(..., help="MLflow experiment name."), 
         table.add_row(*(f"{values[k]:.4f}" if isinstance(values[k], float) else str(values[k])
                         for k in (["run_name", "epoch", "metric", "value"] if curves else keys)))
     out.print(table)
+
+
+@app.command()
+@handle_errors
+def report(target: str = typer.Argument(..., help="Experiment file, study name or MLflow experiment name."),
+           out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file (default reports/NAME.html)."),
+           uri: Optional[str] = UriOpt, storage: Optional[str] = StorageOpt,
+           color_by: Optional[str] = typer.Option(None, "--color-by", help="Swept key path to colour curves by."),
+           mlflow_url: Optional[str] = typer.Option(None, "--mlflow-url",
+                                                    help="MLflow UI address, for links from the runs table."),
+           k: int = typer.Option(3, help="Rising epochs that mark the onset of overfitting.")) -> None:
+    """Write the overfitting report (one HTML page) and print each claim's verdict."""
+    import cnnkeras
+
+    result = cnnkeras.report(target, out=out_path, uri=uri, storage=storage, color_by=color_by,
+                             mlflow_url=mlflow_url, k=k)
+    colours = {"supported": "green", "contradicted": "red", "not distinguishable from noise": "yellow"}
+    for claim in result.claims:
+        out.print(f"[bold]{claim.claim}[/]: [{colours.get(claim.verdict, 'dim')}]{claim.verdict}[/]", highlight=False)
+        out.print(f"  {claim.sentence}", highlight=False, markup=False, soft_wrap=True)
+    out.print(f"report on {result.runs} runs: [bold]{result.path}[/]")
 
 
 def _parse_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:

@@ -88,7 +88,7 @@ def summarize(history: Mapping[str, Sequence[float]], best_epoch: int, test: Map
 def _artifacts(folder: Path, config: ExperimentConfig, model: Any, result: Any, *, log_model: bool,
                log_plots: bool = True) -> None:
     """history.json, model_summary.txt, plots/learning_curves.html, model/model.keras, checkpoints/."""
-    from .report.figures import learning_curves, write_html
+    from .reporting.figures import learning_curves, write_html
 
     (folder / "history.json").write_text(json.dumps(result.history, indent=1))
     lines: list[str] = []

@@ -1,7 +1,8 @@
 """Runs as pandas DataFrames: one row per run, and per-epoch curves in long format.
 
-:func:`runs_frame` reads an MLflow experiment (every run, sweep trials included)
-into one row per run: identity (run id, name, status, parent, trial state), the
+:func:`runs_frame` reads an MLflow experiment, an Optuna study (its trials'
+runs only) or an experiment file (see :mod:`cnnkeras.analysis.source`) into one
+row per run: identity (run id, name, status, parent, trial state), the
 parameters (``param.<key>``), the final and best-epoch metrics, and the
 overfitting measures of :mod:`cnnkeras.analysis.overfitting`. :func:`curves_frame`
 gives the per-epoch metrics as ``run_id, epoch, metric, value`` rows. Both read
@@ -12,11 +13,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import pandas as pd
 
 from .overfitting import measures
+from .source import RunSource, resolve
 
 __all__ = ["curves_frame", "export", "runs_frame"]
 
@@ -24,20 +26,27 @@ EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "gap_accuracy",
                  "val_data_loss", "mae", "val_mae", "learning_rate")
 
 
-def _runs(experiment: str, uri: str | None) -> list[dict[str, Any]]:
+def _runs(source: RunSource) -> list[dict[str, Any]]:
     from ..errors import TrackingError
     from ..tracking import iter_runs, read_run
 
-    runs = list(iter_runs(experiment, uri=uri))
+    where = f"tags.mlflow.parentRunId = '{source.parent_run_id}'" if source.parent_run_id else ""
+    runs = list(iter_runs(source.experiment, uri=source.uri, filter_string=where))
     if not runs:
-        raise TrackingError(f"no runs in MLflow experiment {experiment!r}")
-    return [read_run(run.info.run_id, uri=uri) for run in runs]
+        what = f"study {source.label!r}" if source.parent_run_id else f"MLflow experiment {source.experiment!r}"
+        raise TrackingError(f"no runs for {what}")
+    return [read_run(run.info.run_id, uri=source.uri) for run in runs]
 
 
-def runs_frame(experiment: str, *, uri: str | None = None, k: int = 3, include_parents: bool = False) -> pd.DataFrame:
-    """One row per run of ``experiment`` with parameters, metrics and overfitting measures."""
+Target = Union[str, "os.PathLike[str]", RunSource]
+
+
+def runs_frame(target: Target, *, uri: str | None = None, storage: str | None = None, k: int = 3,
+               include_parents: bool = False) -> pd.DataFrame:
+    """One row per run of ``target`` (experiment file, study or MLflow experiment) with
+    parameters, final metrics and overfitting measures; sweep parents are left out."""
     rows = []
-    for run in _runs(experiment, uri):
+    for run in _runs(resolve(target, uri=uri, storage=storage)):
         tags = run["tags"]
         if tags.get("cnnkeras.kind") == "sweep" and not include_parents:
             continue
@@ -46,7 +55,7 @@ def runs_frame(experiment: str, *, uri: str | None = None, k: int = 3, include_p
         row: dict[str, Any] = {
             "run_id": run["run_id"], "run_name": run["run_name"], "status": run["status"],
             "parent_run_id": tags.get("mlflow.parentRunId"), "trial_state": tags.get("cnnkeras.trial_state"),
-            "arch": tags.get("cnnkeras.arch"),
+            "arch": tags.get("cnnkeras.arch"), "experiment_id": run["experiment_id"],
         }
         row.update({f"param.{key}": _number(value) for key, value in run["params"].items()})
         row.update({f"final_{key}": values[-1] for key, values in histories.items() if values})
@@ -56,11 +65,11 @@ def runs_frame(experiment: str, *, uri: str | None = None, k: int = 3, include_p
     return pd.DataFrame(rows)
 
 
-def curves_frame(experiment: str, *, uri: str | None = None) -> pd.DataFrame:
+def curves_frame(target: Target, *, uri: str | None = None, storage: str | None = None) -> pd.DataFrame:
     """Per-epoch metrics as long-format rows: run_id, run_name, epoch, metric, value."""
     rows = [
         {"run_id": run["run_id"], "run_name": run["run_name"], "epoch": epoch, "metric": key, "value": value}
-        for run in _runs(experiment, uri)
+        for run in _runs(resolve(target, uri=uri, storage=storage))
         for key, values in run["histories"].items() if key in EPOCH_METRICS
         for epoch, value in enumerate(values, start=1)
     ]

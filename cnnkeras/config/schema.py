@@ -24,6 +24,7 @@ __all__ = [
     "AdamW",
     "Augmentation",
     "Checkpoint",
+    "Claim",
     "ConstantSchedule",
     "CosineSchedule",
     "DataConfig",
@@ -32,6 +33,7 @@ __all__ = [
     "ExponentialSchedule",
     "METRIC_NAMES",
     "ModelConfig",
+    "ReportConfig",
     "PlateauSchedule",
     "RMSprop",
     "SGD",
@@ -521,6 +523,44 @@ class SearchConfig(StrictModel):
         return pruner
 
 
+# ------------------------------------------------------------------------ report
+
+#: Columns of the runs frame a claim can be about (see cnnkeras.analysis.frames).
+ClaimMeasure = Literal[
+    "final_gap_accuracy", "final_gap_loss", "final_accuracy", "final_val_accuracy", "best_val_accuracy",
+    "final_loss", "final_val_loss", "final_data_loss", "final_val_data_loss", "test_accuracy", "test_loss",
+    "epochs_after_best", "best_epoch", "test_minus_val_accuracy",
+]
+
+
+class Claim(StrictModel):
+    """A claim the report checks against the runs: how a measure moves as a parameter grows.
+
+    Example: ``{claim: "Small learning rates overfit more", parameter: train.optimizer.learning_rate,
+    measure: final_gap_accuracy, expect: decreasing}``.
+    """
+
+    claim: str = Field(..., min_length=1, description="The claim, in words.")
+    parameter: str = Field(..., description="A swept key path (one of search.parameters).")
+    measure: ClaimMeasure = Field("final_gap_accuracy", description="The runs-frame column the claim is about.")
+    expect: Literal["increasing", "decreasing"] = Field(
+        ..., description="How the measure should move as the parameter grows (or goes through `levels`)."
+    )
+    levels: list[Union[bool, int, float, str]] | None = Field(
+        None, min_length=2,
+        description="For a categorical parameter: its values in the claim's order (e.g. [false, true]).",
+    )
+
+
+class ReportConfig(StrictModel):
+    """What `cnnkeras report` shows first, and the claims it puts to the test."""
+
+    color_by: str | None = Field(None, description="Swept key path that colours the learning curves first.")
+    claims: list[Claim] = Field(default_factory=list, description="Claims to test on the runs.")
+    confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence of intervals and verdicts.")
+    replicate_key: str = Field("seed", description="The key path whose values are repeats, not a treatment.")
+
+
 # ------------------------------------------------------------------------ the whole
 
 
@@ -538,6 +578,7 @@ class ExperimentConfig(StrictModel):
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training.")
     tracking: TrackingConfig = Field(default_factory=TrackingConfig, description="MLflow tracking.")
     search: SearchConfig | None = Field(None, description="A hyperparameter sweep (`cnnkeras sweep`).")
+    report: ReportConfig = Field(default_factory=ReportConfig, description="The sweep's report (`cnnkeras report`).")
 
     # Where each key came from (config.loader.ConfigSource); not a field, so it is
     # neither validated, dumped nor compared.

@@ -8,34 +8,11 @@ study, and registered in the MLflow model registry under the study's name.
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 from ..errors import CnnkerasError
 
 __all__ = ["best"]
-
-
-def _find_study(target: str, storage: str | None) -> tuple[Any, str]:
-    import optuna
-
-    from ..api import load_config
-    from .study import _open_storage, load_study, storage_for
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if os.path.isfile(target):
-        config = load_config(target)
-        if config.search is None:
-            raise CnnkerasError(f"{target} has no search: section")
-        return load_study(config), storage_for(config)
-    storage = storage or str(Path(".cnnkeras") / f"{target}.journal")
-    if "://" not in storage and not os.path.exists(storage):
-        raise CnnkerasError(f"no study storage at {storage}; pass the experiment file or --storage")
-    try:
-        return optuna.load_study(study_name=target, storage=_open_storage(storage)), storage
-    except KeyError:
-        raise CnnkerasError(f"no study named {target!r} in {storage}") from None
 
 
 def best(target: str, *, storage: str | None = None, register: bool = True, progress: bool = True) -> Any:
@@ -45,13 +22,16 @@ def best(target: str, *, storage: str | None = None, register: bool = True, prog
     from ..tracking import register_keras_model
     from .space import format_override
 
-    study, storage = _find_study(target, storage)
+    from .study import find_study
+
+    study, storage = find_study(target, storage)
     try:
         trial = study.best_trials[0] if len(study.directions) > 1 else study.best_trial
     except ValueError:
         raise CnnkerasError(f"study {study.study_name} has no complete trial yet") from None
     raw = dict(study.user_attrs["config"])
     raw.pop("search", None)
+    raw.pop("report", None)
     overrides = [format_override(k, v) for k, v in trial.params.items()]
     overrides += ["data.validation_split=0", "train.early_stopping=null", "train.checkpoint=null",
                   "train.monitor=loss", "tracking.log_model=true", "tracking.log_plots=true",

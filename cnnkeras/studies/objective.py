@@ -72,6 +72,7 @@ def trial_config(config: ExperimentConfig, overrides: list[str], *, number: int)
 
     raw = config.to_dict()
     search = raw.pop("search")
+    raw.pop("report", None)  # a trial is a plain run: no sweep, nothing to report on
     keep = bool(search.get("log_models"))
     extra = [f"tracking.log_model={str(keep).lower()}", f"tracking.log_plots={str(keep).lower()}",
              f"tracking.run_name=trial-{number}"]

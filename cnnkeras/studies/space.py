@@ -66,6 +66,7 @@ def check_search_space(config: ExperimentConfig) -> Iterable[tuple[Path, str]]:
         return []
     raw = config.to_dict()
     raw.pop("search", None)
+    raw.pop("report", None)
     problems: list[tuple[Path, str]] = []
     for path, param in config.search.parameters.items():
         where: Path = ("search", "parameters", path)

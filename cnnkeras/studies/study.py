@@ -37,7 +37,7 @@ from ..errors import CnnkerasError
 from .objective import STATE_TAG, STUDY_TAG, TRIAL_TAG, TrialOutcome, outcome_attrs, run_trial
 from .space import trial_overrides
 
-__all__ = ["SweepInterrupted", "SweepResult", "load_study", "storage_for", "sweep"]
+__all__ = ["SweepInterrupted", "SweepResult", "find_study", "load_study", "storage_for", "sweep"]
 
 PARENT_ATTR = "mlflow_parent_run_id"
 STALE_ATTR = "stale"  # a trial whose process died; retried, and not counted
@@ -141,6 +141,30 @@ def load_study(config: ExperimentConfig) -> Any:
         study_name=name, storage=_open_storage(storage_for(config)), sampler=_sampler(config),
         pruner=_pruner(config), directions=[o.direction for o in config.search.objectives], load_if_exists=True,
     )
+
+
+def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
+    """The study named by ``target``: an experiment file with a search: section, or a study name.
+
+    A study name is looked up in ``storage`` (default ``.cnnkeras/<name>.journal``).
+    """
+    import optuna
+
+    from ..api import load_config
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if os.path.isfile(target):
+        config = load_config(target)
+        if config.search is None:
+            raise CnnkerasError(f"{target} has no search: section")
+        return load_study(config), storage_for(config)
+    storage = storage or str(Path(".cnnkeras") / f"{target}.journal")
+    if "://" not in storage and not os.path.exists(storage):
+        raise CnnkerasError(f"no study storage at {storage}; pass the experiment file or --storage")
+    try:
+        return optuna.load_study(study_name=target, storage=_open_storage(storage)), storage
+    except KeyError:
+        raise CnnkerasError(f"no study named {target!r} in {storage}") from None
 
 
 # -------------------------------------------------------------- bookkeeping
