@@ -1,0 +1,143 @@
+"""The report and the ``cnnkeras ui`` landing page, generated from a real small sweep, in headless Chromium."""
+
+from __future__ import annotations
+
+import io
+import textwrap
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+import cnnkeras
+
+from .conftest import free_ports
+
+EVIL = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    """A grid sweep (lr x batch x 2 seeds, 2 epochs on digits) with claims, and one run renamed to markup."""
+    folder = tmp_path_factory.mktemp("report")
+    path = folder / "lr-batch.yaml"
+    path.write_text(textwrap.dedent(f"""
+        name: lr-batch
+        data: {{source: digits, subset: 400}}
+        model:
+          arch: sequential
+          layers:
+            - {{type: conv2d, filters: 8, kernel_size: 3, padding: same, activation: relu}}
+            - {{type: global_avg_pool}}
+        train: {{epochs: 2, batch_size: 32}}
+        tracking: {{uri: "sqlite:///{folder / 'mlflow.db'}"}}
+        search:
+          n_trials: 8
+          sampler: {{name: grid}}
+          pruner: {{name: none}}
+          parameters:
+            train.optimizer.learning_rate: {{type: categorical, choices: [0.001, 0.05]}}
+            train.batch_size: {{type: categorical, choices: [16, 64]}}
+            seed: {{type: categorical, choices: [0, 1]}}
+        report:
+          claims:
+            - claim: "Small <b>learning</b> rates overfit more"
+              parameter: train.optimizer.learning_rate
+              measure: final_gap_accuracy
+              expect: decreasing
+            - claim: "Small batches generalize better"
+              parameter: train.batch_size
+              measure: final_gap_accuracy
+              expect: increasing
+        """))
+    result = cnnkeras.sweep(path, progress=False)
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    first = result.trials[0]["user_attrs"]["mlflow_run_id"]
+    client.update_run(first, name=EVIL)
+    return folder, path, result
+
+
+@pytest.fixture(scope="module")
+def written(swept):
+    folder, path, _ = swept
+    return cnnkeras.report(str(path), out=folder / "reports" / "lr-batch.html", mlflow_url="http://127.0.0.1:9")
+
+
+def _non_blank(png: bytes) -> None:
+    from PIL import Image, ImageStat
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
+    assert max(ImageStat.Stat(image.convert("L")).stddev) > 10
+    assert len(image.getcolors(maxcolors=1 << 20) or []) > 50
+
+
+def test_report_states_each_claim_and_logs_itself_on_the_parent_run(swept, written):
+    folder, _, result = swept
+    assert written.runs == 8 and len(written.claims) == 2
+    for claim in written.claims:
+        assert claim.verdict in ("supported", "contradicted", "not distinguishable from noise")
+        assert claim.n_runs == 8 and claim.n_replicates == 2 and "95% CI" in claim.sentence
+    assert set(written.importances) == {"validation accuracy", "gap (train − val accuracy)"}
+    client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+    logged = {a.path for a in client.list_artifacts(result.parent_run_id, "reports")}
+    assert logged == {"reports/lr-batch.html", "reports/claims.json"}
+
+
+def test_report_renders_in_chromium_and_shows_markup_as_text(written, page):
+    page.page.goto(written.path.resolve().as_uri())
+    page.page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=30000)
+    page.page.wait_for_timeout(500)
+    assert page.errors == [] and page.dialogs == []
+    assert page.page.evaluate("window.__pwned") is None
+    assert page.page.locator("#runs-table img").count() == 0
+    titles = page.page.locator(".gtitle").all_text_contents()
+    for expected in ("Small <b>learning</b> rates overfit more", "Small batches generalize better",
+                     "Learning curves by learning_rate", "Learning rate x batch size",
+                     "Generalization gap and validation accuracy against each swept parameter",
+                     "Parameter importances: validation accuracy and gap"):
+        assert expected in titles
+    names = page.page.locator("#runs-table tbody tr td:first-child").all_inner_texts()
+    assert EVIL in names  # the run name, as text
+    link = page.page.locator("#runs-table tbody a").first.get_attribute("href")
+    assert link.startswith("http://127.0.0.1:9/#/experiments/")
+    assert "Small <b>learning</b> rates overfit more" in page.page.locator("#claims h3").first.inner_text()
+    _non_blank(page.page.screenshot(full_page=True))
+
+
+def test_runs_table_sorts_by_a_clicked_column(written, page):
+    page.page.goto(written.path.resolve().as_uri())
+    header = page.page.locator("#runs-table th", has_text="final gap accuracy")
+    column = page.page.locator("#runs-table th").all_inner_texts().index("final gap accuracy")
+    header.click()
+    values = [float(v) for v in page.page.locator(f"#runs-table tbody td:nth-child({column + 1})").all_inner_texts()]
+    assert values == sorted(values)
+    header.click()
+    values = [float(v) for v in page.page.locator(f"#runs-table tbody td:nth-child({column + 1})").all_inner_texts()]
+    assert values == sorted(values, reverse=True)
+
+
+def test_landing_page_links_mlflow_optuna_dashboard_and_reports(swept, written, page):
+    folder, _, _ = swept
+    base = free_ports(4)
+    running = cnnkeras.api.ui(root=folder, uri=f"sqlite:///{folder / 'mlflow.db'}", port=base,
+                              reports=folder / "reports", wait=False)
+    try:
+        running.wait_ready()
+        p = page.page
+        p.goto(running.landing)
+        assert p.title() == "cnnkeras dashboards"
+        mlflow_href = p.locator("#link-mlflow").get_attribute("href")
+        optuna_href = p.locator(".link-optuna").first.get_attribute("href")
+        assert p.locator(".link-optuna").first.inner_text() == "lr-batch"
+        p.locator(".link-report", has_text="lr-batch").click()
+        p.wait_for_function("document.querySelectorAll('.js-plotly-plot').length >= 6", timeout=30000)
+        assert "Overfitting report: lr-batch" in p.title()
+        assert page.errors == []
+
+        p.goto(mlflow_href)
+        p.wait_for_function("document.title.includes('MLflow')", timeout=60000)
+        p.get_by_text("lr-batch").first.wait_for(timeout=60000)  # the experiment is listed
+
+        p.goto(optuna_href)
+        p.get_by_text("lr-batch").first.wait_for(timeout=60000)  # optuna-dashboard lists the study
+    finally:
+        running.stop()
