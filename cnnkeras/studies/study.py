@@ -92,7 +92,9 @@ def _open_storage(storage: str) -> Any:
         from optuna.storages.journal import JournalFileBackend
 
         return optuna.storages.JournalStorage(JournalFileBackend(storage))
-    return optuna.storages.RDBStorage(storage, heartbeat_interval=30, grace_period=120)
+    # Heartbeats tell a live trial of another process from one whose process died;
+    # Optuna fails the dead ones (after the grace period) and _requeue queues them again.
+    return optuna.storages.RDBStorage(storage, heartbeat_interval=10, grace_period=60, failed_trial_callback=_requeue)
 
 
 def _sampler(config: ExperimentConfig) -> Any:
@@ -177,20 +179,39 @@ def _counted(trial: Any) -> bool:
         STALE_ATTR)
 
 
+def _requeue(study: Any, trial: Any) -> None:
+    """A trial whose process died: not counted towards the total, and its parameters queued again."""
+    study._storage.set_trial_user_attr(trial._trial_id, STALE_ATTR, True)
+    if trial.params:
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+
+
 def _recover_stale(study: Any, client: Any, parent_run_id: str | None) -> int:
-    """Mark trials left RUNNING by a dead process FAIL, queue their parameters again, fail their runs."""
+    """Mark trials left RUNNING by a dead process FAIL, queue their parameters again, fail their runs.
+
+    A journal file belongs to one ``cnnkeras sweep`` process at a time, so every
+    RUNNING trial found at start is stale. An RDB storage (PostgreSQL) can be shared
+    by several processes: there only trials whose heartbeat stopped more than the
+    grace period ago are stale (Optuna's heartbeats), and live ones are left alone.
+    """
+    import optuna
     from optuna.trial import TrialState
 
-    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    rdb = getattr(study._storage, "_backend", study._storage)  # Optuna wraps RDB storages in a cache
+    if isinstance(rdb, optuna.storages.RDBStorage):
+        stale_ids = set(rdb._get_stale_trial_ids(study._study_id))
+        stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id in stale_ids]
+    else:
+        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
-        study._storage.set_trial_user_attr(trial._trial_id, STALE_ATTR, True)
-        study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-        if trial.params:
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
-    if parent_run_id is not None:
+        if study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
+            _requeue(study, trial)
+    if parent_run_id is not None and stale:
         for run in client.search_runs([client.get_run(parent_run_id).info.experiment_id],
                                       filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' "
                                                     "and attributes.status = 'RUNNING'"):
+            if run.data.tags.get(TRIAL_TAG) not in {str(t.number) for t in stale}:
+                continue
             client.set_tag(run.info.run_id, STATE_TAG, "FAIL")
             client.set_tag(run.info.run_id, "cnnkeras.failure_reason",
                            "the sweep process died during this trial; its parameters were queued again")
@@ -311,7 +332,7 @@ def sweep(
     try:
         if remaining is None or remaining > 0:
             study.optimize(objective, n_trials=remaining, timeout=search.timeout_s, n_jobs=jobs,
-                           catch=(TrialFailed, Exception))
+                           catch=(TrialFailed, Exception), callbacks=[_StopAtTotal(total)] if total else None)
     except KeyboardInterrupt:
         if parent is not None:
             parent.end("KILLED", "interrupted (Ctrl-C)")
@@ -326,6 +347,23 @@ def sweep(
     if console:
         _print_summary(console, result)
     return result
+
+
+class _StopAtTotal:
+    """Stop this process once the study holds ``total`` counted trials.
+
+    Several ``cnnkeras sweep`` processes (or machines) can work on one study in an
+    RDB storage; each stops when the shared total is reached, not after its own
+    count. Trials already running elsewhere still finish, so concurrent processes
+    can end up to (processes - 1) trials over the total.
+    """
+
+    def __init__(self, total: int):
+        self.total = total
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        if sum(_counted(t) for t in study.get_trials(deepcopy=False)) >= self.total:
+            study.stop()
 
 
 class TrialFailed(Exception):

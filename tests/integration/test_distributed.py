@@ -1,0 +1,58 @@
+"""A sweep shared by several processes through a real PostgreSQL storage on loopback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import optuna
+from mlflow.tracking import MlflowClient
+
+from .test_sweep import sweep_file
+
+
+def _study(url: str, name: str):
+    return optuna.load_study(study_name=name, storage=url)
+
+
+def test_two_sweep_processes_share_one_postgres_study_and_one_parent_run(tmp_path, postgres_url):
+    path = sweep_file(tmp_path, f"""
+        search:
+          n_trials: 6
+          pruner: {{name: none}}
+          storage: "{postgres_url}"
+          parameters:
+            train.optimizer.learning_rate: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
+        """, epochs=2, name="pg")
+    command = [sys.executable, "-m", "cnnkeras.cli", "sweep", path, "-q"]
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The first process creates the study and its parent run; then a second worker joins it.
+    deadline = time.time() + 180
+    while time.time() < deadline:
+        try:
+            study = _study(postgres_url, "pg")
+            if study.user_attrs.get("mlflow_parent_run_id") and study.get_trials(deepcopy=False):
+                break
+        except KeyError:
+            pass
+        assert first.poll() is None, first.stdout.read()
+        time.sleep(0.5)
+    second = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    outputs = [p.communicate(timeout=600)[0] for p in (first, second)]
+    assert [first.returncode, second.returncode] == [0, 0], outputs[0][-3000:]
+
+    study = _study(postgres_url, "pg")
+    trials = study.get_trials(deepcopy=False)
+    complete = [t for t in trials if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 6 <= len(complete) <= 7  # the shared total; a trial already running elsewhere may finish after it
+    assert len({t.number for t in trials}) == len(trials)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("pg")
+    runs = client.search_runs([experiment.experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("cnnkeras.kind") == "sweep"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].info.run_id == study.user_attrs["mlflow_parent_run_id"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert sorted(t.user_attrs["mlflow_run_id"] for t in complete) == sorted(
+        r.info.run_id for r in children if r.info.status == "FINISHED")
