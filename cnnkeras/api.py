@@ -55,7 +55,8 @@ def load_model(path: str | os.PathLike[str]) -> Any:
 
 
 def ui(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: str = "127.0.0.1", port: int = 5000,
-       reports: str | os.PathLike[str] = "reports", storages: Sequence[str] = (), wait: bool = True) -> Any:
+       reports: str | os.PathLike[str] = "reports", storages: Sequence[str] = (), mlflow_url: str | None = None,
+       wait: bool = True) -> Any:
     """Serve the landing page, the MLflow UI, optuna-dashboard and the reports on ``host``.
 
     Returns the running :class:`cnnkeras.dashboards.server.Dashboards` when ``wait`` is
@@ -65,7 +66,8 @@ def ui(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: str 
 
     from .dashboards.server import serve
 
-    running = serve(root=root, uri=uri, host=host, port=port, reports=reports, storages=storages)
+    running = serve(root=root, uri=uri, host=host, port=port, reports=reports, storages=storages,
+                    mlflow_url=mlflow_url)
     if not wait:
         return running
     print(f"cnnkeras dashboards on {running.landing} (MLflow UI {running.mlflow}, "

@@ -129,12 +129,14 @@ def ui(uri: Optional[str] = UriOpt, host: str = typer.Option("127.0.0.1", help="
        port: int = typer.Option(5000, help="Landing page port; MLflow on port+1, optuna-dashboard on port+2..."),
        root: Path = typer.Option(Path("."), help="Folder searched for studies (.cnnkeras/*.journal)."),
        reports: Path = typer.Option(Path("reports"), help="Folder of reports to serve."),
-       storage: Optional[List[str]] = typer.Option(None, "--storage", help="Extra study storage URL (repeatable).")
+       storage: Optional[List[str]] = typer.Option(None, "--storage", help="Extra study storage URL (repeatable)."),
+       mlflow_url: Optional[str] = typer.Option(None, "--mlflow-url",
+                                                help="Link this running MLflow UI instead of starting one.")
        ) -> None:
     """Serve one landing page linking the MLflow UI, optuna-dashboard and the reports (Ctrl-C stops)."""
     from .api import ui as serve
 
-    serve(root=root, uri=uri, host=host, port=port, reports=reports, storages=storage or [])
+    serve(root=root, uri=uri, host=host, port=port, reports=reports, storages=storage or [], mlflow_url=mlflow_url)
 
 
 @app.command()

@@ -168,8 +168,12 @@ def _serve_thread(app: Callable, host: str, port: int) -> Any:
 
 def serve(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: str = "127.0.0.1",
           port: int = 5000, reports: str | os.PathLike[str] = "reports", storages: Sequence[str] = (),
-          mlflow: bool = True) -> Dashboards:
-    """Start the landing page, the MLflow UI and optuna-dashboard; returns the running handle."""
+          mlflow: bool = True, mlflow_url: str | None = None) -> Dashboards:
+    """Start the landing page, the MLflow UI and optuna-dashboard; returns the running handle.
+
+    With ``mlflow_url`` (an MLflow server already running, as in docker-compose.yml) the
+    landing page links to it and no MLflow UI is started.
+    """
     from optuna_dashboard import wsgi as optuna_wsgi
 
     from cnnkeras.studies.study import _open_storage
@@ -177,14 +181,16 @@ def serve(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: s
 
     root = Path(root)
     tracking_uri = default_tracking_uri(uri)
-    state = Dashboards(landing=f"http://{host}:{port}/", mlflow=f"http://{host}:{port + 1}" if mlflow else None,
+    own_mlflow = mlflow and not mlflow_url
+    state = Dashboards(landing=f"http://{host}:{port}/",
+                       mlflow=mlflow_url.rstrip("/") if mlflow_url else (f"http://{host}:{port + 1}" if mlflow else None),
                        reports_dir=Path(reports))
     state.storages = find_storages(root, storages)
     try:
         for offset, item in enumerate(state.storages, start=2):
             state._servers.append(_serve_thread(optuna_wsgi(_open_storage(item.storage)), host, port + offset))
             item.url = f"http://{host}:{port + offset}/dashboard/"
-        if mlflow:
+        if own_mlflow:
             state._process = subprocess.Popen(
                 [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri, "--host", host,
                  "--port", str(port + 1), "--workers", "1"],

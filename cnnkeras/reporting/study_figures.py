@@ -125,6 +125,7 @@ def learning_curves_by(runs: pd.DataFrame, curves: pd.DataFrame, scales: Mapping
         buttons.append({"label": f"colour by {short(param)}", "method": "update",
                         "args": [{"visible": mask}, {"title": f"Learning curves by {short(param)}"}]})
     fig.update_xaxes(title_text="epoch", row=2)
+    fig.update_yaxes(type="log", row=1)  # one diverging run must not flatten every other loss curve
     fig.update_yaxes(matches="y", row=1)
     fig.update_yaxes(matches="y3", row=2)
     if len(buttons) > 1:
@@ -190,6 +191,9 @@ def gap_by_parameter(runs: pd.DataFrame, scales: Mapping[str, ParamScale], *,
                 fig.add_trace(trace, row=row, col=col)
             fig.update_xaxes(type=_axis_type(scales[param]), title_text=short(param) if row == len(measures)
                              else None, row=row, col=col)
+            if scales[param].kind == "levels":
+                fig.update_xaxes(categoryorder="array", categoryarray=[str(v) for v in scales[param].order],
+                                 row=row, col=col)
             if col == 1:
                 fig.update_yaxes(title_text=MEASURE_TITLES.get(measure, measure), row=row, col=col)
     return _template(fig, "Generalization gap and validation accuracy against each swept parameter",

@@ -159,7 +159,13 @@ def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
         config = load_config(target)
         if config.search is None:
             raise CnnkerasError(f"{target} has no search: section")
-        return load_study(config), storage_for(config)
+        storage, name = storage_for(config), config.search.study_name or config.name
+        if "://" not in storage and not os.path.exists(storage):
+            raise CnnkerasError(f"study {name} has not been swept yet (no {storage}); run: cnnkeras sweep {target}")
+        try:
+            return optuna.load_study(study_name=name, storage=_open_storage(storage)), storage
+        except KeyError:
+            raise CnnkerasError(f"study {name} has not been swept yet; run: cnnkeras sweep {target}") from None
     storage = storage or str(Path(".cnnkeras") / f"{target}.journal")
     if "://" not in storage and not os.path.exists(storage):
         raise CnnkerasError(f"no study storage at {storage}; pass the experiment file or --storage")

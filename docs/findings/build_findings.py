@@ -1,0 +1,79 @@
+"""Rebuild the numbers and pictures of docs/findings.md from the findings sweeps.
+
+Run from the repository root after the sweeps (see docs/findings.md for the commands)::
+
+    .venv/bin/python docs/findings/build_findings.py [--only digits|mnist]
+
+For each experiments/findings/*-{digits,mnist}.yaml whose study exists, it writes the
+report (reports/<study>.html), a PNG of each claim's card (docs/findings/<study>-<n>.png,
+taken in headless Chromium) and docs/findings/results.md: one table row per claim
+with its verdict and numbers. docs/findings.md is the narrative around those results.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "docs" / "findings"
+EXPERIMENTS = ["learning-rate", "batch-size", "regularization"]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", choices=["digits", "mnist"])
+    args = parser.parse_args()
+    import cnnkeras
+    from cnnkeras.errors import CnnkerasError
+
+    rows, shots = [], []
+    for data in (["digits", "mnist"] if not args.only else [args.only]):
+        for name in EXPERIMENTS:
+            path = ROOT / "experiments" / "findings" / f"{name}-{data}.yaml"
+            try:
+                result = cnnkeras.report(str(path), out=ROOT / "reports" / f"findings-{name}-{data}.html")
+            except CnnkerasError as exc:
+                print(f"skip {path.name}: {exc}", file=sys.stderr)
+                continue
+            shots.append((result.path, f"{name}-{data}", len(result.claims)))
+            for i, claim in enumerate(result.claims, start=1):
+                rows.append({"experiment": f"{name}-{data}", "n": i, **claim.to_dict()})
+    _screenshots(shots)
+    (OUT / "results.json").write_text(json.dumps(rows, indent=1, default=str))
+    lines = ["| experiment | claim | verdict | slope (95% CI) | runs | figure |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        ci = (f"{r['slope']:+.4f} ({r['low']:+.4f} to {r['high']:+.4f}) {r['unit']}"
+              if r["slope"] == r["slope"] else "")
+        lines.append(f"| {r['experiment']} | {r['claim']} ({r['measure']}) | **{r['verdict']}** | {ci} | "
+                     f"{r['n_runs']} | [png](findings/{r['experiment']}-{r['n']}.png) |")
+    (OUT / "results.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def _screenshots(shots: list[tuple[Path, str, int]]) -> None:
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        print("no chromium: skipping the PNGs", file=sys.stderr)
+        return
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu",
+                                                                    "--disable-background-networking"])
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        for html, stem, n in shots:
+            page.goto(html.resolve().as_uri())
+            page.wait_for_function("document.querySelectorAll('.js-plotly-plot').length > 0", timeout=30000)
+            page.wait_for_timeout(500)
+            for i in range(n):
+                page.locator(".claim").nth(i).screenshot(path=str(OUT / f"{stem}-{i + 1}.png"))
+        browser.close()
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
