@@ -55,15 +55,13 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
     def call(self, inputs):
         p = self.pool_size
         pooled = ops.max_pool(inputs, pool_size=p, strides=p, padding="valid")
-        # First window position holding the maximum, without transposing the input.
+        # First window position holding the maximum, without transposing the input: walk the
+        # positions last to first, so that on ties the first position writes last and wins.
         slices = window_slices(inputs, p)
         where = ops.zeros_like(pooled, dtype="int32")
-        found = ops.zeros_like(pooled, dtype="bool")
-        for index, view in enumerate(slices):
-            hit = ops.logical_and(ops.equal(view, pooled), ops.logical_not(found))
-            where = ops.where(hit, index, where)
-            found = ops.logical_or(found, hit)
-        return pooled, where
+        for index in range(len(slices) - 1, 0, -1):
+            where = ops.where(ops.equal(slices[index], pooled), index, where)
+        return pooled, ops.where(ops.equal(slices[0], pooled), 0, where)
 
     def compute_output_shape(self, input_shape):
         p = self.pool_size

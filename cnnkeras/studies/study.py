@@ -178,16 +178,26 @@ def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
 # -------------------------------------------------------------- bookkeeping
 
 
-def _counted(trial: Any) -> bool:
+def _stale_numbers(trials: Sequence[Any]) -> set[int]:
+    """Numbers of trials whose process died: marked stale, or retried by a later trial."""
+    return ({t.number for t in trials if t.user_attrs.get(STALE_ATTR)}
+            | {t.user_attrs["retry_of"] for t in trials if "retry_of" in t.user_attrs})
+
+
+def _count_done(trials: Sequence[Any]) -> int:
+    """Finished trials that count towards the total (a dead process's trial does not)."""
     from optuna.trial import TrialState
 
-    return trial.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and not trial.user_attrs.get(
-        STALE_ATTR)
+    stale = _stale_numbers(trials)
+    return sum(t.state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL) and t.number not in stale
+               for t in trials)
 
 
 def _requeue(study: Any, trial: Any) -> None:
-    """A trial whose process died: not counted towards the total, and its parameters queued again."""
-    study._storage.set_trial_user_attr(trial._trial_id, STALE_ATTR, True)
+    """A trial whose process died: its parameters are queued again (the retry names it in ``retry_of``).
+
+    Also Optuna's ``failed_trial_callback`` for RDB storages, called once the trial is already FAIL.
+    """
     if trial.params:
         study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
 
@@ -210,6 +220,7 @@ def _recover_stale(study: Any, client: Any, parent_run_id: str | None) -> int:
     else:
         stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
+        study._storage.set_trial_user_attr(trial._trial_id, STALE_ATTR, True)
         if study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
             _requeue(study, trial)
     if parent_run_id is not None and stale:
@@ -303,7 +314,7 @@ def sweep(
     if parent is None and PARENT_ATTR not in study.user_attrs:
         study.set_user_attr("config", cfg.to_dict())
     recovered = _recover_stale(study, parent.client if parent else None, parent.run_id if parent else None)
-    done = sum(_counted(t) for t in study.get_trials(deepcopy=False))
+    done = _count_done(study.get_trials(deepcopy=False))
     remaining = max(0, total - done) if total else None
     console = _console() if progress else None
     if console:
@@ -368,7 +379,7 @@ class _StopAtTotal:
         self.total = total
 
     def __call__(self, study: Any, trial: Any) -> None:
-        if sum(_counted(t) for t in study.get_trials(deepcopy=False)) >= self.total:
+        if _count_done(study.get_trials(deepcopy=False)) >= self.total:
             study.stop()
 
 
@@ -381,9 +392,11 @@ class TrialFailed(Exception):
 
 def _trial_rows(study: Any) -> list[dict[str, Any]]:
     rows = []
-    for t in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    stale = _stale_numbers(trials)
+    for t in trials:
         rows.append({"number": t.number, "state": t.state.name, "values": t.values, "params": dict(t.params),
-                     "stale": bool(t.user_attrs.get(STALE_ATTR)), "user_attrs": dict(t.user_attrs)})
+                     "stale": t.number in stale, "user_attrs": dict(t.user_attrs)})
     return rows
 
 

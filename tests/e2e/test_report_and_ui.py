@@ -141,3 +141,23 @@ def test_landing_page_links_mlflow_optuna_dashboard_and_reports(swept, written, 
         p.get_by_text("lr-batch").first.wait_for(timeout=60000)  # optuna-dashboard lists the study
     finally:
         running.stop()
+
+
+def test_runs_frame_of_a_study_and_the_report_command(swept, tmp_path):
+    import subprocess
+    import sys
+
+    folder, path, _ = swept
+    frame = cnnkeras.runs_frame(str(path))
+    assert len(frame) == 8 and set(frame["trial_state"]) == {"COMPLETE"}  # the study's trials, no parent
+    assert {"param.train.optimizer.learning_rate", "final_gap_accuracy", "onset_epoch"} <= set(frame.columns)
+    out = tmp_path / "cli.html"
+    done = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "report", str(path), "--out", str(out),
+                           "--color-by", "train.batch_size"], capture_output=True, text=True, cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert "Small batches generalize better:" in done.stdout and f"report on 8 runs: {out}" in " ".join(
+        done.stdout.split())
+    assert "Learning curves by batch_size" in out.read_text()
+    wrong = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "report", str(path), "--color-by", "train.l2"],
+                           capture_output=True, text=True, cwd=folder)
+    assert wrong.returncode == 2 and "is not a swept parameter" in wrong.stdout + wrong.stderr
