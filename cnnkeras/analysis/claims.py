@@ -132,6 +132,7 @@ class ClaimResult:
     unit: str = ""
     covariates: list[str] = field(default_factory=list)
     confidence: float = 0.95
+    levels: tuple[Any, Any] | None = None  # the two values, when the parameter took only two
 
     @property
     def sentence(self) -> str:
@@ -143,9 +144,15 @@ class ClaimResult:
         held = f", holding {', '.join(self.covariates)} fixed" if self.covariates else ""
         noise = (f"; seed-to-seed spread (residual std) {self.noise_std:.4f}"
                  if math.isfinite(self.noise_std) else "")
-        return (f"{self.measure} changes by {self.slope:+.4f} {self.unit} ({pct}% CI {self.low:+.4f} to "
-                f"{self.high:+.4f}, p={self.p_value:.3g}), {self.change:+.4f} across the swept range; "
-                f"{self.n_runs} runs over {self.n_values} values"
+        if self.levels is not None:  # two values: the difference between them says it plainly
+            scale = self.change / self.slope if self.slope else 1.0
+            low, high = sorted((self.low * scale, self.high * scale))
+            effect = (f"{self.measure} changes by {self.change:+.4f} from {self.parameter}={self.levels[0]} to "
+                      f"{self.levels[1]} ({pct}% CI {low:+.4f} to {high:+.4f}, p={self.p_value:.3g})")
+        else:
+            effect = (f"{self.measure} changes by {self.slope:+.4f} {self.unit} ({pct}% CI {self.low:+.4f} to "
+                      f"{self.high:+.4f}, p={self.p_value:.3g}), {self.change:+.4f} across the swept range")
+        return (f"{effect}; {self.n_runs} runs over {self.n_values} values"
                 + (f" x {self.n_replicates} seeds" if self.n_replicates > 1 else "") + held + noise + ".")
 
     def to_dict(self) -> dict[str, Any]:
@@ -200,6 +207,10 @@ def evaluate_claim(frame: pd.DataFrame, claim: Claim, scales: Mapping[str, Param
     base.noise_std = fit.residual_std
     base.change = fit.slope * float(np.nanmax(x[valid]) - np.nanmin(x[valid]))
     base.unit = scale.unit(claim.parameter.split(".")[-1])
+    if n_values == 2:
+        raw = runs[column][valid]
+        order = np.argsort(x[valid], kind="stable")
+        base.levels = tuple(v.item() if hasattr(v, "item") else v for v in (raw.iloc[order[0]], raw.iloc[order[-1]]))
     wanted = 1 if claim.expect == "increasing" else -1
     if fit.low > 0 or fit.high < 0:
         base.verdict = SUPPORTED if np.sign(fit.slope) == wanted else CONTRADICTED

@@ -98,6 +98,7 @@ def test_a_categorical_claim_uses_the_levels_order():
                   expect="decreasing", levels=[False, True])
     result = evaluate_claim(pd.DataFrame(rows), claim, {"seed": ParamScale("levels", (0, 1, 2, 3))})
     assert result.verdict == SUPPORTED and result.slope == pytest.approx(-0.10)
+    assert "changes by -0.1000 from model.batch_norm=False to True" in result.sentence
 
 
 def test_setting_summary_groups_seeds_into_mean_and_ci():
