@@ -133,6 +133,7 @@ class ClaimResult:
     covariates: list[str] = field(default_factory=list)
     confidence: float = 0.95
     levels: tuple[Any, Any] | None = None  # the two values, when the parameter took only two
+    within: tuple[float, float] | None = None  # the claim's range of the parameter, if it has one
 
     @property
     def sentence(self) -> str:
@@ -152,6 +153,8 @@ class ClaimResult:
         else:
             effect = (f"{self.measure} changes by {self.slope:+.4f} {self.unit} ({pct}% CI {self.low:+.4f} to "
                       f"{self.high:+.4f}, p={self.p_value:.3g}), {self.change:+.4f} across the swept range")
+        if self.within is not None:
+            effect += f" for {self.parameter.split('.')[-1]} in [{self.within[0]:g}, {self.within[1]:g}]"
         return (f"{effect}; {self.n_runs} runs over {self.n_values} values"
                 + (f" x {self.n_replicates} seeds" if self.n_replicates > 1 else "") + held + noise + ".")
 
@@ -175,9 +178,13 @@ def evaluate_claim(frame: pd.DataFrame, claim: Claim, scales: Mapping[str, Param
     """Test ``claim`` on the finished runs of ``frame`` (a runs frame)."""
     runs = finished(frame)
     column = f"param.{claim.parameter}"
-    base = ClaimResult(claim.claim, claim.parameter, claim.measure, claim.expect, TOO_FEW, confidence=confidence)
+    base = ClaimResult(claim.claim, claim.parameter, claim.measure, claim.expect, TOO_FEW, confidence=confidence,
+                       within=claim.range)
     if runs.empty or column not in runs or claim.measure not in runs:
         return base
+    if claim.range is not None:
+        values = pd.to_numeric(runs[column], errors="coerce")
+        runs = runs[(values >= claim.range[0]) & (values <= claim.range[1])]
     scale = ParamScale("levels", tuple(claim.levels)) if claim.levels else scales.get(claim.parameter)
     scale = scale or infer_scales(runs, [claim.parameter])[claim.parameter]
     x = scale.transform(runs[column])

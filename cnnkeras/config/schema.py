@@ -550,6 +550,17 @@ class Claim(StrictModel):
         None, min_length=2,
         description="For a categorical parameter: its values in the claim's order (e.g. [false, true]).",
     )
+    range: tuple[float, float] | None = Field(
+        None, description="Only runs whose parameter lies in [low, high] (e.g. the learning rates that train)."
+    )
+
+    @field_validator("range")
+    @classmethod
+    def _range_not_empty(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        """low must be below high."""
+        if value is not None and value[0] >= value[1]:
+            raise ValueError(f"empty range: low ({value[0]}) must be below high ({value[1]})")
+        return value
 
 
 class ReportConfig(StrictModel):

@@ -158,3 +158,13 @@ def test_param_scales_follow_the_search_space(write_config):
     assert scales["train.optimizer.learning_rate"].kind == "log" and scales["train.batch_size"].kind == "log"
     assert scales["model.dropout"].kind == "linear"
     assert scales["data.augmentation.flip"] == ParamScale("levels", ("none", "horizontal"))
+
+
+def test_a_claim_can_be_limited_to_a_range_of_its_parameter():
+    frame = _frame(effect_lr=-0.01)
+    high = frame["param.train.optimizer.learning_rate"] >= 1e-2
+    frame.loc[high, "final_gap_accuracy"] = 0.0  # "diverged" runs at chance: no gap
+    limited = SMALL_LR_OVERFITS.model_copy(update={"range": (1e-4, 1e-2)})
+    result = evaluate_claim(frame, limited, SCALES)
+    assert result.n_values == 3 and result.n_runs == 18 and result.verdict == SUPPORTED
+    assert "for learning_rate in [0.0001, 0.01]" in result.sentence
