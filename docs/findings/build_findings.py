@@ -5,9 +5,10 @@ Run from the repository root after the sweeps (see docs/findings.md for the comm
     .venv/bin/python docs/findings/build_findings.py [--only digits|mnist]
 
 For each experiments/findings/*-{digits,mnist}.yaml whose study exists, it writes the
-report (reports/<study>.html), a PNG of each claim's card (docs/findings/<study>-<n>.png,
-taken in headless Chromium) and docs/findings/results.md: one table row per claim
-with its verdict and numbers. docs/findings.md is the narrative around those results.
+report (reports/<study>.html), a PNG of each claim's card (docs/findings/<name>-<n>.png,
+taken in headless Chromium), docs/findings/results.json, and the results table of
+docs/findings.md (between its results markers): one row per claim with its verdict and
+numbers. The rest of docs/findings.md is the narrative around those results.
 """
 
 from __future__ import annotations
@@ -44,15 +45,33 @@ def main() -> int:
                 rows.append({"experiment": f"{name}-{data}", "n": i, **claim.to_dict()})
     _screenshots(shots)
     (OUT / "results.json").write_text(json.dumps(rows, indent=1, default=str))
-    lines = ["| experiment | claim | verdict | slope (95% CI) | runs | figure |", "| --- | --- | --- | --- | --- | --- |"]
+    lines = ["| experiment | claim (measure) | verdict | effect (95% CI) | runs | figure |",
+             "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        ci = (f"{r['slope']:+.4f} ({r['low']:+.4f} to {r['high']:+.4f}) {r['unit']}"
-              if r["slope"] == r["slope"] else "")
-        lines.append(f"| {r['experiment']} | {r['claim']} ({r['measure']}) | **{r['verdict']}** | {ci} | "
+        lines.append(f"| {r['experiment']} | {r['claim']} (`{r['measure']}`) | **{r['verdict']}** | {_effect(r)} | "
                      f"{r['n_runs']} | [png](findings/{r['experiment']}-{r['n']}.png) |")
-    (OUT / "results.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    table = "\n".join(lines)
+    doc = ROOT / "docs" / "findings.md"
+    text = doc.read_text()
+    start, end = text.index(MARK_START) + len(MARK_START), text.index(MARK_END)
+    doc.write_text(text[:start] + "\n" + table + "\n" + text[end:])
+    print(table)
     return 0
+
+
+MARK_START, MARK_END = "<!-- results:start -->", "<!-- results:end -->"
+
+
+def _effect(r: dict) -> str:
+    """The slope per step, or for two values the difference between them, with its interval."""
+    if r["slope"] != r["slope"]:  # NaN: no fit
+        return ""
+    if r.get("levels"):
+        scale = r["change"] / r["slope"] if r["slope"] else 1.0
+        low, high = sorted((r["low"] * scale, r["high"] * scale))
+        return f"{r['change']:+.4f} ({low:+.4f} to {high:+.4f}) from {r['levels'][0]} to {r['levels'][1]}"
+    within = f", in [{r['within'][0]:g}, {r['within'][1]:g}]" if r.get("within") else ""
+    return f"{r['slope']:+.4f} ({r['low']:+.4f} to {r['high']:+.4f}) {r['unit']}{within}"
 
 
 def _screenshots(shots: list[tuple[Path, str, int]]) -> None:
