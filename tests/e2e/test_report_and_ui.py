@@ -161,3 +161,14 @@ def test_runs_frame_of_a_study_and_the_report_command(swept, tmp_path):
     wrong = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "report", str(path), "--color-by", "train.l2"],
                            capture_output=True, text=True, cwd=folder)
     assert wrong.returncode == 2 and "is not a swept parameter" in wrong.stdout + wrong.stderr
+
+
+def test_report_on_a_plain_mlflow_experiment_infers_what_was_swept(swept, tmp_path):
+    folder, _, _ = swept
+    result = cnnkeras.report("lr-batch", uri=f"sqlite:///{folder / 'mlflow.db'}", out=tmp_path / "exp.html",
+                             log_to_parent=False)
+    assert result.runs == 8 and result.claims == []  # no config, so no claims: only the plots and tables
+    assert set(next(iter(result.importances.values()))) == {"train.optimizer.learning_rate", "train.batch_size",
+                                                             "seed"}
+    page = (tmp_path / "exp.html").read_text()
+    assert "Learning rate x batch size" in page and "MLflow experiment lr-batch" in page
