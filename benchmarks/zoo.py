@@ -6,7 +6,7 @@ at their smallest input), after warm-up steps.
 Part 2: the forward time of each custom layer against the closest Keras layer on the
 same input (batch 64, 32x32x16), side by side in one process; goal: within 1.5x.
 
-    .venv/bin/python benchmarks/zoo.py [--steps 5] [--repeats 30]
+    .venv/bin/python benchmarks/zoo.py [--steps 5] [--repeats 60]
 """
 
 from __future__ import annotations
@@ -68,24 +68,27 @@ PAIRS = {
 }
 
 
-def layer_time(make, x, repeats: int) -> float:
-    inputs = keras.Input(x.shape[1:])
-    out = make()(inputs)
-    model = keras.Model(inputs, out)
-    for _ in range(3):
-        model.predict_on_batch(x)
-    times = []
+def layer_times(make_custom, make_builtin, x, repeats: int) -> tuple[float, float]:
+    """Median forward time of each layer, the two called alternately so that drift hits both alike."""
+    models = []
+    for make in (make_custom, make_builtin):
+        inputs = keras.Input(x.shape[1:])
+        models.append(keras.Model(inputs, make()(inputs)))
+        for _ in range(3):
+            models[-1].predict_on_batch(x)
+    times: list[list[float]] = [[], []]
     for _ in range(repeats):
-        start = time.perf_counter()
-        model.predict_on_batch(x)
-        times.append(time.perf_counter() - start)
-    return median(times)
+        for i, model in enumerate(models):
+            start = time.perf_counter()
+            model.predict_on_batch(x)
+            times[i].append(time.perf_counter() - start)
+    return median(times[0]), median(times[1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--repeats", type=int, default=60)
     parser.add_argument("--layers-only", action="store_true", help="Skip the architecture throughput part.")
     args = parser.parse_args()
     archs = {}
@@ -97,7 +100,7 @@ def main() -> None:
     layers = {}
     for label, (custom, builtin) in PAIRS.items():
         keras.backend.clear_session()
-        mine, theirs = layer_time(custom, x, args.repeats), layer_time(builtin, x, args.repeats)
+        mine, theirs = layer_times(custom, builtin, x, args.repeats)
         layers[label] = {"custom_ms": mine * 1e3, "builtin_ms": theirs * 1e3, "ratio": mine / theirs}
         print(f"{label:58s} {mine * 1e3:7.2f} ms vs {theirs * 1e3:7.2f} ms  = {mine / theirs:5.2f}x")
     goal = {k: v for k, v in layers.items() if "affine only" not in k}

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from ._checks import positive_int
 from .registry import register_layer
-
-
-def window_slices(x, p: int) -> list:
-    """The p*p strided views x[:, i::p, j::p, :], row-major in (i, j): one per window position."""
-    return [x[:, i::p, j::p, :] for i in range(p) for j in range(p)]
 
 
 @keras.saving.register_keras_serializable(package="cnnkeras")
@@ -55,13 +51,23 @@ class MaxPoolingWithArgmax2D(keras.layers.Layer):
     def call(self, inputs):
         p = self.pool_size
         pooled = ops.max_pool(inputs, pool_size=p, strides=p, padding="valid")
-        # First window position holding the maximum, without transposing the input: walk the
-        # positions last to first, so that on ties the first position writes last and wins.
-        slices = window_slices(inputs, p)
-        where = ops.zeros_like(pooled, dtype="int32")
-        for index in range(len(slices) - 1, 0, -1):
-            where = ops.where(ops.equal(slices[index], pooled), index, where)
-        return pooled, ops.where(ops.equal(slices[0], pooled), 0, where)
+        # Which position of each window holds the maximum, with two fused max pools and no
+        # transpose: view the input as (batch, h, p, w, p, c) windows, score each position
+        # that equals its window's maximum with p*p - index (first position scores highest),
+        # and max-pool the scores: the winner is the first position holding the maximum.
+        shape = ops.shape(inputs)
+        h, w, c = shape[1] // p, shape[2] // p, shape[3]
+        windows = ops.reshape(inputs, (-1, h, p, w, p, c))
+        hits = ops.equal(windows, ops.reshape(pooled, (-1, h, 1, w, 1, c)))
+        scores = ops.cast(hits, "float32") * self._scores()
+        best = ops.max_pool(ops.reshape(scores, shape), pool_size=p, strides=p, padding="valid")
+        # a window of NaNs has no maximum (best is 0): index p*p - 1, still a valid position
+        return pooled, ops.minimum(p * p - ops.cast(best, "int32"), p * p - 1)
+
+    def _scores(self):
+        p = self.pool_size
+        return np.asarray([[p * p - (i * p + j) for j in range(p)] for i in range(p)],
+                          dtype="float32").reshape(1, 1, p, 1, p, 1)
 
     def compute_output_shape(self, input_shape):
         p = self.pool_size

@@ -105,6 +105,16 @@ def test_max_unpooling_puts_maxima_back_by_hand():
     np.testing.assert_array_equal(restored, [[0, 0, 0, 0], [3, 0, 0, 9], [0, 0, 4, 0], [7, 0, 0, 0]])
 
 
+@pytest.mark.parametrize("p", [2, 3])
+def test_argmax_pooling_matches_numpy_with_ties_first_index_wins(p):
+    rng = np.random.default_rng(p)
+    x = rng.integers(0, 3, size=(2, 4 * p, 2 * p, 3)).astype("float32")  # small integers: many ties
+    windows = x.reshape(2, 4, p, 2, p, 3).transpose(0, 1, 3, 5, 2, 4).reshape(2, 4, 2, 3, p * p)
+    pooled, where = L.MaxPoolingWithArgmax2D(p)(x)
+    np.testing.assert_array_equal(np_(pooled), windows.max(-1))
+    np.testing.assert_array_equal(np_(where), windows.argmax(-1))  # numpy: first index on ties
+
+
 def test_mixed_pooling_interpolates_max_and_average():
     x = np.random.default_rng(2).random((2, 6, 6, 3)).astype("float32")
     mx = np_(keras.layers.MaxPooling2D(2)(x))
