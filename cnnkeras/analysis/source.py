@@ -60,7 +60,7 @@ def resolve(target: str | os.PathLike[str] | RunSource, *, uri: str | None = Non
         study, storage = find_study(text, storage)
         return _from_study(study, storage, uri, config)
     default = storage or str(Path(".cnnkeras") / f"{text}.journal")
-    if "://" in default or os.path.exists(default):
+    if storage is not None or "://" in default or os.path.exists(default):
         from ..studies.study import find_study
 
         study, storage = find_study(text, storage)

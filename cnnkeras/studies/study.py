@@ -155,24 +155,24 @@ def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
     from ..api import load_config
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def open_existing(name: str, where: str, missing: str) -> tuple[Any, str]:
+        if "://" not in where and not os.path.exists(where):
+            raise CnnkerasError(f"{missing} (no {where})")
+        try:
+            return optuna.load_study(study_name=name, storage=_open_storage(where)), where
+        except KeyError:
+            raise CnnkerasError(f"{missing} (not in {where})") from None
+
     if os.path.isfile(target):
         config = load_config(target)
         if config.search is None:
             raise CnnkerasError(f"{target} has no search: section")
-        storage, name = storage_for(config), config.search.study_name or config.name
-        if "://" not in storage and not os.path.exists(storage):
-            raise CnnkerasError(f"study {name} has not been swept yet (no {storage}); run: cnnkeras sweep {target}")
-        try:
-            return optuna.load_study(study_name=name, storage=_open_storage(storage)), storage
-        except KeyError:
-            raise CnnkerasError(f"study {name} has not been swept yet; run: cnnkeras sweep {target}") from None
-    storage = storage or str(Path(".cnnkeras") / f"{target}.journal")
-    if "://" not in storage and not os.path.exists(storage):
-        raise CnnkerasError(f"no study storage at {storage}; pass the experiment file or --storage")
-    try:
-        return optuna.load_study(study_name=target, storage=_open_storage(storage)), storage
-    except KeyError:
-        raise CnnkerasError(f"no study named {target!r} in {storage}") from None
+        name = config.search.study_name or config.name
+        return open_existing(name, storage_for(config),
+                             f"study {name} has not been swept yet; run: cnnkeras sweep {target}")
+    return open_existing(target, storage or str(Path(".cnnkeras") / f"{target}.journal"),
+                         f"no study named {target!r}; pass the experiment file, or the study's --storage")
 
 
 # -------------------------------------------------------------- bookkeeping
