@@ -172,3 +172,40 @@ def test_report_on_a_plain_mlflow_experiment_infers_what_was_swept(swept, tmp_pa
                                                              "seed"}
     page = (tmp_path / "exp.html").read_text()
     assert "Learning rate x batch size" in page and "MLflow experiment lr-batch" in page
+
+
+def test_ui_command_serves_until_ctrl_c_and_then_stops_everything(swept):
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    folder, _, _ = swept
+    base = free_ports(4)
+    process = subprocess.Popen([sys.executable, "-m", "cnnkeras.cli", "ui", "--port", str(base), "--root", str(folder),
+                                "--reports", str(folder / "reports"), "--uri", f"sqlite:///{folder / 'mlflow.db'}"],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{base + 1}/health", timeout=2) as answer:
+                    assert answer.status == 200
+                break
+            except OSError:
+                assert process.poll() is None and time.time() < deadline, process.stdout.read()
+                time.sleep(0.5)
+        with urllib.request.urlopen(f"http://127.0.0.1:{base}/", timeout=5) as answer:
+            assert b"cnnkeras dashboards" in answer.read()
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+        for port in (base, base + 1, base + 2):  # landing, MLflow, optuna-dashboard: all closed
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                raise AssertionError(f"port {port} still answers")
+            except OSError:
+                pass
+    finally:
+        if process.poll() is None:
+            process.kill()
