@@ -28,9 +28,11 @@ import tempfile
 import threading
 import time
 import warnings
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from ..config.schema import ExperimentConfig
 from ..errors import CnnkerasError
@@ -178,6 +180,33 @@ def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
 # -------------------------------------------------------------- bookkeeping
 
 
+@contextmanager
+def _study_lock(storage: str, name: str) -> Iterator[None]:
+    """Serialize study set-up (tables, study, parent run, stale trials) across processes.
+
+    On PostgreSQL a session advisory lock keyed by the study name: sweep processes
+    started at the same instant would otherwise race to create the schema and two
+    parent runs. Other storages belong to one process at a time (journal) or warn
+    under parallel writers (SQLite), so they take no lock.
+    """
+    if not storage.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+
+    key = zlib.crc32(f"cnnkeras-study:{name}".encode())
+    engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+    finally:
+        engine.dispose()
+
+
 def _stale_numbers(trials: Sequence[Any]) -> set[int]:
     """Numbers of trials whose process died: marked stale, or retried by a later trial."""
     return ({t.number for t in trials if t.user_attrs.get(STALE_ATTR)}
@@ -309,11 +338,12 @@ def sweep(
     if jobs > 1 and storage.startswith("sqlite"):
         warnings.warn("SQLite storage locks under parallel writers; with --jobs > 1 use a .journal file or "
                       "PostgreSQL (postgresql+psycopg://...)", stacklevel=2)
-    study = load_study(cfg)
-    parent = _parent_run(study, cfg, storage) if cfg.tracking.enabled else None
-    if parent is None and PARENT_ATTR not in study.user_attrs:
-        study.set_user_attr("config", cfg.to_dict())
-    recovered = _recover_stale(study, parent.client if parent else None, parent.run_id if parent else None)
+    with _study_lock(storage, search.study_name or cfg.name):  # one process at a time sets a study up
+        study = load_study(cfg)
+        parent = _parent_run(study, cfg, storage) if cfg.tracking.enabled else None
+        if parent is None and PARENT_ATTR not in study.user_attrs:
+            study.set_user_attr("config", cfg.to_dict())
+        recovered = _recover_stale(study, parent.client if parent else None, parent.run_id if parent else None)
     done = _count_done(study.get_trials(deepcopy=False))
     remaining = max(0, total - done) if total else None
     console = _console() if progress else None

@@ -56,3 +56,34 @@ def test_two_sweep_processes_share_one_postgres_study_and_one_parent_run(tmp_pat
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
     assert sorted(t.user_attrs["mlflow_run_id"] for t in complete) == sorted(
         r.info.run_id for r in children if r.info.status == "FINISHED")
+
+
+def test_two_processes_started_at_once_on_a_new_database_share_one_study_and_parent(tmp_path, postgres_url):
+    import psycopg
+
+    port = postgres_url.rsplit(":", 1)[1].split("/")[0]
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute("CREATE DATABASE fresh")
+    url = postgres_url.rsplit("/", 1)[0] + "/fresh"  # no tables yet: both processes start on an empty database
+    path = sweep_file(tmp_path, f"""
+        search:
+          n_trials: 4
+          pruner: {{name: none}}
+          storage: "{url}"
+          parameters:
+            train.optimizer.learning_rate: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
+        """, epochs=2, name="race")
+    command = [sys.executable, "-m", "cnnkeras.cli", "sweep", path, "-q"]
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                 for _ in range(2)]
+    outputs = [p.communicate(timeout=600)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0, 0], [o[-3000:] for o in outputs]
+    study = _study(url, "race")
+    complete = [t for t in study.get_trials(deepcopy=False) if t.state == optuna.trial.TrialState.COMPLETE]
+    assert 4 <= len(complete) <= 5
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("race").experiment_id], max_results=100)
+    parents = [r for r in runs if r.data.tags.get("cnnkeras.kind") == "sweep"]
+    assert len(parents) == 1 and parents[0].info.run_id == study.user_attrs["mlflow_parent_run_id"]
+    assert {r.data.tags["mlflow.parentRunId"] for r in runs if "mlflow.parentRunId" in r.data.tags} == {
+        parents[0].info.run_id}
