@@ -135,6 +135,26 @@ def run(
         A :class:`RunResult`. Raises :class:`TrainingDiverged` when the loss
         stops being finite (the run is then FAILED in MLflow).
     """
+    from .training.graph_release import release_traced_graphs
+
+    with release_traced_graphs():  # TensorFlow would keep every traced train step alive
+        return _run(config, overrides, progress=progress, listeners=listeners, callbacks=callbacks,
+                    parent_run_id=parent_run_id, run_name=run_name, tags=tags, tracker=tracker)
+
+
+def _run(
+    config: ExperimentConfig | str | os.PathLike[str],
+    overrides: Sequence[str] = (),
+    *,
+    progress: bool = True,
+    listeners: Sequence[Any] = (),
+    callbacks: Sequence[Any] = (),
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    tracker: Any = None,
+) -> RunResult:
+    """The body of :func:`run`, inside its graph-release window."""
     import keras
 
     from .api import load_config
