@@ -32,6 +32,32 @@ def test_padding_modes_match_numpy_pad(mode, h, w, pads, seed):
     assert layer.compute_output_shape(x.shape) == expected.shape
 
 
+@pytest.mark.parametrize("mode, expected", [
+    # the notes' pictures for a row a b c d = 1 2 3 4, three pixels each side
+    ("reflect", [4, 3, 2, 1, 2, 3, 4, 3, 2, 1]),
+    ("symmetric", [3, 2, 1, 1, 2, 3, 4, 4, 3, 2]),
+    ("replicate", [1, 1, 1, 1, 2, 3, 4, 4, 4, 4]),
+    ("wrap", [2, 3, 4, 1, 2, 3, 4, 1, 2, 3]),
+    ("zero", [0, 0, 0, 1, 2, 3, 4, 0, 0, 0]),
+])
+def test_padding_modes_match_the_notes_by_hand(mode, expected):
+    row = np.arange(1.0, 5.0, dtype="float32").reshape(1, 1, 4, 1)
+    out = np_(L.Padding2D(((0, 0), (3, 3)), mode=mode)(row))
+    assert out.reshape(-1).tolist() == expected
+
+
+@pytest.mark.parametrize("mode", sorted(NUMPY_MODE))
+def test_padding_with_a_dynamic_height_and_width_matches_numpy_pad(mode):
+    """Unknown height/width at build time take the ops.pad / concatenation path."""
+    inputs = keras.Input((None, None, 3))
+    model = keras.Model(inputs, L.Padding2D(((2, 1), (0, 2)), mode=mode, constant_value=1.5)(inputs))
+    for h, w in ((5, 4), (7, 9)):
+        x = np.random.default_rng(h).random((2, h, w, 3)).astype("float32")
+        kwargs = {"constant_values": 1.5 if mode == "constant" else 0.0} if NUMPY_MODE[mode] == "constant" else {}
+        expected = np.pad(x, ((0, 0), (2, 1), (0, 2), (0, 0)), mode=NUMPY_MODE[mode], **kwargs)
+        np.testing.assert_array_equal(np_(model.predict_on_batch(x)), expected)
+
+
 def _correlate(x, kernel, dilation=1):
     """SciPy reference for a 'valid' multi-channel conv (Keras convs are correlations)."""
     kh, kw, cin, cout = kernel.shape
