@@ -8,8 +8,8 @@
    MLflow), beside the same number of plain ``keras.backend.clear_session(); build; fit``
    loops, with and without ``cnnkeras``' graph release, and the sweep process's RSS over
    an ``isolation: process`` sweep, where each trial runs in a fresh worker. On
-   TensorFlow a plain loop grows about 6 MB per fitted model (keras-team/keras#21090):
-   every trace registers a ``tf.custom_gradient`` (Keras' optimizer all-reduces its
+   TensorFlow a plain loop grows about 6 MB per fitted model (tensorflow/tensorflow#61791,
+   keras-team/keras#20552): every trace registers a ``tf.custom_gradient`` (Keras' optimizer all-reduces its
    gradients through one) in TensorFlow's global gradient registry, which keeps the whole
    train-step graph alive; ``cnnkeras.training.graph_release`` drops those entries when a
    run ends. Goal: under 3 MB of growth per trial.

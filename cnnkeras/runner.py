@@ -135,9 +135,12 @@ def run(
         A :class:`RunResult`. Raises :class:`TrainingDiverged` when the loss
         stops being finite (the run is then FAILED in MLflow).
     """
+    from .interrupts import deferred_interrupts
     from .training.graph_release import release_traced_graphs
 
-    with release_traced_graphs():  # TensorFlow would keep every traced train step alive
+    # Ctrl-C stops at an epoch boundary, never inside an MLflow write; TensorFlow would
+    # otherwise keep every traced train step alive.
+    with deferred_interrupts(), release_traced_graphs():
         return _run(config, overrides, progress=progress, listeners=listeners, callbacks=callbacks,
                     parent_run_id=parent_run_id, run_name=run_name, tags=tags, tracker=tracker)
 

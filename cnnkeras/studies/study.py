@@ -29,13 +29,14 @@ import threading
 import time
 import warnings
 import zlib
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from ..config.schema import ExperimentConfig
 from ..errors import CnnkerasError
+from ..interrupts import deferred_interrupts, raise_if_requested
 from .objective import STATE_TAG, STUDY_TAG, TRIAL_TAG, TrialOutcome, outcome_attrs, run_trial
 from .space import trial_overrides
 
@@ -376,10 +377,14 @@ def sweep(
         return values[0] if len(values) == 1 else values
 
     started = time.time()
+    callbacks: list[Any] = [_stop_on_interrupt] + ([_StopAtTotal(total)] if total else [])
+    # In-process trials defer Ctrl-C to an epoch boundary (cnnkeras.interrupts); worker
+    # processes get the signal themselves.
     try:
-        if remaining is None or remaining > 0:
-            study.optimize(objective, n_trials=remaining, timeout=search.timeout_s, n_jobs=jobs,
-                           catch=(TrialFailed, Exception), callbacks=[_StopAtTotal(total)] if total else None)
+        with deferred_interrupts() if isolation != "process" else nullcontext():
+            if remaining is None or remaining > 0:
+                study.optimize(objective, n_trials=remaining, timeout=search.timeout_s, n_jobs=jobs,
+                               catch=(TrialFailed, Exception), callbacks=callbacks)
     except KeyboardInterrupt:
         if parent is not None:
             parent.end("KILLED", "interrupted (Ctrl-C)")
@@ -411,6 +416,11 @@ class _StopAtTotal:
     def __call__(self, study: Any, trial: Any) -> None:
         if _count_done(study.get_trials(deepcopy=False)) >= self.total:
             study.stop()
+
+
+def _stop_on_interrupt(study: Any, trial: Any) -> None:
+    """After a trial: a Ctrl-C pressed while it finished (say, logging artifacts) ends the sweep."""
+    raise_if_requested()
 
 
 class TrialFailed(Exception):

@@ -18,7 +18,9 @@ from typing import Any, Protocol, Sequence
 
 import keras
 
-__all__ = ["EpochListener", "EpochRecorder", "NanGuard", "RichProgress", "gap_metrics"]
+from .. import interrupts
+
+__all__ = ["EpochListener", "EpochRecorder", "NanGuard", "RichProgress", "StopOnInterrupt", "gap_metrics"]
 
 
 class EpochListener(Protocol):
@@ -142,3 +144,21 @@ class RichProgress(keras.callbacks.Callback):
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class StopOnInterrupt(keras.callbacks.Callback):
+    """Raise ``KeyboardInterrupt`` at the first epoch boundary after a Ctrl-C.
+
+    Put it first in the callback list, so that nothing after it logs the partial
+    epoch. Only epoch-level hooks: Keras keeps dispatching batch callbacks
+    asynchronously.
+    """
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        interrupts.raise_if_requested()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        interrupts.raise_if_requested()
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        interrupts.raise_if_requested()

@@ -16,11 +16,12 @@ from typing import Any, Sequence
 import keras
 import numpy as np
 
+from .. import interrupts
 from ..analysis.overfitting import LOWER_IS_BETTER
 from ..analysis.overfitting import best_epoch as _best_epoch
 from ..config.schema import ExperimentConfig
 from ..data.dataset import Dataset
-from .callbacks import EpochListener, EpochRecorder, NanGuard, RichProgress
+from .callbacks import EpochListener, EpochRecorder, NanGuard, RichProgress, StopOnInterrupt
 from .compile import steps_per_epoch
 
 __all__ = ["FitResult", "best_epoch", "fit_and_evaluate", "prepare_targets"]
@@ -88,7 +89,7 @@ def fit_and_evaluate(
         keras_callbacks.append(bar)
     recorder = EpochRecorder(all_listeners)
     guard = NanGuard()
-    keras_callbacks[:0] = [recorder, guard]
+    keras_callbacks[:0] = [StopOnInterrupt(), recorder, guard]  # first: a Ctrl-C stops before any logging
     stopper = None
     if train.early_stopping is not None:
         es = train.early_stopping
@@ -107,19 +108,27 @@ def fit_and_evaluate(
     keras_callbacks.extend(callbacks)
 
     started = time.perf_counter()
-    model.fit(
-        data.x_train, targets["train"],
-        validation_data=(data.x_val, targets["val"]) if len(data.x_val) else None,
-        epochs=train.epochs, batch_size=train.batch_size, shuffle=train.shuffle,
-        callbacks=keras_callbacks, verbose=0,
-    )
+    try:
+        with interrupts.watch(model):  # a Ctrl-C stops the model after its current batch
+            model.fit(
+                data.x_train, targets["train"],
+                validation_data=(data.x_val, targets["val"]) if len(data.x_val) else None,
+                epochs=train.epochs, batch_size=train.batch_size, shuffle=train.shuffle,
+                callbacks=keras_callbacks, verbose=0,
+            )
+    finally:
+        if progress:
+            bar.on_train_end()  # idempotent; an interrupted fit never reaches on_train_end
+    interrupts.raise_if_requested()
     elapsed = time.perf_counter() - started
     history = recorder.history
     epochs_run = len(history.get("loss", []))
     test: dict[str, float] = {}
     if guard.reason is None and len(data.x_test):
-        scores = model.evaluate(data.x_test, targets["test"], batch_size=max(train.batch_size, 256),
-                                verbose=0, return_dict=True)
+        with interrupts.watch(model):
+            scores = model.evaluate(data.x_test, targets["test"], batch_size=max(train.batch_size, 256),
+                                    verbose=0, return_dict=True)
+        interrupts.raise_if_requested()  # cut short by Ctrl-C: not a test score
         test = {f"test_{k}": float(v) for k, v in scores.items()}
     return FitResult(
         history=history,

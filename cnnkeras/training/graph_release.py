@@ -8,7 +8,8 @@ graph mode each call registers a uniquely named gradient function
 nothing ever clears. The function's closure holds the traced tensors, so the registry
 keeps the whole train-step graph alive after the model, the optimizer and the
 ``tf.function`` are gone: about 6 MB per fitted LeNet-sized model, the same growth a
-plain ``clear_session(); build; fit`` loop shows (keras-team/keras#21090).
+plain ``clear_session(); build; fit`` loop shows (reported as tensorflow/tensorflow#61791
+and keras-team/keras#20552).
 ``clear_session`` and ``gc.collect`` cannot reach it, since the registry is a module
 global.
 

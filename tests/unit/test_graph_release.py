@@ -1,4 +1,4 @@
-"""In-process runs do not keep their traced graphs alive (the TensorFlow leak behind keras#21090).
+"""In-process runs do not keep their traced graphs alive (the leak of tensorflow/tensorflow#61791).
 
 Keras' TensorFlow optimizer all-reduces gradients through a ``tf.custom_gradient``; each
 trace registers a gradient function in TensorFlow's global registry that holds the whole
