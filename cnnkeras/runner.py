@@ -105,6 +105,24 @@ def _artifacts(folder: Path, config: ExperimentConfig, model: Any, result: Any, 
         os.replace(result.checkpoint, folder / "checkpoints" / "best.keras")
 
 
+def _run_guards(fn: Any) -> Any:
+    """Wrap a run: Ctrl-C stops at an epoch boundary, never inside an MLflow write
+    (:mod:`cnnkeras.interrupts`), and TensorFlow drops the graphs the run traced
+    (:mod:`cnnkeras.training.graph_release`)."""
+    import functools
+
+    @functools.wraps(fn)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        from .interrupts import deferred_interrupts
+        from .training.graph_release import release_traced_graphs
+
+        with deferred_interrupts(), release_traced_graphs():
+            return fn(*args, **kwargs)
+
+    return guarded
+
+
+@_run_guards
 def run(
     config: ExperimentConfig | str | os.PathLike[str],
     overrides: Sequence[str] = (),
@@ -135,29 +153,6 @@ def run(
         A :class:`RunResult`. Raises :class:`TrainingDiverged` when the loss
         stops being finite (the run is then FAILED in MLflow).
     """
-    from .interrupts import deferred_interrupts
-    from .training.graph_release import release_traced_graphs
-
-    # Ctrl-C stops at an epoch boundary, never inside an MLflow write; TensorFlow would
-    # otherwise keep every traced train step alive.
-    with deferred_interrupts(), release_traced_graphs():
-        return _run(config, overrides, progress=progress, listeners=listeners, callbacks=callbacks,
-                    parent_run_id=parent_run_id, run_name=run_name, tags=tags, tracker=tracker)
-
-
-def _run(
-    config: ExperimentConfig | str | os.PathLike[str],
-    overrides: Sequence[str] = (),
-    *,
-    progress: bool = True,
-    listeners: Sequence[Any] = (),
-    callbacks: Sequence[Any] = (),
-    parent_run_id: str | None = None,
-    run_name: str | None = None,
-    tags: Mapping[str, str] | None = None,
-    tracker: Any = None,
-) -> RunResult:
-    """The body of :func:`run`, inside its graph-release window."""
     import keras
 
     from .api import load_config

@@ -16,16 +16,21 @@ def _study(url: str, name: str):
     return optuna.load_study(study_name=name, storage=url)
 
 
-def test_two_sweep_processes_share_one_postgres_study_and_one_parent_run(tmp_path, postgres_url):
+def _pg_sweep(tmp_path, url: str, name: str, trials: int) -> list[str]:
+    """A small learning-rate sweep stored in PostgreSQL; returns its `cnnkeras sweep` command."""
     path = sweep_file(tmp_path, f"""
         search:
-          n_trials: 6
+          n_trials: {trials}
           pruner: {{name: none}}
-          storage: "{postgres_url}"
+          storage: "{url}"
           parameters:
             train.optimizer.learning_rate: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
-        """, epochs=2, name="pg")
-    command = [sys.executable, "-m", "cnnkeras.cli", "sweep", path, "-q"]
+        """, epochs=2, name=name)
+    return [sys.executable, "-m", "cnnkeras.cli", "sweep", path, "-q"]
+
+
+def test_two_sweep_processes_share_one_postgres_study_and_one_parent_run(tmp_path, postgres_url):
+    command = _pg_sweep(tmp_path, postgres_url, "pg", 6)
     first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     # The first process creates the study and its parent run; then a second worker joins it.
     deadline = time.time() + 180
@@ -65,15 +70,7 @@ def test_two_processes_started_at_once_on_a_new_database_share_one_study_and_par
     with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as conn:
         conn.execute("CREATE DATABASE fresh")
     url = postgres_url.rsplit("/", 1)[0] + "/fresh"  # no tables yet: both processes start on an empty database
-    path = sweep_file(tmp_path, f"""
-        search:
-          n_trials: 4
-          pruner: {{name: none}}
-          storage: "{url}"
-          parameters:
-            train.optimizer.learning_rate: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
-        """, epochs=2, name="race")
-    command = [sys.executable, "-m", "cnnkeras.cli", "sweep", path, "-q"]
+    command = _pg_sweep(tmp_path, url, "race", 4)
     processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
                  for _ in range(2)]
     outputs = [p.communicate(timeout=600)[0] for p in processes]
