@@ -18,6 +18,7 @@
    within 0.2 points using at most half the epochs.
 
     .venv/bin/python benchmarks/sweep.py [--trials 8] [--prune-trials 32]
+    KERAS_BACKEND=jax python benchmarks/sweep.py --only plain-memory   # the plain loop on another backend
 """
 
 from __future__ import annotations
@@ -236,9 +237,21 @@ def main() -> None:
     parser.add_argument("--prune-epochs", type=int, default=8)
     parser.add_argument("--pruners", default="median,hyperband,successive_halving",
                         help="Comma-separated pruners to compare with the unpruned sweep.")
-    parser.add_argument("--only", choices=("overhead", "memory", "pruning"), help="Run one part only.")
+    parser.add_argument("--only", choices=("overhead", "memory", "pruning", "plain-memory"),
+                        help="Run one part only. plain-memory: only the plain Keras loop (any backend, no MLflow).")
     args = parser.parse_args()
     o = m = p = None
+    if args.only == "plain-memory":
+        import keras
+
+        plain = _plain_keras_loop(args.memory_trials)
+        released = _plain_keras_loop(args.memory_trials, release=True)
+        m = {"plain_keras_rss_mb": plain, "plain_keras_released_rss_mb": released,
+             "plain_keras_mb_per_trial": _slope(plain), "plain_keras_released_mb_per_trial": _slope(released)}
+        print(f"  plain Keras loop on {keras.backend.backend()}: {m['plain_keras_mb_per_trial']:.2f} MB/trial, "
+              f"{m['plain_keras_released_mb_per_trial']:.2f} with the graph release")
+        save(f"sweep-memory-plain-{keras.backend.backend()}", {"args": vars(args), "memory": m})
+        return
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         if args.only in (None, "overhead"):
