@@ -258,19 +258,31 @@ def importances_side_by_side(importances: Mapping[str, Mapping[str, float]]) -> 
 
 
 def claim_figure(runs: pd.DataFrame, result: Any, scale: ParamScale, confidence: float = 0.95) -> Any:
-    """The claim's measure against its parameter: every run, and mean ± CI per value."""
+    """The claim's measure against its parameter: every run, and mean ± CI per value.
+
+    A claim limited to a ``range`` of its parameter is judged on the runs inside it
+    only: those are drawn as usual with the mean ± CI; the runs outside are drawn
+    faded, as context, with no mean.
+    """
     import plotly.graph_objects as go
 
     runs = finished(runs)
     column = f"param.{result.parameter}"
     fig = go.Figure()
     if column in runs and result.measure in runs:
-        x = runs[column] if scale.kind != "levels" else runs[column].astype(str)
-        fig.add_trace(go.Scatter(x=x, y=runs[result.measure], mode="markers", name="run",
-                                 marker={"color": "#9aa5b1", "size": 7},
-                                 text=[label(n) for n in runs["run_name"]],
-                                 hovertemplate="%{text}<br>%{x}: %{y:.4f}<extra></extra>"))
-        trace = _mean_ci_trace(runs, result.parameter, result.measure, confidence, PALETTE[0],
+        inside = pd.Series(True, index=runs.index)
+        if result.within is not None:
+            values = pd.to_numeric(runs[column], errors="coerce")
+            inside = (values >= result.within[0]) & (values <= result.within[1])
+        for part, name, opacity in ((runs[inside], "run", 1.0), (runs[~inside], "run outside the claim's range", 0.35)):
+            if part.empty:
+                continue
+            x = part[column] if scale.kind != "levels" else part[column].astype(str)
+            fig.add_trace(go.Scatter(x=x, y=part[result.measure], mode="markers", name=name,
+                                     marker={"color": "#9aa5b1", "size": 7, "opacity": opacity},
+                                     text=[label(n) for n in part["run_name"]],
+                                     hovertemplate="%{text}<br>%{x}: %{y:.4f}<extra></extra>"))
+        trace = _mean_ci_trace(runs[inside], result.parameter, result.measure, confidence, PALETTE[0],
                                f"mean ± {int(round(confidence * 100))}% CI", True)
         if trace is not None:
             fig.add_trace(trace)

@@ -168,3 +168,21 @@ def test_a_claim_can_be_limited_to_a_range_of_its_parameter():
     result = evaluate_claim(frame, limited, SCALES)
     assert result.n_values == 3 and result.n_runs == 18 and result.verdict == SUPPORTED
     assert "for learning_rate in [0.0001, 0.01]" in result.sentence
+
+
+def test_the_claim_figure_fades_runs_outside_the_range_and_averages_only_inside():
+    from cnnkeras.reporting.study_figures import claim_figure
+
+    frame = _frame(effect_lr=-0.01)
+    limited = SMALL_LR_OVERFITS.model_copy(update={"range": (1e-4, 1e-2)})
+    result = evaluate_claim(frame, limited, SCALES)
+    fig = claim_figure(frame, result, SCALES["train.optimizer.learning_rate"])
+    traces = {t.name: t for t in fig.data}
+    assert sorted(traces["run"].x) == sorted(v for v in frame["param.train.optimizer.learning_rate"] if v <= 1e-2)
+    assert set(traces["run outside the claim's range"].x) == {1e-1}
+    assert traces["run outside the claim's range"].marker.opacity < 1
+    mean = next(t for t in fig.data if t.name.startswith("mean"))
+    assert sorted(set(mean.x)) == [1e-4, 1e-3, 1e-2]
+    unlimited = claim_figure(frame, evaluate_claim(frame, SMALL_LR_OVERFITS, SCALES),
+                             SCALES["train.optimizer.learning_rate"])
+    assert [t.name for t in unlimited.data][0] == "run" and len(unlimited.data) == 2
