@@ -24,7 +24,6 @@ import weakref
 from contextlib import contextmanager
 from typing import Any, Iterator
 
-
 __all__ = ["deferred_interrupts", "raise_if_requested", "requested", "watch"]
 
 _depth = 0
@@ -76,7 +75,8 @@ def deferred_interrupts() -> Iterator[None]:
     finally:
         _depth -= 1
         if _depth == 0:
-            signal.signal(signal.SIGINT, _previous)
+            # None: a handler not installed from Python; Python's own is the closest
+            signal.signal(signal.SIGINT, _previous if _previous is not None else signal.default_int_handler)
             pending, _requested = _requested, False
             _models.clear()
             # re-raised below only when the body itself finished without an exception
