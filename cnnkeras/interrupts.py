@@ -8,8 +8,8 @@ KILLED fails with "database is locked": the interrupt turns into an ordinary
 
 While :func:`deferred_interrupts` is active (``cnnkeras.run`` and in-process sweeps use
 it), the first Ctrl-C only sets a flag and tells the models being trained to stop
-after the current batch. ``training.callbacks.StopOnInterrupt``, the first callback of every fit,
-raises ``KeyboardInterrupt`` at the next epoch end (before the partial epoch is
+after the current batch. ``training.callbacks.StopOnInterrupt``, the first callback of
+every fit, raises ``KeyboardInterrupt`` at the next epoch end (before the partial epoch is
 logged), and :func:`raise_if_requested` does so at the other safe points (after a fit,
 after the test evaluation, between trials). A second Ctrl-C raises at once, as usual.
 Only the main thread can own signal handlers; elsewhere this module does nothing.
@@ -70,6 +70,7 @@ def deferred_interrupts() -> Iterator[None]:
         _requested = False
         _previous = signal.signal(signal.SIGINT, _on_sigint)
     _depth += 1
+    pending = False
     try:
         yield
     finally:
@@ -79,8 +80,7 @@ def deferred_interrupts() -> Iterator[None]:
             signal.signal(signal.SIGINT, _previous if _previous is not None else signal.default_int_handler)
             pending, _requested = _requested, False
             _models.clear()
-            # re-raised below only when the body itself finished without an exception
-    if _depth == 0 and pending:
+    if pending:  # reached only when the body finished without an exception of its own
         raise KeyboardInterrupt
 
 

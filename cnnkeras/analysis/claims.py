@@ -97,6 +97,14 @@ def param_scales(config: ExperimentConfig) -> dict[str, ParamScale]:
     return out
 
 
+def in_range(runs: pd.DataFrame, parameter: str, bounds: tuple[float, float] | None) -> pd.Series:
+    """Which runs have ``parameter`` in ``[low, high]`` (every run when there are no bounds)."""
+    if bounds is None:
+        return pd.Series(True, index=runs.index)
+    values = pd.to_numeric(runs[f"param.{parameter}"], errors="coerce")
+    return (values >= bounds[0]) & (values <= bounds[1])
+
+
 def infer_scales(frame: pd.DataFrame, params: Iterable[str]) -> dict[str, ParamScale]:
     """Scales for parameters known only from a runs frame (an experiment without a study)."""
     out: dict[str, ParamScale] = {}
@@ -182,9 +190,7 @@ def evaluate_claim(frame: pd.DataFrame, claim: Claim, scales: Mapping[str, Param
                        within=claim.range)
     if runs.empty or column not in runs or claim.measure not in runs:
         return base
-    if claim.range is not None:
-        values = pd.to_numeric(runs[column], errors="coerce")
-        runs = runs[(values >= claim.range[0]) & (values <= claim.range[1])]
+    runs = runs[in_range(runs, claim.parameter, claim.range)]
     scale = ParamScale("levels", tuple(claim.levels)) if claim.levels else scales.get(claim.parameter)
     scale = scale or infer_scales(runs, [claim.parameter])[claim.parameter]
     x = scale.transform(runs[column])

@@ -12,8 +12,8 @@ from .registry import register_layer
 MODES = ("zero", "constant", "reflect", "symmetric", "replicate", "wrap")
 
 
-def pad_axis(x, before: int, after: int, axis: int, mode: str, constant: float = 0.0):
-    """Pad one axis of ``x`` with ``mode``, using only keras.ops slicing and concatenation.
+def pad_axis(x, before: int, after: int, axis: int, mode: str):
+    """Pad one axis of ``x`` with a border ``mode``, using only keras.ops slicing and concatenation.
 
     reflect mirrors without repeating the edge (``numpy.pad(mode='reflect')``),
     symmetric mirrors with the edge (``'symmetric'``), replicate repeats the edge
@@ -27,10 +27,6 @@ def pad_axis(x, before: int, after: int, axis: int, mode: str, constant: float =
         index[axis] = slice(start, stop)
         return x[tuple(index)]
 
-    if mode in ("zero", "constant"):
-        pad = [(0, 0)] * len(x.shape)
-        pad[axis] = (before, after)
-        return ops.pad(x, pad, mode="constant", constant_values=constant if mode == "constant" else 0.0)
     head = {
         "reflect": lambda: ops.flip(take(1, before + 1), axis=axis),
         "symmetric": lambda: ops.flip(take(0, before), axis=axis),
@@ -83,7 +79,7 @@ def pad2d(x, padding, mode: str, constant: float = 0.0):
         return ops.reshape(ops.take(pixels, flat, axis=1), (-1, len(rows), len(cols), channels))
     if mode in ("reflect", "symmetric"):
         return ops.pad(x, [(0, 0), (top, bottom), (left, right), (0, 0)], mode=mode)
-    return pad_axis(pad_axis(x, top, bottom, 1, mode, constant), left, right, 2, mode, constant)
+    return pad_axis(pad_axis(x, top, bottom, 1, mode), left, right, 2, mode)
 
 
 @keras.saving.register_keras_serializable(package="cnnkeras")

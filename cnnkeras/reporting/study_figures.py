@@ -25,7 +25,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from ..analysis.claims import ParamScale, finished
+from ..analysis.claims import ParamScale, finished, in_range
 from ..analysis.stats import mean_ci
 
 __all__ = ["claim_figure", "gap_by_parameter", "importances_side_by_side", "label", "learning_curves_by",
@@ -270,10 +270,7 @@ def claim_figure(runs: pd.DataFrame, result: Any, scale: ParamScale, confidence:
     column = f"param.{result.parameter}"
     fig = go.Figure()
     if column in runs and result.measure in runs:
-        inside = pd.Series(True, index=runs.index)
-        if result.within is not None:
-            values = pd.to_numeric(runs[column], errors="coerce")
-            inside = (values >= result.within[0]) & (values <= result.within[1])
+        inside = in_range(runs, result.parameter, result.within)
         for part, name, opacity in ((runs[inside], "run", 1.0), (runs[~inside], "run outside the claim's range", 0.35)):
             if part.empty:
                 continue

@@ -72,6 +72,12 @@ class SweepResult:
 # ------------------------------------------------------------------- storage
 
 
+def study_name(config: ExperimentConfig) -> str:
+    """The config's study name: ``search.study_name``, else the experiment's name."""
+    assert config.search is not None
+    return config.search.study_name or config.name
+
+
 def storage_for(config: ExperimentConfig) -> str:
     """The storage URL or journal path of a config's study (the default beside its file)."""
     search = config.search
@@ -79,8 +85,7 @@ def storage_for(config: ExperimentConfig) -> str:
     if search.storage:
         return search.storage
     folder = Path(config._source.file).resolve().parent if config._source and config._source.file else Path.cwd()
-    name = search.study_name or config.name
-    return str(folder / ".cnnkeras" / f"{name}.journal")
+    return str(folder / ".cnnkeras" / f"{study_name(config)}.journal")
 
 
 def _is_journal(storage: str) -> bool:
@@ -141,9 +146,8 @@ def load_study(config: ExperimentConfig) -> Any:
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    name = config.search.study_name or config.name
     return optuna.create_study(
-        study_name=name, storage=_open_storage(storage_for(config)), sampler=_sampler(config),
+        study_name=study_name(config), storage=_open_storage(storage_for(config)), sampler=_sampler(config),
         pruner=_pruner(config), directions=[o.direction for o in config.search.objectives], load_if_exists=True,
     )
 
@@ -160,7 +164,7 @@ def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def open_existing(name: str, where: str, missing: str) -> tuple[Any, str]:
-        if "://" not in where and not os.path.exists(where):
+        if _is_journal(where) and not os.path.exists(where):
             raise CnnkerasError(f"{missing} (no {where})")
         try:
             return optuna.load_study(study_name=name, storage=_open_storage(where)), where
@@ -171,7 +175,7 @@ def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
         config = load_config(target)
         if config.search is None:
             raise CnnkerasError(f"{target} has no search: section")
-        name = config.search.study_name or config.name
+        name = study_name(config)
         return open_existing(name, storage_for(config),
                              f"study {name} has not been swept yet; run: cnnkeras sweep {target}")
     return open_existing(target, storage or str(Path(".cnnkeras") / f"{target}.journal"),
@@ -339,7 +343,7 @@ def sweep(
     if jobs > 1 and storage.startswith("sqlite"):
         warnings.warn("SQLite storage locks under parallel writers; with --jobs > 1 use a .journal file or "
                       "PostgreSQL (postgresql+psycopg://...)", stacklevel=2)
-    with _study_lock(storage, search.study_name or cfg.name):  # one process at a time sets a study up
+    with _study_lock(storage, study_name(cfg)):  # one process at a time sets a study up
         study = load_study(cfg)
         parent = _parent_run(study, cfg, storage) if cfg.tracking.enabled else None
         if parent is None and PARENT_ATTR not in study.user_attrs:

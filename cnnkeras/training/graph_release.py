@@ -9,17 +9,17 @@ nothing ever clears. The function's closure holds the traced tensors, so the reg
 keeps the whole train-step graph alive after the model, the optimizer and the
 ``tf.function`` are gone: about 6 MB per fitted LeNet-sized model, the same growth a
 plain ``clear_session(); build; fit`` loop shows (reported as tensorflow/tensorflow#61791
-and keras-team/keras#20552).
-``clear_session`` and ``gc.collect`` cannot reach it, since the registry is a module
-global.
+and keras-team/keras#20552). ``clear_session`` and ``gc.collect`` cannot reach it, since
+the registry is a module global.
 
 :func:`release_traced_graphs` wraps a run: when the last run active in this process
 ends, the ``CustomGradient-*`` entries registered while runs were active are dropped.
 Their only use is ``tape.gradient`` while the step that created them is being traced,
 which is over once the runs are; a model kept afterwards still trains and predicts
-(a retrace registers fresh entries). With ``--jobs N`` trials overlap in threads, so
-the entries are dropped only at a moment when no run is active, never under a trace
-in progress. Other backends keep no such registry and pass through untouched.
+(a retrace registers fresh entries). Runs that overlap in threads of one process
+share one window, so the entries are dropped only at a moment when no run is active,
+never under a trace in progress (``--jobs N`` runs trials in processes of their own).
+Other backends keep no such registry and pass through untouched.
 ``benchmarks/sweep.py`` measures the effect (RSS after each of 30 in-process trials).
 """
 
