@@ -6,7 +6,7 @@ optimizer, measured side by side in one process, alternating the order. Prints
 the ratio of wall times and of epoch times (median, and fastest: the code's own cost
 when machine noise, which only adds time, is left out); goal: <= 1.03x.
 
-    .venv/bin/python benchmarks/overhead.py [--subset 10000] [--epochs 3] [--repeats 3]
+    .venv/bin/python benchmarks/overhead.py [--subset 20000] [--epochs 4] [--repeats 3]
 """
 
 from __future__ import annotations
@@ -127,6 +127,7 @@ def main() -> None:
                       "epoch_ratio": epoch_ratio, "best_epoch_ratio": best_epoch_ratio,
                       "best_wall_ratio": best_wall_ratio, "plain_epoch_noise": noise, "extra_fixed_s": fixed,
                       "goal": 1.03, "met": met})
+
 
 if __name__ == "__main__":
     main()

@@ -9,10 +9,11 @@
    loops, with and without ``cnnkeras``' graph release, and the sweep process's RSS over
    an ``isolation: process`` sweep, where each trial runs in a fresh worker. On
    TensorFlow a plain loop grows about 6 MB per fitted model (tensorflow/tensorflow#61791,
-   keras-team/keras#20552): every trace registers a ``tf.custom_gradient`` (Keras' optimizer all-reduces its
-   gradients through one) in TensorFlow's global gradient registry, which keeps the whole
-   train-step graph alive; ``cnnkeras.training.graph_release`` drops those entries when a
-   run ends. Goal: under 3 MB of growth per trial.
+   keras-team/keras#20552): every trace registers a ``tf.custom_gradient`` (Keras'
+   optimizer all-reduces its gradients through one) in TensorFlow's global gradient
+   registry, which keeps the whole train-step graph alive;
+   ``cnnkeras.training.graph_release`` drops those entries when a run ends. Goal: under
+   3 MB of growth per trial.
 3. Pruning: a 32-trial sweep with each pruner against the same sweep without pruning
    (a seeded random sampler, so both try the same configurations). Goal: best accuracy
    within 0.2 points using at most half the epochs.
@@ -175,15 +176,20 @@ def _sweep_rss(folder: Path, trials: int, isolation: str) -> list[float]:
     return values
 
 
+def plain_memory(trials: int) -> dict:
+    """The plain Keras loop's RSS without and with the graph release (any backend, no MLflow)."""
+    plain = _plain_keras_loop(trials)
+    released = _plain_keras_loop(trials, release=True)
+    return {"plain_keras_rss_mb": plain, "plain_keras_released_rss_mb": released,
+            "plain_keras_mb_per_trial": _slope(plain), "plain_keras_released_mb_per_trial": _slope(released)}
+
+
 def memory(tmp: Path, trials: int, isolated_trials: int) -> dict:
     ours = _sweep_rss(tmp / "in-process", trials, "none")
-    plain = _plain_keras_loop(trials)
-    plain_released = _plain_keras_loop(trials, release=True)
+    plain = plain_memory(trials)
     isolated = _sweep_rss(tmp / "isolated", isolated_trials, "process")
-    out = {"in_process_rss_mb": ours, "plain_keras_rss_mb": plain, "plain_keras_released_rss_mb": plain_released,
-           "isolated_sweep_rss_mb": isolated,
-           "in_process_mb_per_trial": _slope(ours), "plain_keras_mb_per_trial": _slope(plain),
-           "plain_keras_released_mb_per_trial": _slope(plain_released), "isolated_mb_per_trial": _slope(isolated)}
+    out = {"in_process_rss_mb": ours, **plain, "isolated_sweep_rss_mb": isolated,
+           "in_process_mb_per_trial": _slope(ours), "isolated_mb_per_trial": _slope(isolated)}
     out["in_process_met"] = out["in_process_mb_per_trial"] < 3.0
     out["isolated_met"] = out["isolated_mb_per_trial"] < 3.0
     out["met"] = out["in_process_met"] and out["isolated_met"]
@@ -244,10 +250,7 @@ def main() -> None:
     if args.only == "plain-memory":
         import keras
 
-        plain = _plain_keras_loop(args.memory_trials)
-        released = _plain_keras_loop(args.memory_trials, release=True)
-        m = {"plain_keras_rss_mb": plain, "plain_keras_released_rss_mb": released,
-             "plain_keras_mb_per_trial": _slope(plain), "plain_keras_released_mb_per_trial": _slope(released)}
+        m = plain_memory(args.memory_trials)
         print(f"  plain Keras loop on {keras.backend.backend()}: {m['plain_keras_mb_per_trial']:.2f} MB/trial, "
               f"{m['plain_keras_released_mb_per_trial']:.2f} with the graph release")
         save(f"sweep-memory-plain-{keras.backend.backend()}", {"args": vars(args), "memory": m})
