@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import ops
 
 from ._checks import number_in, positive_int
@@ -48,14 +49,10 @@ class LocalResponseNormalization(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def call(self, inputs):
-        r = self.depth_radius
-        channels = inputs.shape[-1]
-        squared = ops.square(inputs)
-        padded = ops.pad(squared, [(0, 0), (0, 0), (0, 0), (r, r)])
-        total = squared
-        for offset in range(2 * r + 1):  # the window sum: 2r shifted adds, linear in channels
-            if offset != r:
-                total = total + padded[..., offset : offset + channels]
+        # The window sum as one matmul with a 0/1 band matrix (c x c), whose gradient is a matmul
+        # too. Summing 2r shifted slices of a padded copy measured slower at 16 to 256 channels,
+        # forward and even more in training: each slice's gradient writes a full-size zero map.
+        total = ops.matmul(ops.square(inputs), ops.cast(self._band(inputs.shape[-1]), inputs.dtype))
         denominator = self.bias + self.alpha * total
         # d ** -beta: a fractional power is the slow part, so the usual betas use square roots.
         if self.beta == 0.75:
@@ -63,6 +60,11 @@ class LocalResponseNormalization(keras.layers.Layer):
         if self.beta == 0.5:
             return inputs * ops.rsqrt(denominator)
         return inputs * ops.exp(-self.beta * ops.log(denominator))
+
+    def _band(self, channels: int) -> np.ndarray:
+        """``band[i, j] = 1`` where channels i and j are at most r apart."""
+        index = np.arange(channels)
+        return (np.abs(index[:, None] - index[None, :]) <= self.depth_radius).astype("float32")
 
     def compute_output_shape(self, input_shape):
         return input_shape

@@ -6,6 +6,7 @@ import keras
 from keras import ops
 
 from ._checks import positive_int
+from ._windows import interleave_positions
 from .registry import register_layer
 
 
@@ -40,14 +41,9 @@ class MaxUnpooling2D(keras.layers.Layer):
 
     def call(self, inputs):
         pooled, argmax = inputs
-        p = self.pool_size
-        n_h, n_w, channels = pooled.shape[1], pooled.shape[2], pooled.shape[3]
         zero = ops.zeros_like(pooled)
-        parts = [ops.where(ops.equal(argmax, k), pooled, zero) for k in range(p * p)]
-        # Interleave without a transpose: each window row i stacks its p columns, then rows stack.
-        rows = [ops.reshape(ops.stack(parts[i * p : (i + 1) * p], axis=3), (-1, n_h, n_w * p, channels))
-                for i in range(p)]
-        return ops.reshape(ops.stack(rows, axis=2), (-1, n_h * p, n_w * p, channels))
+        return interleave_positions(
+            [ops.where(ops.equal(argmax, k), pooled, zero) for k in range(self.pool_size**2)], self.pool_size)
 
     def compute_output_shape(self, input_shape):
         shape = input_shape[0]

@@ -44,6 +44,8 @@ class Upsample2D(keras.layers.Layer):
         self.input_spec = keras.layers.InputSpec(ndim=4)
 
     def call(self, inputs):
+        if self.interpolation == "nearest":  # at an integer scale, each pixel repeated: what UpSampling2D does
+            return ops.repeat(ops.repeat(inputs, self.scale[0], axis=1), self.scale[1], axis=2)
         size = (inputs.shape[1] * self.scale[0], inputs.shape[2] * self.scale[1])
         return ops.cast(ops.image.resize(inputs, size, interpolation=self.interpolation, antialias=False),
                         inputs.dtype)

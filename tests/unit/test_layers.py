@@ -141,6 +141,60 @@ def test_argmax_pooling_matches_numpy_with_ties_first_index_wins(p):
     np.testing.assert_array_equal(np_(where), windows.argmax(-1))  # numpy: first index on ties
 
 
+def _gradient(fn, x):
+    """d sum(fn(x)) / dx on the running backend (TensorFlow or JAX)."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        return np.asarray(jax.grad(lambda t: keras.ops.sum(fn(t)))(x))
+    import tensorflow as tf
+
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(fn(x))
+    return tape.gradient(total, x).numpy()
+
+
+@pytest.mark.parametrize("p", [2, 3])
+def test_argmax_pooling_gradient_reaches_exactly_the_argmax_even_on_ties(p):
+    rng = np.random.default_rng(10 + p)
+    x = rng.integers(0, 2, size=(2, 2 * p, 3 * p, 2)).astype("float32")  # 0/1: most windows tie
+    weights = rng.random((2, 2, 3, 2)).astype("float32")
+    layer = L.MaxPoolingWithArgmax2D(p)
+    grad = _gradient(lambda t: layer(t)[0] * weights, x)
+    where = np_(layer(x)[1])
+    np.testing.assert_allclose(grad, np_(L.MaxUnpooling2D(p)([weights, where])), rtol=0, atol=0)
+    assert np.count_nonzero(grad) == weights.size  # one position per window, never split
+
+
+def test_argmax_pooling_passes_nans_on_and_points_inside_the_window():
+    x = np.array([[1, np.nan, 0, 5], [2, 0, np.nan, np.nan], [np.nan, 4, 7, 7], [3, 4, 6, 8]],
+                 "float32").reshape(1, 4, 4, 1)
+    pooled, where = (np_(t)[0, :, :, 0] for t in L.MaxPoolingWithArgmax2D(2)(x))
+    np.testing.assert_array_equal(pooled, [[np.nan, np.nan], [np.nan, 8]])  # NaN-aware equality
+    assert where[1, 1] == 3 and ((0 <= where) & (where < 4)).all()
+
+
+def test_argmax_pooling_of_size_one_is_the_identity():
+    x = np.random.default_rng(3).random((2, 3, 5, 4)).astype("float32")
+    pooled, where = L.MaxPoolingWithArgmax2D(1)(x)
+    np.testing.assert_array_equal(np_(pooled), x)
+    np.testing.assert_array_equal(np_(where), np.zeros(x.shape, "int32"))
+
+
+def test_argmax_pooling_and_unpooling_take_any_height_and_width():
+    inputs = keras.Input((None, None, 3))
+    pooled, where = L.MaxPoolingWithArgmax2D(2)(inputs)
+    model = keras.Model(inputs, [pooled, where, L.MaxUnpooling2D(2)([pooled, where])])
+    for shape in [(2, 4, 6, 3), (1, 8, 2, 3)]:
+        x = np.random.default_rng(sum(shape)).random(shape).astype("float32")
+        got_pooled, got_where, restored = (np_(t) for t in model.predict_on_batch(x))
+        assert got_pooled.shape == got_where.shape == (shape[0], shape[1] // 2, shape[2] // 2, 3)
+        np.testing.assert_array_equal(restored, np.where(restored != 0, x, 0))  # maxima back in place
+        np.testing.assert_array_equal(np.count_nonzero(restored), got_pooled.size)
+
+
 def test_mixed_pooling_interpolates_max_and_average():
     x = np.random.default_rng(2).random((2, 6, 6, 3)).astype("float32")
     mx = np_(keras.layers.MaxPooling2D(2)(x))
@@ -160,15 +214,21 @@ def test_upsample_nearest_repeats_and_all_interpolations_run():
         assert L.Upsample2D((2, 3), method)(x).shape == (1, 6, 12, 2)
 
 
-def test_local_response_normalization_matches_the_formula():
+@pytest.mark.parametrize("r,beta", [(2, 0.75), (0, 0.5), (9, 0.6)])  # r = 9 > 7 channels: all of them
+def test_local_response_normalization_matches_the_formula(r, beta):
     x = np.random.default_rng(4).random((1, 2, 2, 7)).astype("float32") * 10
-    r, k, alpha, beta = 2, 2.0, 1e-2, 0.75
+    k, alpha = 2.0, 1e-2
     expected = np.empty_like(x)
     for c in range(7):
         lo, hi = max(0, c - r), min(7, c + r + 1)
         expected[..., c] = x[..., c] / (k + alpha * (x[..., lo:hi] ** 2).sum(-1)) ** beta
     out = np_(L.LocalResponseNormalization(r, k, alpha, beta)(x))
     np.testing.assert_allclose(out, expected, rtol=1e-5)
+    if keras.backend.backend() == "tensorflow":  # and TensorFlow's own kernel
+        import tensorflow as tf
+
+        reference = tf.nn.local_response_normalization(x, r, k, alpha, beta).numpy()
+        np.testing.assert_allclose(out, reference, rtol=1e-5)
 
 
 @pytest.mark.parametrize("make,message", [
