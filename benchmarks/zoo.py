@@ -18,12 +18,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import keras
 import numpy as np
 
-from common import RESULTS, median, save
+from common import RESULTS, median, save, timed
 
 from cnnkeras import layers as L
 from cnnkeras.analysis.inspect import model_for
@@ -41,11 +40,7 @@ def throughput(name: str, steps: int, batch: int = 32) -> dict:
     y = np.arange(batch) % 10
     for _ in range(2):
         model.train_on_batch(x, y)
-    times = []
-    for _ in range(steps):
-        start = time.perf_counter()
-        model.train_on_batch(x, y)
-        times.append(time.perf_counter() - start)
+    times = [timed(lambda: model.train_on_batch(x, y))[0] for _ in range(steps)]
     return {"input": shape, "params": model.count_params(), "images_per_s": batch / median(times)}
 
 
@@ -117,12 +112,8 @@ def layer_times(make_custom, make_builtin, x, repeats: int) -> dict[str, tuple[f
     times: dict[str, list[list[float]]] = {"forward": [[], []], "train": [[], []]}
     for _ in range(repeats):
         for i in range(2):
-            start = time.perf_counter()
-            forward[i].predict_on_batch(x)
-            times["forward"][i].append(time.perf_counter() - start)
-            start = time.perf_counter()
-            train[i].train_on_batch(x, targets[i])
-            times["train"][i].append(time.perf_counter() - start)
+            times["forward"][i].append(timed(lambda: forward[i].predict_on_batch(x))[0])
+            times["train"][i].append(timed(lambda: train[i].train_on_batch(x, targets[i]))[0])
     return {kind: (median(t[0]), median(t[1])) for kind, t in times.items()}
 
 

@@ -96,9 +96,8 @@ def _match(left: tuple, right: tuple) -> tuple:
         value = ops.maximum(left_value, right_value)
     else:
         value = ops.where(ops.logical_or(right_wins, ops.isnan(right_value)), right_value, left_value)
-    if isinstance(left_index, int) and isinstance(right_index, int):  # two window positions
+    if isinstance(left_index, int) and isinstance(right_index, int):  # first round: positions k, k + 1
         index = ops.cast(right_wins, "int32")
-        index = index * (right_index - left_index) if right_index - left_index != 1 else index
         index = index + left_index if left_index else index
     else:
         index = ops.where(right_wins, right_index, left_index)
