@@ -8,8 +8,9 @@ same input (batch 64, 32x32x16), side by side in one process; goal: within 1.5x.
 the time of a training step through each (a shared 1x1 conv, then the layer).
 Rows marked "reference" do not count toward the goal: they put a layer beside a
 different computation (LRN against an affine map), beside a backend's own fused
-kernel for the same job (on TensorFlow, ``tf.nn.max_pool_with_argmax``), or show
-what Keras' own layers cost for the same structure (zero padding, then a valid conv).
+kernel for the same job (on TensorFlow, ``tf.nn.max_pool_with_argmax``), show
+what Keras' own layers cost for the same structure (zero padding, then a valid conv),
+or give a lower bound (the part of argmax pooling that no elementwise form can skip).
 
     .venv/bin/python benchmarks/zoo.py [--steps 5] [--repeats 60]
 """
@@ -25,6 +26,7 @@ import numpy as np
 from common import RESULTS, median, save, timed
 
 from cnnkeras import layers as L
+from cnnkeras.layers._windows import window_positions
 from cnnkeras.analysis.inspect import model_for
 from cnnkeras.zoo import get_model_info, list_models
 
@@ -81,7 +83,28 @@ class _TFMaxPoolWithArgmax(keras.layers.Layer):
         return tf.nn.max_pool_with_argmax(inputs, 2, 2, "VALID")
 
 
+class _ArgmaxFloor(keras.layers.Layer):
+    """A lower bound for argmax pooling run op by op, as TensorFlow runs it (reference row only).
+
+    The window split, the tournament's maxima, and one comparison returned as the
+    int32 second output: what ``MaxPoolingWithArgmax2D`` cannot do without when
+    every op is its own kernel. Its index is not the argmax (that needs two more
+    comparisons and their assembly). Under XLA the ops fuse, so it bounds nothing there.
+    """
+
+    def call(self, inputs):
+        a, b, c, d = window_positions(inputs, 2)
+        top, bottom = keras.ops.maximum(a, b), keras.ops.maximum(c, d)
+        return keras.ops.maximum(top, bottom), keras.ops.cast(keras.ops.greater(bottom, top), "int32")
+
+    def compute_output_spec(self, inputs):
+        shape = (inputs.shape[0], inputs.shape[1] // 2, inputs.shape[2] // 2, inputs.shape[3])
+        return keras.KerasTensor(shape, inputs.dtype), keras.KerasTensor(shape, "int32")
+
+
 if keras.backend.backend() == "tensorflow":
+    PAIRS["Argmax floor: split, maxima, one comparison vs MaxPooling2D (reference)"] = (
+        _ArgmaxFloor, lambda: keras.layers.MaxPooling2D(2))
     PAIRS["MaxPoolingWithArgmax2D vs tf.nn.max_pool_with_argmax (reference)"] = (
         lambda: L.MaxPoolingWithArgmax2D(2), _TFMaxPoolWithArgmax)
 
