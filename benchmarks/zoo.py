@@ -26,8 +26,8 @@ import numpy as np
 from common import RESULTS, median, save, timed
 
 from cnnkeras import layers as L
-from cnnkeras.layers._windows import window_positions
 from cnnkeras.analysis.inspect import model_for
+from cnnkeras.layers._windows import window_positions
 from cnnkeras.zoo import get_model_info, list_models
 
 
@@ -83,23 +83,20 @@ class _TFMaxPoolWithArgmax(keras.layers.Layer):
         return tf.nn.max_pool_with_argmax(inputs, 2, 2, "VALID")
 
 
-class _ArgmaxFloor(keras.layers.Layer):
+class _ArgmaxFloor(L.MaxPoolingWithArgmax2D):
     """A lower bound for argmax pooling run op by op, as TensorFlow runs it (reference row only).
 
     The window split, the tournament's maxima, and one comparison returned as the
     int32 second output: what ``MaxPoolingWithArgmax2D`` cannot do without when
     every op is its own kernel. Its index is not the argmax (that needs two more
     comparisons and their assembly). Under XLA the ops fuse, so it bounds nothing there.
+    Only ``call`` differs from ``MaxPoolingWithArgmax2D(2)`` (shapes and dtypes are its).
     """
 
     def call(self, inputs):
         a, b, c, d = window_positions(inputs, 2)
         top, bottom = keras.ops.maximum(a, b), keras.ops.maximum(c, d)
         return keras.ops.maximum(top, bottom), keras.ops.cast(keras.ops.greater(bottom, top), "int32")
-
-    def compute_output_spec(self, inputs):
-        shape = (inputs.shape[0], inputs.shape[1] // 2, inputs.shape[2] // 2, inputs.shape[3])
-        return keras.KerasTensor(shape, inputs.dtype), keras.KerasTensor(shape, "int32")
 
 
 if keras.backend.backend() == "tensorflow":
