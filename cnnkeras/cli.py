@@ -155,7 +155,11 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
     except SweepInterrupted as exc:
         err.print(f"[bold yellow]interrupted:[/] {exc}", highlight=False)
         raise typer.Exit(130) from None
-    out.print(f"study [bold]{result.study_name}[/] in {result.storage}: {result.counts()}")
+    out.print(f"study [bold]{result.study_name}[/] in {result.storage}: {result.counts()}", highlight=False)
+    if result.all_failed:
+        err.print("[bold red]failed:[/] every trial of the study failed (the reasons are above and on each "
+                  "trial's MLflow run)", highlight=False)
+        raise typer.Exit(1)
     if result.parent_run_id:
         out.print(f"MLflow parent run [bold]{result.parent_run_id}[/]; retrain the best with: "
                   f"[bold]cnnkeras best {config}[/]")

@@ -7,7 +7,7 @@ message without a traceback and exits with status 2. Anything else is a bug.
 
 from __future__ import annotations
 
-__all__ = ["CnnkerasError", "DataError", "ModelError", "TrackingError"]
+__all__ = ["CnnkerasError", "DataError", "ModelError", "StorageUnavailable", "TrackingError"]
 
 
 class CnnkerasError(Exception):
@@ -24,3 +24,7 @@ class ModelError(CnnkerasError):
 
 class TrackingError(CnnkerasError):
     """MLflow could not be reached, or a run asked for does not exist."""
+
+
+class StorageUnavailable(CnnkerasError):
+    """The study storage (a database) stayed unreachable longer than the sweep waits for it."""

@@ -495,8 +495,24 @@ class SearchConfig(StrictModel):
     timeout_s: float | None = Field(None, gt=0, description="Stop starting trials after this many seconds.")
     storage: str | None = Field(
         None,
-        description="Optuna storage URL (sqlite:///..., postgresql+psycopg://...) or a .journal file path. "
-        "Default: a journal file in .cnnkeras/ beside the experiment file.",
+        description="Optuna storage URL (sqlite:///..., postgresql+psycopg://user:password@host/db) or a .journal "
+        "file path. Default: $CNNKERAS_STORAGE when set, else a journal file in .cnnkeras/ beside the experiment "
+        "file. A password in the URL is masked everywhere it is shown or logged.",
+    )
+    storage_wait_s: float = Field(
+        300.0, gt=0, le=86400,
+        description="How long a sweep waits for an unreachable database storage (a restart, an outage) before it "
+        "stops with one line; the running trial's result is kept meanwhile.",
+    )
+    heartbeat_s: int = Field(
+        10, gt=0, le=3600,
+        description="Database storages: seconds between a running trial's heartbeats.",
+    )
+    stale_after_s: int = Field(
+        60, gt=0, le=86400,
+        description="Database storages: a RUNNING trial without a heartbeat for this long is taken as dead (its "
+        "process was killed): it is failed with the reason, its MLflow run closed FAILED, its parameters queued "
+        "again.",
     )
     study_name: str | None = Field(None, description="Study name; default: the experiment's name.")
     isolation: Literal["none", "process"] = Field(
@@ -512,6 +528,15 @@ class SearchConfig(StrictModel):
         if isinstance(data, dict) and isinstance(data.get("objectives"), list) and len(data["objectives"]) > 1:
             data = {"pruner": {"name": "none"}, **data}
         return data
+
+    @field_validator("stale_after_s")
+    @classmethod
+    def _stale_after_two_heartbeats(cls, stale_after_s: int, info: ValidationInfo) -> int:
+        """A live trial must be able to miss a heartbeat without being taken as dead."""
+        heartbeat = info.data.get("heartbeat_s")
+        if heartbeat is not None and stale_after_s < 2 * heartbeat:
+            raise ValueError(f"must be at least twice heartbeat_s ({heartbeat}), or live trials are taken as dead")
+        return stale_after_s
 
     @field_validator("pruner")
     @classmethod

@@ -21,6 +21,8 @@ __all__ = ["PruningCallback", "TrialOutcome", "run_trial", "trial_config"]
 TRIAL_TAG = "cnnkeras.trial_number"
 STATE_TAG = "cnnkeras.trial_state"
 STUDY_TAG = "cnnkeras.study"
+WORKER_TAG = "cnnkeras.sweep_process"
+SEED_TAG = "cnnkeras.sampler_seed"
 
 
 class PruningCallback(keras.callbacks.Callback):
@@ -80,8 +82,12 @@ def trial_config(config: ExperimentConfig, overrides: list[str], *, number: int)
 
 
 def run_trial(config: ExperimentConfig, trial: Any, *, parent_run_id: str | None, study_name: str,
-              overrides: list[str]) -> TrialOutcome:
-    """Run one trial to completion; never raises for a failing trial, returns its outcome."""
+              overrides: list[str], worker: int = 0, sampler_seed: int | None = None) -> TrialOutcome:
+    """Run one trial to completion; never raises for a failing trial, returns its outcome.
+
+    The trial's MLflow run id is stored on the Optuna trial as soon as the run exists,
+    so whichever process finds this trial dead can close the run.
+    """
     from ..runner import run
     from ..tracking import Tracker
 
@@ -95,9 +101,12 @@ def run_trial(config: ExperimentConfig, trial: Any, *, parent_run_id: str | None
         callbacks.append(pruner)
     tracker: Any = _NoTracking()
     if child.tracking.enabled:
+        tags = {TRIAL_TAG: trial.number, STUDY_TAG: study_name, STATE_TAG: "RUNNING", WORKER_TAG: worker}
+        if sampler_seed is not None:
+            tags[SEED_TAG] = sampler_seed
         tracker = Tracker(uri=child.tracking.uri, experiment=child.tracking.experiment or child.name,
-                          run_name=f"trial-{trial.number}", parent_run_id=parent_run_id,
-                          tags={TRIAL_TAG: trial.number, STUDY_TAG: study_name, STATE_TAG: "RUNNING"})
+                          run_name=f"trial-{trial.number}", parent_run_id=parent_run_id, tags=tags)
+        trial.set_user_attr("mlflow_run_id", tracker.run_id)
     try:
         result = run(child, progress=False, callbacks=callbacks,
                      tracker=None if isinstance(tracker, _NoTracking) else tracker)

@@ -7,9 +7,13 @@
    by default ``.cnnkeras/<study>.journal`` beside the experiment file.
 2. One MLflow parent run per study; its id is kept in the study, so running the
    same command again continues the same study under the same parent run.
-3. Trials left RUNNING by a killed process are marked FAIL (their MLflow runs
-   FAILED) and their parameters are queued again; they do not count towards the
-   total, so the study ends with exactly ``n_trials`` finished trials.
+3. Trials left RUNNING by a killed process are marked FAIL with the reason (their
+   MLflow runs FAILED) and their parameters are queued again; they do not count
+   towards the total, so the study ends with exactly ``n_trials`` finished trials.
+   On a database storage, heartbeats tell which RUNNING trials are dead
+   (:mod:`cnnkeras.studies.storage`), and any process that looks cleans them up.
+   Each process that joins a study gets its own index and sampler seed (recorded
+   on every trial), so parallel or resumed workers never draw the same trials.
 4. Each trial is a nested MLflow run (see :mod:`cnnkeras.studies.objective`), in this process or
    in a worker process of its own (``isolation: process``, implied by ``jobs > 1``).
    A failing trial is FAIL in Optuna and FAILED in MLflow, and the sweep goes on.
@@ -28,22 +32,23 @@ import tempfile
 import threading
 import time
 import warnings
-import zlib
-from contextlib import contextmanager, nullcontext
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 from ..config.schema import ExperimentConfig
 from ..errors import CnnkerasError
 from ..interrupts import deferred_interrupts, raise_if_requested
-from .objective import STATE_TAG, STUDY_TAG, TRIAL_TAG, TrialOutcome, outcome_attrs, run_trial
+from ..tracking.values import redact, redact_data
+from .objective import STATE_TAG, STUDY_TAG, TrialOutcome, outcome_attrs, run_trial
 from .space import trial_overrides
+from .storage import (REASON_ATTR, STALE_ATTR, JournalLock, claim_worker, is_journal, open_storage, sampler_seed,
+                      setup_lock)
 
 __all__ = ["SweepInterrupted", "SweepResult", "find_study", "load_study", "storage_for", "sweep"]
 
 PARENT_ATTR = "mlflow_parent_run_id"
-STALE_ATTR = "stale"  # a trial whose process died; retried, and not counted
 
 
 class SweepInterrupted(CnnkerasError):
@@ -68,6 +73,12 @@ class SweepResult:
             out[trial["state"]] = out.get(trial["state"], 0) + 1
         return out
 
+    @property
+    def all_failed(self) -> bool:
+        """Trials were counted and none of them completed or was pruned: nothing was learned."""
+        counted = [t for t in self.trials if not t["stale"] and t["state"] != "RUNNING"]
+        return bool(counted) and all(t["state"] == "FAIL" for t in counted)
+
 
 # ------------------------------------------------------------------- storage
 
@@ -79,37 +90,27 @@ def study_name(config: ExperimentConfig) -> str:
 
 
 def storage_for(config: ExperimentConfig) -> str:
-    """The storage URL or journal path of a config's study (the default beside its file)."""
+    """The study's storage: ``search.storage``, else ``$CNNKERAS_STORAGE``, else a journal beside the file."""
     search = config.search
     assert search is not None
     if search.storage:
         return search.storage
+    if os.environ.get("CNNKERAS_STORAGE"):
+        return os.environ["CNNKERAS_STORAGE"]
     folder = Path(config._source.file).resolve().parent if config._source and config._source.file else Path.cwd()
     return str(folder / ".cnnkeras" / f"{study_name(config)}.journal")
 
 
-def _is_journal(storage: str) -> bool:
-    return "://" not in storage
+def _open(config: ExperimentConfig, storage: str, on_stale: Any = None) -> Any:
+    search = config.search
+    return open_storage(storage, wait_s=search.storage_wait_s, heartbeat_s=search.heartbeat_s,
+                        grace_s=search.stale_after_s, on_stale=on_stale)
 
 
-def _open_storage(storage: str) -> Any:
-    import optuna
-
-    if _is_journal(storage):
-        Path(storage).parent.mkdir(parents=True, exist_ok=True)
-        from optuna.storages.journal import JournalFileBackend
-
-        return optuna.storages.JournalStorage(JournalFileBackend(storage))
-    # Heartbeats tell a live trial of another process from one whose process died;
-    # Optuna fails the dead ones (after the grace period) and _requeue queues them again.
-    return optuna.storages.RDBStorage(storage, heartbeat_interval=10, grace_period=60, failed_trial_callback=_requeue)
-
-
-def _sampler(config: ExperimentConfig) -> Any:
+def _sampler(config: ExperimentConfig, seed: int) -> Any:
     import optuna
 
     s = config.search.sampler
-    seed = s.seed if s.seed is not None else config.seed
     if s.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if s.name == "grid":
@@ -141,21 +142,32 @@ def _pruner(config: ExperimentConfig) -> Any:
     return optuna.pruners.MedianPruner(n_startup_trials=p.startup_trials, n_warmup_steps=p.warmup_epochs)
 
 
-def load_study(config: ExperimentConfig) -> Any:
-    """Create or load the config's study (created once, before any worker starts)."""
+def _base_seed(config: ExperimentConfig) -> int:
+    s = config.search.sampler
+    return s.seed if s.seed is not None else config.seed
+
+
+def load_study(config: ExperimentConfig, *, worker: int = 0, on_stale: Any = None) -> Any:
+    """Create or load the config's study, with the sampler seed of sweep process number ``worker``."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    return optuna.create_study(
-        study_name=study_name(config), storage=_open_storage(storage_for(config)), sampler=_sampler(config),
-        pruner=_pruner(config), directions=[o.direction for o in config.search.objectives], load_if_exists=True,
-    )
+    storage = storage_for(config)
+    try:
+        return optuna.create_study(
+            study_name=study_name(config), storage=_open(config, storage, on_stale),
+            sampler=_sampler(config, sampler_seed(_base_seed(config), worker)), pruner=_pruner(config),
+            directions=[o.direction for o in config.search.objectives], load_if_exists=True,
+        )
+    except ValueError as exc:  # e.g. the stored study has other directions
+        raise CnnkerasError(f"study {study_name(config)} in {redact(storage)}: {exc}") from None
 
 
 def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
     """The study named by ``target``: an experiment file with a search: section, or a study name.
 
-    A study name is looked up in ``storage`` (default ``.cnnkeras/<name>.journal``).
+    A study name is looked up in ``storage`` (default ``$CNNKERAS_STORAGE``, else
+    ``.cnnkeras/<name>.journal``).
     """
     import optuna
 
@@ -164,12 +176,12 @@ def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def open_existing(name: str, where: str, missing: str) -> tuple[Any, str]:
-        if _is_journal(where) and not os.path.exists(where):
+        if is_journal(where) and not os.path.exists(where):
             raise CnnkerasError(f"{missing} (no {where})")
         try:
-            return optuna.load_study(study_name=name, storage=_open_storage(where)), where
+            return optuna.load_study(study_name=name, storage=open_storage(where)), where
         except KeyError:
-            raise CnnkerasError(f"{missing} (not in {where})") from None
+            raise CnnkerasError(f"{missing} (not in {redact(where)})") from None
 
     if os.path.isfile(target):
         config = load_config(target)
@@ -178,38 +190,12 @@ def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
         name = study_name(config)
         return open_existing(name, storage_for(config),
                              f"study {name} has not been swept yet; run: cnnkeras sweep {target}")
-    return open_existing(target, storage or str(Path(".cnnkeras") / f"{target}.journal"),
+    where = storage or os.environ.get("CNNKERAS_STORAGE") or str(Path(".cnnkeras") / f"{target}.journal")
+    return open_existing(target, where,
                          f"no study named {target!r}; pass the experiment file, or the study's --storage")
 
 
 # -------------------------------------------------------------- bookkeeping
-
-
-@contextmanager
-def _study_lock(storage: str, name: str) -> Iterator[None]:
-    """Serialize study set-up (tables, study, parent run, stale trials) across processes.
-
-    On PostgreSQL a session advisory lock keyed by the study name: sweep processes
-    started at the same instant would otherwise race to create the schema and two
-    parent runs. Other storages belong to one process at a time (journal) or warn
-    under parallel writers (SQLite), so they take no lock.
-    """
-    if not storage.startswith("postgresql"):
-        yield
-        return
-    import sqlalchemy
-
-    key = zlib.crc32(f"cnnkeras-study:{name}".encode())
-    engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool)
-    try:
-        with engine.connect() as connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
-            try:
-                yield
-            finally:
-                connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
-    finally:
-        engine.dispose()
 
 
 def _stale_numbers(trials: Sequence[Any]) -> set[int]:
@@ -227,51 +213,77 @@ def _count_done(trials: Sequence[Any]) -> int:
                for t in trials)
 
 
-def _requeue(study: Any, trial: Any) -> None:
-    """A trial whose process died: its parameters are queued again (the retry names it in ``retry_of``).
+class _DeadTrials:
+    """What happens to a trial whose process died (Optuna's stale-trial callback, and the journal's).
 
-    Also Optuna's ``failed_trial_callback`` for RDB storages, called once the trial is already FAIL.
+    The trial is already FAIL (with its reason, see :mod:`.storage`). Its MLflow run is
+    closed FAILED with that reason. If the run had in fact finished (the process died,
+    or the database went away, between MLflow and Optuna), the retry adopts its result
+    instead of training again; otherwise the parameters are queued again.
     """
-    if trial.params:
-        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+
+    def __init__(self, tracking_uri: str | None):
+        self.tracking_uri = tracking_uri
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        reason = trial.user_attrs.get(REASON_ATTR) or "its sweep process died; parameters queued again"
+        finished_run = self._close_run(trial, reason)
+        if trial.params:
+            attrs: dict[str, Any] = {"retry_of": trial.number}
+            if finished_run:
+                attrs["adopt_run_id"] = finished_run
+            study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+
+    def _close_run(self, trial: Any, reason: str) -> str | None:
+        """Close the trial's MLflow run FAILED; return its id instead when it had finished COMPLETE."""
+        if self.tracking_uri is None:
+            return None
+        from ..tracking import get_client
+
+        client = get_client(self.tracking_uri)
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if not run_id:
+            return None
+        run = client.get_run(run_id)
+        if run.info.status == "FINISHED" and run.data.tags.get(STATE_TAG) == "COMPLETE":
+            return run_id
+        if run.info.status == "RUNNING":
+            client.set_tag(run_id, STATE_TAG, "FAIL")
+            client.set_tag(run_id, "cnnkeras.failure_reason", reason)
+            client.set_terminated(run_id, status="FAILED")
+        return None
 
 
-def _recover_stale(study: Any, client: Any, parent_run_id: str | None) -> int:
-    """Mark trials left RUNNING by a dead process FAIL, queue their parameters again, fail their runs.
-
-    A journal file belongs to one ``cnnkeras sweep`` process at a time, so every
-    RUNNING trial found at start is stale. An RDB storage (PostgreSQL) can be shared
-    by several processes: there only trials whose heartbeat stopped more than the
-    grace period ago are stale (Optuna's heartbeats), and live ones are left alone.
-    """
-    import optuna
+def _recover_journal(study: Any, dead: _DeadTrials) -> int:
+    """Journal storage: every RUNNING trial found at start belongs to a dead process (the lock says so)."""
     from optuna.trial import TrialState
 
-    rdb = getattr(study._storage, "_backend", study._storage)  # Optuna wraps RDB storages in a cache
-    if isinstance(rdb, optuna.storages.RDBStorage):
-        stale_ids = set(rdb._get_stale_trial_ids(study._study_id))
-        stale = [t for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)) if t._trial_id in stale_ids]
-    else:
-        stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    stale = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
     for trial in stale:
         study._storage.set_trial_user_attr(trial._trial_id, STALE_ATTR, True)
+        study._storage.set_trial_user_attr(trial._trial_id, REASON_ATTR,
+                                           "its sweep process died (found RUNNING at the next start); "
+                                           "parameters queued again")
         if study._storage.set_trial_state_values(trial._trial_id, TrialState.FAIL):
-            _requeue(study, trial)
-    if parent_run_id is not None and stale:
-        for run in client.search_runs([client.get_run(parent_run_id).info.experiment_id],
-                                      filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}' "
-                                                    "and attributes.status = 'RUNNING'"):
-            if run.data.tags.get(TRIAL_TAG) not in {str(t.number) for t in stale}:
-                continue
-            client.set_tag(run.info.run_id, STATE_TAG, "FAIL")
-            client.set_tag(run.info.run_id, "cnnkeras.failure_reason",
-                           "the sweep process died during this trial; its parameters were queued again")
-            client.set_terminated(run.info.run_id, status="FAILED")
+            dead(study, study._storage.get_trial(trial._trial_id))
     return len(stale)
 
 
+def _recover_stale(study: Any, storage: str, dead: _DeadTrials) -> int:
+    """Fail the trials of dead processes, close their runs, queue them again; returns how many."""
+    import optuna
+
+    if is_journal(storage):
+        return _recover_journal(study, dead)
+    before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # heartbeats decide; the callback is _DeadTrials
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))) - before
+
+
 def _parent_run(study: Any, config: ExperimentConfig, storage: str) -> Any:
-    from ..tracking import Tracker
+    from ..tracking import Tracker, flatten
 
     experiment = config.tracking.experiment or config.name
     parent_id = study.user_attrs.get(PARENT_ATTR)
@@ -282,12 +294,10 @@ def _parent_run(study: Any, config: ExperimentConfig, storage: str) -> Any:
     tracker = Tracker(uri=config.tracking.uri, experiment=experiment, run_name=f"sweep-{study.study_name}",
                       tags={STUDY_TAG: study.study_name, "cnnkeras.storage": storage, "cnnkeras.kind": "sweep"})
     study.set_user_attr(PARENT_ATTR, tracker.run_id)
-    study.set_user_attr("config", config.to_dict())
-    from ..tracking import flatten
-
-    params = {k: v for k, v in flatten(config.to_dict()).items() if not k.startswith("search.")}
-    params.update({f"search.{k}": v for k, v in flatten(config.to_dict()["search"]).items()})
-    tracker.log_params(params)
+    raw = config.to_dict()
+    params = {k: v for k, v in flatten(raw).items() if not k.startswith("search.")}
+    params.update({f"search.{k}": v for k, v in flatten(raw["search"]).items()})
+    tracker.log_params(params)  # values are masked by the tracker (a password in search.storage)
     return tracker
 
 
@@ -295,15 +305,15 @@ def _parent_run(study: Any, config: ExperimentConfig, storage: str) -> Any:
 
 
 def _worker_trial(config: ExperimentConfig, storage: str, study_name: str, trial: Any, overrides: list[str],
-                  parent_run_id: str | None, slot: int) -> TrialOutcome:
+                  parent_run_id: str | None, slot: int, worker: int, seed: int) -> TrialOutcome:
     """Run one trial in a fresh Python process; a crash there is this trial's failure only."""
-    with tempfile.TemporaryDirectory(prefix="cnnkeras-trial-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="cnnkeras-trial-") as tmp:  # mode 0700: the storage URL stays private
         payload = Path(tmp) / "trial.json"
         result = Path(tmp) / "result.json"
         payload.write_text(json.dumps({
             "config": config.to_dict(), "storage": storage, "study": study_name, "trial_id": trial._trial_id,
             "number": trial.number, "overrides": overrides, "parent_run_id": parent_run_id,
-            "tracking_uri": config.tracking.uri, "result": str(result),
+            "tracking_uri": config.tracking.uri, "result": str(result), "worker": worker, "sampler_seed": seed,
         }))
         env = dict(os.environ)
         # JAX would otherwise claim 75% of the GPU per process; workers share devices politely.
@@ -318,6 +328,20 @@ def _worker_trial(config: ExperimentConfig, storage: str, study_name: str, trial
         return TrialOutcome(state="FAIL", values=None, summary={}, run_id=None, reason=reason)
 
 
+def _adopted(config: ExperimentConfig, run_id: str) -> TrialOutcome:
+    """The outcome of a trial that finished in MLflow before its process or the storage went away."""
+    from ..tracking import read_run
+
+    run = read_run(run_id, uri=config.tracking.uri)
+    summary = {k: float(v) for k, v in run["metrics"].items()}
+    values = [summary.get(o.metric) for o in config.search.objectives]
+    if any(v is None or not math.isfinite(v) for v in values):
+        return TrialOutcome(state="FAIL", values=None, summary=summary, run_id=run_id,
+                            reason="the adopted run has no finite objective value")
+    return TrialOutcome(state="COMPLETE", values=values, summary=summary, run_id=run_id,
+                        reason=f"result of MLflow run {run_id}, finished before its process or storage failed")
+
+
 def sweep(
     config: ExperimentConfig | str | os.PathLike[str],
     overrides: Sequence[str] = (),
@@ -328,7 +352,6 @@ def sweep(
 ) -> SweepResult:
     """Run (or resume) the config's sweep until its total number of trials is reached."""
     import optuna
-    from optuna.trial import TrialState
 
     from ..api import load_config
 
@@ -340,39 +363,75 @@ def sweep(
     jobs = jobs or search.jobs
     isolation = "process" if jobs > 1 else search.isolation
     storage = storage_for(cfg)
+    shown = redact(storage)
     if jobs > 1 and storage.startswith("sqlite"):
         warnings.warn("SQLite storage locks under parallel writers; with --jobs > 1 use a .journal file or "
                       "PostgreSQL (postgresql+psycopg://...)", stacklevel=2)
-    with _study_lock(storage, study_name(cfg)):  # one process at a time sets a study up
-        study = load_study(cfg)
-        parent = _parent_run(study, cfg, storage) if cfg.tracking.enabled else None
-        if parent is None and PARENT_ATTR not in study.user_attrs:
-            study.set_user_attr("config", cfg.to_dict())
-        recovered = _recover_stale(study, parent.client if parent else None, parent.run_id if parent else None)
+    if cfg.tracking.enabled:
+        from ..tracking import check_tracking, default_tracking_uri
+
+        check_tracking(default_tracking_uri(cfg.tracking.uri))  # seconds, one line: before any set-up
+    dead = _DeadTrials(cfg.tracking.uri if cfg.tracking.enabled else None)
+    journal_lock = JournalLock(storage).acquire() if is_journal(storage) else None
+    try:
+        with setup_lock(storage, study_name(cfg), wait_s=search.storage_wait_s):  # one process at a time
+            study = load_study(cfg, on_stale=dead)
+            worker = claim_worker(study)
+            seed = sampler_seed(_base_seed(cfg), worker)
+            study.sampler = _sampler(cfg, seed)
+            parent = _parent_run(study, cfg, storage) if cfg.tracking.enabled else None
+            if parent is None and PARENT_ATTR not in study.user_attrs:
+                study.set_user_attr("config", redact_data(cfg.to_dict()))
+            elif parent is not None and "config" not in study.user_attrs:
+                study.set_user_attr("config", redact_data(cfg.to_dict()))
+            recovered = _recover_stale(study, storage, dead)
+        return _optimize(cfg, study, storage, parent, worker=worker, seed=seed, total=total, jobs=jobs,
+                         isolation=isolation, recovered=recovered, progress=progress)
+    finally:
+        if journal_lock is not None:
+            journal_lock.release()
+
+
+def _optimize(cfg: ExperimentConfig, study: Any, storage: str, parent: Any, *, worker: int, seed: int,
+              total: int | None, jobs: int, isolation: str, recovered: int, progress: bool) -> SweepResult:
+    """The trial loop of one sweep process, then its summary (see :func:`sweep`)."""
+    import optuna
+
+    search = cfg.search
+    shown = redact(storage)
     done = _count_done(study.get_trials(deepcopy=False))
     remaining = max(0, total - done) if total else None
     console = _console() if progress else None
     if console:
-        console.print(f"study [bold]{study.study_name}[/] ({storage}): {done} trials done, "
+        console.print(f"study [bold]{study.study_name}[/] ({shown}): {done} trials done, "
                       f"{remaining if remaining is not None else 'unbounded'} to go"
-                      + (f", {recovered} interrupted trial(s) queued again" if recovered else ""))
+                      + (f", {recovered} interrupted trial(s) queued again" if recovered else "")
+                      + (f"; sweep process {worker} (sampler seed {seed})" if worker else ""),
+                      highlight=False)
     slots = iter(range(10**9))
     lock = threading.Lock()
 
     def objective(trial: Any) -> Any:
         with lock:
             slot = next(slots)
-        trial_overrides_ = trial_overrides(trial, search.parameters)
-        parent_id = parent.run_id if parent else None
-        if isolation == "process":
-            outcome = _worker_trial(cfg, storage, study.study_name, trial, trial_overrides_, parent_id, slot)
-        else:
-            outcome = run_trial(cfg, trial, parent_run_id=parent_id, study_name=study.study_name,
-                                overrides=trial_overrides_)
+        trial.set_user_attr("worker", worker)
+        trial.set_user_attr("sampler_seed", seed)
+        try:
+            trial_overrides_ = trial_overrides(trial, search.parameters)
+            parent_id = parent.run_id if parent else None
+            if trial.user_attrs.get("adopt_run_id"):
+                outcome = _adopted(cfg, trial.user_attrs["adopt_run_id"])
+            elif isolation == "process":
+                outcome = _worker_trial(cfg, storage, study.study_name, trial, trial_overrides_, parent_id, slot,
+                                        worker, seed)
+            else:
+                outcome = run_trial(cfg, trial, parent_run_id=parent_id, study_name=study.study_name,
+                                    overrides=trial_overrides_, worker=worker, sampler_seed=seed)
+        except Exception as exc:  # outside the run itself (tracking set-up, a storage that stayed away)
+            trial.set_user_attr(REASON_ATTR, redact(f"{type(exc).__name__}: {exc}")[:500])
+            raise
         for key, value in outcome_attrs(outcome).items():
             trial.set_user_attr(key, value)
-        if console:
-            _print_trial(console, trial.number, outcome, trial_overrides_, search)
         if outcome["state"] == "PRUNED":
             raise optuna.TrialPruned(outcome.get("reason"))
         if outcome["state"] == "FAIL":
@@ -381,7 +440,11 @@ def sweep(
         return values[0] if len(values) == 1 else values
 
     started = time.time()
-    callbacks: list[Any] = [_stop_on_interrupt] + ([_StopAtTotal(total)] if total else [])
+    callbacks: list[Any] = [_stop_on_interrupt]
+    if console:
+        callbacks.insert(0, _TrialLine(console, search))
+    if total:
+        callbacks.append(_StopAtTotal(total))
     # In-process trials defer Ctrl-C to an epoch boundary (cnnkeras.interrupts); worker
     # processes get the signal themselves.
     try:
@@ -395,11 +458,15 @@ def sweep(
         raise SweepInterrupted(
             f"sweep interrupted: the running trial is FAIL and its MLflow run KILLED. Resume with the same "
             f"command (cnnkeras sweep {cfg._source.file if cfg._source and cfg._source.file else '...'}); "
-            f"finished trials are kept in {storage}"
+            f"finished trials are kept in {shown}"
         ) from None
     result = _summarize(study, cfg, storage, parent, elapsed=time.time() - started)
     if parent is not None:
-        parent.end("FINISHED")
+        if result.counts().get("RUNNING"):  # other processes still work on the study: the last one closes it
+            parent.set_tags({"cnnkeras.sweep_state": "other sweep processes still running"})
+        else:
+            parent.set_tags({"cnnkeras.sweep_state": "finished"})
+            parent.end("FINISHED")
     if console:
         _print_summary(console, result)
     return result
@@ -468,7 +535,7 @@ def _importances(study: Any, config: ExperimentConfig) -> dict[str, dict[str, fl
 
 def _summarize(study: Any, config: ExperimentConfig, storage: str, parent: Any, *, elapsed: float) -> SweepResult:
     directions = [o.direction for o in config.search.objectives]
-    result = SweepResult(study.study_name, storage, parent.run_id if parent else None, directions,
+    result = SweepResult(study.study_name, redact(storage), parent.run_id if parent else None, directions,
                          trials=_trial_rows(study))
     try:
         best = study.best_trials if len(directions) > 1 else [study.best_trial]
@@ -484,7 +551,8 @@ def _summarize(study: Any, config: ExperimentConfig, storage: str, parent: Any, 
 
 def _log_to_parent(parent: Any, study: Any, config: ExperimentConfig, result: SweepResult, elapsed: float) -> None:
     counts = result.counts()
-    metrics = {f"trials_{state.lower()}": float(n) for state, n in counts.items()}
+    metrics = {f"trials_{state.lower()}": float(counts.get(state, 0))  # zeros too: a worker's RUNNING ends
+               for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
     metrics["sweep_time_s"] = elapsed
     if result.best:
         for i, objective in enumerate(config.search.objectives):
@@ -551,13 +619,32 @@ def _console() -> Any:
     return Console(stderr=True)
 
 
-def _print_trial(console: Any, number: int, outcome: TrialOutcome, overrides: list[str], search: Any) -> None:
-    colour = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}[outcome["state"]]
-    metric = search.objectives[0].metric
-    value = (outcome.get("summary") or {}).get(metric)
-    shown = f"{metric}={value:.4f}" if isinstance(value, float) and math.isfinite(value) else outcome.get("reason", "")
-    console.print(f"trial {number:3d} [{colour}]{outcome['state']:8s}[/] {shown}  "
-                  f"[dim]{' '.join(overrides)}[/]", highlight=False, soft_wrap=True)
+class _TrialLine:
+    """One line per finished trial (an Optuna callback), whatever ended it.
+
+    A callback rather than a print in the objective: it also sees trials that failed
+    outside the trial function (a storage error, a worker killed before it reported).
+    """
+
+    def __init__(self, console: Any, search: Any):
+        self.console, self.search = console, search
+
+    def __call__(self, study: Any, trial: Any) -> None:
+        state = trial.state.name
+        colour = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}.get(state, "dim")
+        metric = self.search.objectives[0].metric
+        value = (trial.user_attrs.get("summary") or {}).get(metric)
+        if state == "COMPLETE" and isinstance(value, float) and math.isfinite(value):
+            shown = f"{metric}={value:.4f}"
+        else:
+            shown = trial.user_attrs.get(REASON_ATTR, "")
+        overrides = [f"{k}={_short(v)}" for k, v in trial.params.items()]
+        self.console.print(f"trial {trial.number:3d} [{colour}]{state:8s}[/] {redact(shown)}  "
+                           f"[dim]{' '.join(overrides)}[/]", highlight=False, soft_wrap=True)
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 def _print_summary(console: Any, result: SweepResult) -> None:
@@ -569,8 +656,7 @@ def _print_summary(console: Any, result: SweepResult) -> None:
     table.add_column("parameters")
     for best in result.best[:10]:
         table.add_row(str(best["number"]), ", ".join(f"{v:.4f}" for v in best["values"]),
-                      "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
-                                for k, v in best["params"].items()))
+                      "  ".join(f"{k}={_short(v)}" for k, v in best["params"].items()))
     console.print(table)
     console.print(f"trials: {result.counts()}; parent MLflow run {result.parent_run_id}")
     for target, values in result.importances.items():

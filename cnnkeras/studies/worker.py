@@ -21,15 +21,16 @@ def main(path: str) -> int:
 
     from ..api import config_from_dict
     from .objective import run_trial
-    from .study import _open_storage
+    from .storage import open_storage
 
     payload = json.loads(open(path, encoding="utf-8").read())
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     config = config_from_dict(payload["config"])
-    study = optuna.load_study(study_name=payload["study"], storage=_open_storage(payload["storage"]))
+    study = optuna.load_study(study_name=payload["study"], storage=open_storage(
+        payload["storage"], wait_s=config.search.storage_wait_s, heartbeat_s=None))
     trial = optuna.trial.Trial(study, payload["trial_id"])
     outcome = run_trial(config, trial, parent_run_id=payload["parent_run_id"], study_name=payload["study"],
-                        overrides=payload["overrides"])
+                        overrides=payload["overrides"], worker=payload["worker"], sampler_seed=payload["sampler_seed"])
     with open(payload["result"], "w", encoding="utf-8") as handle:
         json.dump(dict(outcome), handle)
     return 0

@@ -8,16 +8,24 @@ terminal status (FINISHED, FAILED or KILLED) with the reason as a tag.
 
 The tracking URI is always explicit: the config's ``tracking.uri``, else
 ``$MLFLOW_TRACKING_URI``, else ``sqlite:///mlflow.db`` in the working directory.
+It is checked once per process (:func:`~cnnkeras.tracking.connection.check_tracking`:
+seconds, one line) before the first run is created. Every tag, param and metric
+goes through :mod:`cnnkeras.tracking.values` (strings for tags, truncated params,
+finite metrics, masked passwords), so every MLflow store sees the same values.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
+
+from ..errors import TrackingError
+from .connection import check_tracking, explain_http_error
+from .values import metric_values, param_values, tag_values
 
 __all__ = [
     "TAG_PREFIX",
@@ -84,21 +92,23 @@ class Tracker:
     """
 
     def __init__(self, *, uri: str | None, experiment: str, run_name: str | None = None,
-                 tags: Mapping[str, str] | None = None, parent_run_id: str | None = None,
+                 tags: Mapping[str, Any] | None = None, parent_run_id: str | None = None,
                  run_id: str | None = None):
         self.uri = default_tracking_uri(uri)
+        check_tracking(self.uri)
         self.client = get_client(self.uri)
-        self.experiment_id = self._experiment_id(experiment)
-        all_tags = dict(tags or {})
-        if parent_run_id:
-            all_tags[PARENT_TAG] = parent_run_id
-        if run_id is None:
-            run = self.client.create_run(self.experiment_id, tags=all_tags, run_name=run_name)
-            self.run_id = run.info.run_id
-        else:
-            self.run_id = run_id
-            self.set_tags(all_tags)
         self.ended = False
+        with server_errors(self.uri):
+            self.experiment_id = self._experiment_id(experiment)
+            all_tags = dict(tags or {})
+            if parent_run_id:
+                all_tags[PARENT_TAG] = parent_run_id
+            if run_id is None:
+                run = self.client.create_run(self.experiment_id, tags=tag_values(all_tags), run_name=run_name)
+                self.run_id = run.info.run_id
+            else:
+                self.run_id = run_id
+                self.set_tags(all_tags)
 
     def _experiment_id(self, name: str) -> str:
         from mlflow.exceptions import MlflowException
@@ -118,7 +128,7 @@ class Tracker:
     def log_params(self, params: Mapping[str, Any]) -> None:
         from mlflow.entities import Param
 
-        items = [Param(k, str(v)[:6000]) for k, v in params.items()]
+        items = [Param(k, v) for k, v in param_values(params).items()]
         for start in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[start : start + 100])
 
@@ -126,15 +136,14 @@ class Tracker:
         from mlflow.entities import RunTag
 
         if tags:
-            self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tag_values(tags).items()])
 
-    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Log finite metrics in one batch (MLflow stores NaN, but the UI plots it badly)."""
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        """Log the finite metrics in one batch (see :func:`~cnnkeras.tracking.values.metric_values`)."""
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()
-                 if v is not None and math.isfinite(float(v))]
+        items = [Metric(k, v, now, step or 0) for k, v in metric_values(metrics).items()]
         for start in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
 
@@ -153,7 +162,7 @@ class Tracker:
         if self.ended:
             return
         if reason:
-            self.set_tags({f"{TAG_PREFIX}failure_reason": reason[:5000]})
+            self.set_tags({f"{TAG_PREFIX}failure_reason": reason})
         self.client.set_terminated(self.run_id, status=status)
         self.ended = True
 
@@ -162,11 +171,23 @@ class Tracker:
         return f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
 
 
+@contextmanager
+def server_errors(uri: str) -> Iterator[None]:
+    """Turn an MLflow server's refusal (HTTP 401/403) into a one-line :class:`TrackingError`."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        yield
+    except MlflowException as exc:
+        status = exc.get_http_status_code()
+        if status in (401, 403):
+            raise TrackingError(explain_http_error(uri, status)) from None
+        raise
+
+
 def read_run(run_id: str, *, uri: str | None = None) -> dict[str, Any]:
     """A logged run as plain data: info, params, tags, final metrics and per-epoch histories."""
     from mlflow.exceptions import MlflowException
-
-    from ..errors import TrackingError
 
     client = get_client(uri)
     try:
@@ -192,8 +213,6 @@ def read_run(run_id: str, *, uri: str | None = None) -> dict[str, Any]:
 def download_artifact(run_id: str, path: str, dst: str | os.PathLike[str], *, uri: str | None = None) -> Path:
     """Download one artifact of a run into ``dst`` and return its local path."""
     from mlflow.exceptions import MlflowException
-
-    from ..errors import TrackingError
 
     try:
         return Path(get_client(uri).download_artifacts(run_id, path, str(dst)))

@@ -1,0 +1,345 @@
+"""Where a study lives, and how a sweep process shares it safely with others.
+
+Two kinds of storage, chosen by ``search.storage``:
+
+- a **journal file** (the default, ``.cnnkeras/<study>.journal`` beside the
+  experiment file): one ``cnnkeras sweep`` process at a time. :class:`JournalLock`
+  holds an exclusive lock on ``<journal>.lock`` for the whole sweep, so a second
+  process is refused with one line instead of mistaking the first one's live trial
+  for a dead one.
+- an **RDB URL** (PostgreSQL: ``postgresql+psycopg://user:pw@host/db``): any number
+  of processes on any number of machines. :class:`ResilientRDBStorage` is Optuna's
+  ``RDBStorage`` with ``pool_pre_ping`` and every storage call retried with
+  backoff on connection errors (a restart, a short outage), for up to
+  ``wait_s`` seconds; then :class:`~cnnkeras.errors.StorageUnavailable`, one line.
+  Heartbeats tell a live trial of another process from a dead one: Optuna's own
+  ``fail_stale_trials`` fails a trial whose heartbeat stopped (each process calls
+  it before every trial); :meth:`ResilientRDBStorage._get_stale_trial_ids` first
+  writes the reason on the trial, and ``on_stale`` (the sweep's clean-up: close
+  the MLflow run, queue the parameters again) runs once per dead trial.
+
+:func:`setup_lock` serializes study set-up across processes (PostgreSQL advisory
+lock); :func:`claim_worker` gives each process that joins a study its own index,
+from which :func:`sampler_seed` derives the process's sampler seed.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+import time
+import zlib
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import optuna
+from optuna.storages import RDBStorage
+
+from ..errors import CnnkerasError, StorageUnavailable
+from ..tracking.values import redact
+
+__all__ = ["JournalLock", "ResilientRDBStorage", "claim_worker", "is_journal", "open_storage", "sampler_seed",
+           "setup_lock"]
+
+STALE_ATTR = "stale"  # a trial whose process died; retried, and not counted
+REASON_ATTR = "reason"
+WORKERS_ATTR = "workers"  # how many sweep processes have joined the study so far
+
+#: Seconds between heartbeats, and silence after which a RUNNING trial is taken as dead.
+HEARTBEAT_S = 10
+GRACE_S = 60
+WAIT_S = 300.0
+
+
+def is_journal(storage: str) -> bool:
+    """A journal file path (anything that is not a ``scheme://`` URL)."""
+    return "://" not in storage
+
+
+# ---------------------------------------------------------------------- retries
+
+
+def _is_transient(exc: BaseException) -> bool:
+    """A connection that broke or could not be made: worth waiting for (not a wrong query)."""
+    import sqlalchemy.exc
+
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError)):
+            return True
+        if isinstance(exc, sqlalchemy.exc.DBAPIError) and exc.connection_invalidated:
+            return True
+        if type(exc).__module__.startswith("psycopg") and type(exc).__name__ in ("OperationalError",
+                                                                                 "InterfaceError"):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class _Outage:
+    """Says once per outage that the storage is away, and when it is back (stderr, one line each)."""
+
+    def __init__(self, shown: str):
+        self.shown = shown
+        self.since: float | None = None
+        self.lock = threading.Lock()
+
+    def start(self, exc: BaseException, wait_s: float) -> None:
+        with self.lock:
+            if self.since is None:
+                self.since = time.monotonic()
+                print(f"storage {self.shown} unreachable ({type(exc).__name__}); waiting up to {wait_s:.0f} s",
+                      file=sys.stderr, flush=True)
+
+    def end(self) -> None:
+        with self.lock:
+            if self.since is not None:
+                print(f"storage {self.shown} is back after {time.monotonic() - self.since:.0f} s",
+                      file=sys.stderr, flush=True)
+                self.since = None
+
+
+#: The storage calls retried on connection errors: every call Optuna makes on a study.
+_RETRIED = (
+    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
+    "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
+    "get_all_studies", "create_new_trial", "set_trial_param", "get_trial_id_from_study_id_trial_number",
+    "get_trial_number_from_id", "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
+    "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials", "get_best_trial",
+    "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs", "record_heartbeat",
+)
+
+
+class ResilientRDBStorage(RDBStorage):
+    """Optuna's ``RDBStorage`` that waits out a database restart or outage instead of failing.
+
+    Args:
+        url: SQLAlchemy URL (``postgresql+psycopg://...``, ``sqlite:///...``).
+        wait_s: Longest wait for the database to come back, per call; then
+            :class:`~cnnkeras.errors.StorageUnavailable`.
+        heartbeat_s, grace_s: Optuna heartbeats (RUNNING trials silent for ``grace_s``
+            are failed by whichever process looks next).
+        on_stale: ``(study, frozen_trial)`` called once for each trial failed as dead.
+
+    A call that committed but lost its answer is not repeated blindly: a repeated
+    ``set_trial_state_values`` that finds the trial already in the state it asked for
+    counts as done. (A repeated ``create_new_trial`` could leave one unused RUNNING
+    trial without a heartbeat; the window is one round trip during an outage.)
+    """
+
+    def __init__(self, url: str, *, wait_s: float = WAIT_S, heartbeat_s: int | None = HEARTBEAT_S,
+                 grace_s: int | None = GRACE_S, on_stale: Callable[[Any, Any], None] | None = None):
+        self.wait_s = wait_s
+        self._outage = _Outage(redact(url))
+        engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+        if url.startswith("postgresql"):
+            engine_kwargs["connect_args"] = {"connect_timeout": 5}
+        self._retry(lambda: RDBStorage.__init__(
+            self, url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s, grace_period=grace_s,
+            heartbeat_stale_trial_callback=on_stale))
+
+    def _retry(self, call: Callable[[], Any], *, on_repeat: Callable[[BaseException], Any] | None = None) -> Any:
+        deadline = time.monotonic() + self.wait_s
+        delay, attempt = 0.5, 0
+        while True:
+            try:
+                result = call()
+            except optuna.exceptions.UpdateFinishedTrialError as exc:
+                if attempt and on_repeat is not None:  # the first attempt committed before the connection broke
+                    return on_repeat(exc)
+                raise
+            except Exception as exc:
+                if not _is_transient(exc):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise StorageUnavailable(
+                        f"storage {self._outage.shown} stayed unreachable for {self.wait_s:.0f} s "
+                        f"({type(exc).__name__}); the sweep can be resumed with the same command") from None
+                self._outage.start(exc, self.wait_s)
+                if getattr(self, "scoped_session", None) is not None:
+                    try:
+                        self.scoped_session.remove()
+                    except Exception:  # a broken session may refuse to close; a new one is made anyway
+                        pass
+                time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
+                delay = min(delay * 2, 5.0)
+                attempt += 1
+                continue
+            self._outage.end()
+            return result
+
+    def set_trial_state_values(self, trial_id: int, state: Any, values: Any = None) -> bool:
+        def already(exc: BaseException) -> bool:
+            if RDBStorage.get_trial(self, trial_id).state == state:
+                return True
+            raise exc
+
+        return self._retry(lambda: RDBStorage.set_trial_state_values(self, trial_id, state, values),
+                           on_repeat=already)
+
+    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
+        """Trials whose heartbeat stopped; each is given its reason before Optuna fails it."""
+        stale = self._retry(lambda: RDBStorage._get_stale_trial_ids(self, study_id))
+        grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
+        for trial_id in stale:
+            try:
+                self.set_trial_user_attr(trial_id, STALE_ATTR, True)
+                self.set_trial_user_attr(trial_id, REASON_ATTR, f"its sweep process stopped sending heartbeats for "
+                                                                f"over {grace} s (killed or lost); parameters "
+                                                                "queued again")
+            except optuna.exceptions.UpdateFinishedTrialError:
+                pass  # another process failed it first
+        return stale
+
+
+def _retried(name: str) -> Callable[..., Any]:
+    method = getattr(RDBStorage, name)
+
+    def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        return self._retry(lambda: method(self, *args, **kwargs))
+
+    call.__name__ = call.__qualname__ = name
+    call.__doc__ = method.__doc__
+    return call
+
+
+for _name in _RETRIED:
+    if hasattr(RDBStorage, _name):
+        setattr(ResilientRDBStorage, _name, _retried(_name))
+
+
+# ---------------------------------------------------------------------- journal
+
+
+class JournalLock:
+    """An exclusive lock on ``<journal>.lock`` for as long as one sweep uses the journal.
+
+    ``fcntl.flock`` is released by the kernel when the process dies, even by SIGKILL,
+    so a killed sweep never leaves the journal locked.
+    """
+
+    def __init__(self, journal: str | os.PathLike[str]):
+        self.path = Path(f"{journal}.lock")
+        self._handle: Any = None
+
+    def acquire(self) -> "JournalLock":
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(self.path, "a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise CnnkerasError(
+                f"{self.path.with_suffix('')} is in use by a running sweep ({holder}); a journal file takes one "
+                "sweep process at a time: wait for it, stop it, or use a PostgreSQL storage for several workers"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        self._handle = handle
+        return self
+
+    def release(self) -> None:
+        if self._handle is not None:
+            self._handle.close()
+            self._handle = None
+
+    def __enter__(self) -> "JournalLock":
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()
+
+
+# ---------------------------------------------------------------------- opening
+
+
+def open_storage(storage: str, *, wait_s: float = WAIT_S, heartbeat_s: int | None = HEARTBEAT_S,
+                 grace_s: int = GRACE_S, on_stale: Callable[[Any, Any], None] | None = None) -> Any:
+    """An Optuna storage for a journal path or an RDB URL (see the module docstring).
+
+    ``heartbeat_s=None`` opens a database storage without heartbeats (a trial's worker
+    process, whose sweep process sends them).
+    """
+    if is_journal(storage):
+        from optuna.storages.journal import JournalFileBackend
+
+        Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(storage))
+    heartbeat = heartbeat_s if not storage.startswith("sqlite") else None  # SQLite: one machine, no heartbeats
+    return ResilientRDBStorage(storage, wait_s=wait_s, heartbeat_s=heartbeat, grace_s=grace_s if heartbeat else None,
+                               on_stale=on_stale if heartbeat else None)
+
+
+@contextmanager
+def setup_lock(storage: str, name: str, *, wait_s: float = WAIT_S) -> Iterator[None]:
+    """Serialize study set-up (tables, study, parent run, stale trials, worker index) across processes.
+
+    On PostgreSQL a session advisory lock keyed by the study name: sweep processes
+    started at the same instant would otherwise race to create the schema and two
+    parent runs. A journal is locked for the whole sweep by :class:`JournalLock`;
+    SQLite belongs to one machine and takes no lock.
+    """
+    if not storage.startswith("postgresql"):
+        yield
+        return
+    import sqlalchemy
+
+    key = zlib.crc32(f"cnnkeras-study:{name}".encode())
+    engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool,
+                                      connect_args={"connect_timeout": 5})
+    deadline = time.monotonic() + wait_s
+    try:
+        while True:
+            try:
+                connection = engine.connect()
+                break
+            except sqlalchemy.exc.OperationalError as exc:
+                if time.monotonic() >= deadline:
+                    raise StorageUnavailable(f"storage {redact(storage)} is unreachable "
+                                             f"({type(exc).__name__}) after {wait_s:.0f} s") from None
+                time.sleep(1.0)
+        with connection:
+            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            try:
+                yield
+            finally:
+                try:
+                    connection.execute(sqlalchemy.text("SELECT pg_advisory_unlock(:key)"), {"key": key})
+                except sqlalchemy.exc.DBAPIError:
+                    pass  # the connection broke: the server has released the lock with it
+    finally:
+        engine.dispose()
+
+
+def claim_worker(study: Any) -> int:
+    """This process's index among those that joined ``study`` (0 for the first), counted in the study.
+
+    Call it under :func:`setup_lock` (or a :class:`JournalLock`), so two processes never
+    claim the same index.
+    """
+    index = int(study.user_attrs.get(WORKERS_ATTR, 0))
+    study.set_user_attr(WORKERS_ATTR, index + 1)
+    return index
+
+
+def sampler_seed(seed: int, worker: int) -> int:
+    """The sampler seed of worker ``worker``: the config's seed for the first, a derived one after.
+
+    Workers seeded alike draw the same parameters from the same history (and a resumed
+    sweep would repeat its first trials), so every later process gets its own seed,
+    derived from the config's seed and its index: reproducible, and recorded on each trial.
+    """
+    if worker == 0:
+        return seed
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, worker]).generate_state(1)[0])
