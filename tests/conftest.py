@@ -62,50 +62,42 @@ def tiny_config(write_config, tracking_uri):
     )
 
 
-def _pg_bin(name: str) -> str | None:
-    import glob
-    import shutil
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL cluster on 127.0.0.1 shared by the session (Debian's postgresql).
 
-    return shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))), None)
+    Skipped locally when PostgreSQL is not installed; a failure under CI (``.ci/run`` installs it).
+    """
+    from .servers import PostgresCluster
+
+    cluster = PostgresCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.destroy()
 
 
 @pytest.fixture(scope="session")
-def postgres_url():
-    """A throwaway PostgreSQL cluster on 127.0.0.1 (Debian's postgresql), for distributed sweeps.
+def postgres_url(postgres):
+    """An ``optuna`` database in the session's cluster, for distributed sweeps."""
+    postgres.create_database("optuna")
+    return postgres.url("optuna")
 
-    initdb refuses to run as root, so as root the cluster belongs to the ``postgres`` user.
-    Skipped locally when PostgreSQL is not installed; a failure under CI (``.ci/run`` installs it).
+
+@pytest.fixture()
+def served():
+    """A fresh PostgreSQL cluster and an ``mlflow server`` (basic auth, served artifacts) on it.
+
+    Per test, because the fault tests restart and stop them.
     """
-    import shutil
-    import socket
-    import subprocess
-    import tempfile
+    from .servers import MlflowServer, PostgresCluster
 
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not initdb or not pg_ctl:
-        message = "PostgreSQL is not installed (apt-get install postgresql); .ci/run installs it"
-        if os.environ.get("CI"):
-            pytest.fail(message)
-        pytest.skip(message)
-    folder = Path(tempfile.mkdtemp(prefix="cnnkeras-pg-"))
-    prefix: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(folder, "postgres", "postgres")
-        prefix = ["runuser", "-u", "postgres", "--"]
-    data = folder / "data"
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    subprocess.run(prefix + [initdb, "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    subprocess.run(prefix + [pg_ctl, "-D", str(data), "-l", str(folder / "log"), "-w", "-o",
-                             f"-k {folder} -h 127.0.0.1 -p {port}", "start"], check=True, capture_output=True)
+    cluster = PostgresCluster()
+    server = None
     try:
-        import psycopg
-
-        with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as conn:
-            conn.execute("CREATE DATABASE optuna")
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/optuna"
+        server = MlflowServer(cluster)
+        yield cluster, server
     finally:
-        subprocess.run(prefix + [pg_ctl, "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
+        if server is not None:
+            server.destroy()
+        cluster.destroy()

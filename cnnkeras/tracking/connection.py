@@ -77,6 +77,7 @@ def _check_server(uri: str) -> None:
         response = requests.get(f"{base}/api/2.0/mlflow/experiments/search", params={"max_results": 1},
                                 auth=auth, timeout=TIMEOUT_S)
     except requests.RequestException as exc:
-        raise TrackingError(f"the MLflow server at {shown} failed a first request ({type(exc).__name__})") from None
+        raise TrackingError(f"the MLflow server at {shown} answers /health but not a first request "
+                            f"({type(exc).__name__}); is its database down?") from None
     if response.status_code in (401, 403):
         raise TrackingError(explain_http_error(base, response.status_code))

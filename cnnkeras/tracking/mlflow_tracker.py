@@ -36,6 +36,10 @@ __all__ = [
     "read_run",
 ]
 
+# MLflow prints a "View run at ..." line to stdout whenever a run on an HTTP server ends:
+# noise between cnnkeras' own lines (the run id is printed once, by the CLI).
+os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
+
 TAG_PREFIX = "cnnkeras."
 PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"

@@ -1,0 +1,247 @@
+"""The served stack, end to end: sweep processes sharing a PostgreSQL study, tracked on an HTTP
+``mlflow server`` (PostgreSQL backend, served artifacts, basic auth), under faults.
+
+Everything is real and on loopback: Debian's PostgreSQL, MLflow's own server, ``cnnkeras
+sweep`` processes. The faults are real too: ``kill -9`` of a worker, a database restart and
+a 20 s database outage, a 20 s tracking-server outage, a missing login.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import optuna
+import pytest
+
+from ..servers import USER, wait_until
+
+SECRET = "hunter2-secret-pw"
+
+MODEL = """
+model:
+  arch: sequential
+  layers:
+    - {type: conv2d, filters: 8, kernel_size: 3, padding: same, activation: relu}
+    - {type: max_pool, pool_size: 2}
+    - {type: dense, units: 32, activation: relu}
+"""
+
+
+def served_sweep(tmp_path, server, storage: str, *, name: str, trials: int, epochs: int = 2,
+                 search: str = "") -> list[str]:
+    """A small digits sweep stored in ``storage`` and tracked on ``server``; returns its command."""
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(textwrap.dedent(f"""
+        name: {name}
+        seed: 5
+        data: {{source: digits, subset: 500}}
+        train: {{epochs: {epochs}, batch_size: 32, optimizer: {{name: adam}}}}
+        tracking: {{uri: "{server.url}"}}
+        """) + MODEL + textwrap.dedent(f"""
+        search:
+          n_trials: {trials}
+          log_models: true
+          pruner: {{name: none}}
+          storage: "{storage}"
+          parameters:
+            train.optimizer.learning_rate: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
+            train.l2: {{type: float, low: 1.0e-6, high: 1.0e-3, log: true}}
+        """) + search)
+    return [sys.executable, "-m", "cnnkeras.cli", "sweep", str(path)]
+
+
+def start(command: list[str], server, auth=USER) -> subprocess.Popen:
+    return subprocess.Popen(command, env=server.env(auth), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def finish(processes: list[subprocess.Popen], timeout: float = 900) -> list[str]:
+    outputs = [p.communicate(timeout=timeout)[0] for p in processes]
+    assert [p.returncode for p in processes] == [0] * len(processes), "\n-----\n".join(o[-4000:] for o in outputs)
+    return outputs
+
+
+def study_of(storage: str, name: str):
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def trials_now(storage: str, name: str) -> list:
+    try:
+        return study_of(storage, name).get_trials(deepcopy=False)
+    except (KeyError, Exception):
+        return []
+
+
+def runs_of(server, experiment: str):
+    client = server.client()
+    found = client.get_experiment_by_name(experiment)
+    runs = client.search_runs([found.experiment_id], max_results=1000)
+    parents = [r for r in runs if r.data.tags.get("cnnkeras.kind") == "sweep"]
+    children = {r.info.run_id: r for r in runs if "mlflow.parentRunId" in r.data.tags}
+    return client, parents, children
+
+
+def assert_optuna_and_mlflow_agree(storage: str, name: str, server) -> list:
+    """Every trial's Optuna state matches its MLflow run; nothing is left RUNNING anywhere."""
+    trials = study_of(storage, name).get_trials(deepcopy=False)
+    client, parents, children = runs_of(server, name)
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    assert not [t.number for t in trials if t.state.name == "RUNNING"]
+    assert not [r.info.run_name for r in children.values() if r.info.status == "RUNNING"]
+    for trial in trials:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if trial.user_attrs.get("stale"):
+            continue
+        run = children[run_id]
+        assert run.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
+        assert run.data.tags["cnnkeras.trial_number"] == str(trial.number)
+        assert run.data.tags["cnnkeras.trial_state"] == trial.state.name
+        assert run.info.status == {"COMPLETE": "FINISHED", "PRUNED": "FINISHED", "FAIL": "FAILED"}[trial.state.name]
+    return trials
+
+
+def test_three_workers_on_one_postgres_study_and_an_authenticated_server(tmp_path, served):
+    cluster, server = served
+    cluster.create_database("optuna")
+    storage = cluster.url("optuna", password=SECRET)  # trust auth: the password is accepted and must never show
+    command = served_sweep(tmp_path, server, storage, name="team", trials=12)
+    outputs = finish([start(command, server) for _ in range(3)])
+
+    trials = assert_optuna_and_mlflow_agree(storage, "team", server)
+    complete = [t for t in trials if t.state.name == "COMPLETE"]
+    assert 12 <= len(complete) <= 14 and len(complete) == len(trials)  # the documented overshoot
+    assert len({t.number for t in trials}) == len(trials)
+    settings = {tuple(sorted(t.params.items())) for t in complete}
+    assert len(settings) == len(complete) >= 12  # no worker repeats another's draws
+    assert sorted({t.user_attrs["worker"] for t in trials}) == [0, 1, 2]
+    assert len({t.user_attrs["sampler_seed"] for t in trials}) == 3
+
+    client, parents, children = runs_of(server, "team")
+    assert len(children) == len(trials)
+    for trial in complete:
+        run = children[trial.user_attrs["mlflow_run_id"]]
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1, 2]
+        assert trial.values[0] == pytest.approx(run.data.metrics["best_val_accuracy"])
+        assert "model/model.keras" in {a.path for a in client.list_artifacts(run.info.run_id, "model")}
+        assert run.data.tags["cnnkeras.sampler_seed"] == str(trial.user_attrs["sampler_seed"])
+    parent = parents[0]
+    assert parent.data.metrics["trials_running"] == 0 and parent.data.metrics["trials_complete"] == len(trials)
+
+    # The storage password appears nowhere: params, tags, artifacts, the study's saved config, the console.
+    for run in [parent, *children.values()]:
+        assert SECRET not in json.dumps([run.data.params, run.data.tags])
+    assert parent.data.params["search.storage"] == cluster.url("optuna", password="***")
+    sweep_json = client.download_artifacts(parent.info.run_id, "sweep.json", str(tmp_path))
+    assert SECRET not in open(sweep_json).read()
+    assert SECRET not in json.dumps(study_of(storage, "team").user_attrs)
+    assert all(SECRET not in output for output in outputs)
+    assert any(":***@" in output for output in outputs)
+
+
+def test_kill_9_of_a_worker_fails_its_trial_with_the_reason_and_requeues_it(tmp_path, served):
+    cluster, server = served
+    cluster.create_database("optuna")
+    storage = cluster.url("optuna")
+    command = served_sweep(tmp_path, server, storage, name="kill", trials=6, epochs=4,
+                           search="  heartbeat_s: 1\n  stale_after_s: 5\n")
+    victim = start(command, server)
+    first = wait_until(lambda: [t for t in trials_now(storage, "kill")
+                                if t.state.name == "RUNNING" and t.user_attrs.get("mlflow_run_id")],
+                       240, "the first worker started no trial")[0]
+    survivor = start(command, server)
+    time.sleep(1.0)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    output = finish([survivor])[0]
+
+    trials = assert_optuna_and_mlflow_agree(storage, "kill", server)
+    dead = [t for t in trials if t.number == first.number][0]
+    assert dead.state.name == "FAIL" and dead.user_attrs["stale"] is True
+    assert "stopped sending heartbeats" in dead.user_attrs["reason"]
+    retry = [t for t in trials if t.user_attrs.get("retry_of") == dead.number]
+    assert len(retry) == 1 and retry[0].state.name == "COMPLETE" and retry[0].params == dead.params
+    counted = [t for t in trials if not t.user_attrs.get("stale") and t.number != dead.number]
+    assert len(counted) == 6 and all(t.state.name == "COMPLETE" for t in counted)
+    client, _, children = runs_of(server, "kill")
+    run = children[dead.user_attrs["mlflow_run_id"]]
+    assert run.info.status == "FAILED" and "stopped sending heartbeats" in run.data.tags["cnnkeras.failure_reason"]
+    assert run.data.tags["cnnkeras.trial_state"] == "FAIL"
+    assert f"trial {dead.number:3d} FAIL" not in output or "heartbeats" in output
+
+
+def test_database_restart_and_a_20_s_outage_lose_and_rerun_nothing(tmp_path, served):
+    cluster, server = served
+    cluster.create_database("optuna")
+    storage = cluster.url("optuna")
+    command = served_sweep(tmp_path, server, storage, name="blip", trials=6, epochs=3)
+    workers = [start(command, server) for _ in range(2)]
+    wait_until(lambda: len([t for t in trials_now(storage, "blip") if t.state.name == "RUNNING"]) == 2,
+               240, "two trials never ran at once")
+    cluster.restart()  # under a second, mid-trial
+    wait_until(lambda: any(t.state.name == "COMPLETE" for t in trials_now(storage, "blip")), 240,
+               "no trial finished after the restart")
+    cluster.stop()
+    time.sleep(20)
+    cluster.start()
+    outputs = finish(workers)
+
+    trials = assert_optuna_and_mlflow_agree(storage, "blip", server)
+    assert all(t.state.name == "COMPLETE" for t in trials), [(t.number, t.state.name) for t in trials]
+    assert 6 <= len(trials) <= 7
+    assert not [t.number for t in trials if "retry_of" in t.user_attrs or t.user_attrs.get("stale")]
+    assert any("unreachable" in o for o in outputs) and any("is back after" in o for o in outputs)
+    assert not any("Traceback" in o for o in outputs)
+
+
+def test_a_20_s_tracking_server_outage_is_waited_out(tmp_path, served):
+    cluster, server = served
+    cluster.create_database("optuna")
+    storage = cluster.url("optuna")
+    command = served_sweep(tmp_path, server, storage, name="mlflow-down", trials=4, epochs=3)
+    worker = start(command, server)
+    wait_until(lambda: any(t.state.name == "RUNNING" and t.user_attrs.get("mlflow_run_id")
+                           for t in trials_now(storage, "mlflow-down")), 240, "no trial started")
+    server.stop()
+    time.sleep(20)
+    server.start()
+    output = finish([worker])[0]
+    trials = assert_optuna_and_mlflow_agree(storage, "mlflow-down", server)
+    assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
+    client, _, children = runs_of(server, "mlflow-down")
+    for run in children.values():  # every epoch of every trial was logged, none lost to the outage
+        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1, 2, 3]
+    assert "Traceback" not in output
+
+
+def test_without_a_login_or_server_or_database_one_line_and_a_non_zero_exit_in_seconds(tmp_path, served):
+    cluster, server = served
+    cluster.create_database("optuna")
+    command = served_sweep(tmp_path, server, cluster.url("optuna"), name="nologin", trials=2)
+
+    def run(cmd: list[str], auth=USER) -> tuple[int, str, float]:
+        started = time.time()
+        done = subprocess.run(cmd, env=server.env(auth), capture_output=True, text=True, timeout=120)
+        return done.returncode, done.stdout + done.stderr, time.time() - started
+
+    code, output, seconds = run(command, auth=None)
+    assert code == 2 and "needs a login (HTTP 401)" in output and "MLFLOW_TRACKING_USERNAME" in output
+    assert "Traceback" not in output and seconds < 60
+    code, output, seconds = run(command, auth=(USER[0], "wrong-password-000"))
+    assert code == 2 and "refused the login of 'team' (HTTP 401)" in output and "Traceback" not in output
+
+    nowhere = served_sweep(tmp_path, server, cluster.url("optuna"), name="nowhere", trials=2)
+    text = open(nowhere[-1]).read()
+    open(nowhere[-1], "w").write(text.replace(server.url, "http://127.0.0.1:9"))
+    code, output, seconds = run(nowhere)
+    assert code == 2 and "is not reachable" in output and "Traceback" not in output and seconds < 60
+
+    nothing_there = "postgresql+psycopg://postgres@127.0.0.1:9/optuna"
+    gone = served_sweep(tmp_path, server, nothing_there, name="nodb", trials=2, search="  storage_wait_s: 3\n")
+    code, output, seconds = run(gone)
+    assert code == 2 and "unreachable" in output and "3 s" in output, output[-2000:]
+    assert "Traceback" not in output and seconds < 60
