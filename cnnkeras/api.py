@@ -62,6 +62,8 @@ def ui(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: str 
     Returns the running :class:`cnnkeras.dashboards.server.Dashboards` when ``wait`` is
     False; otherwise blocks until Ctrl-C and stops everything.
     """
+    import signal
+    import threading
     import time
 
     from .dashboards.server import serve
@@ -70,8 +72,14 @@ def ui(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: str 
                     mlflow_url=mlflow_url)
     if not wait:
         return running
-    print(f"cnnkeras dashboards on {running.landing} (MLflow UI {running.mlflow}, "
+    print(f"cnnkeras dashboards on {running.landing} (MLflow UI at {running.mlflow}, "
           f"{len(running.storages)} study storage(s)); Ctrl-C stops them", flush=True)
+
+    def stop_on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt  # SIGTERM (docker stop, systemd) stops everything as Ctrl-C does
+
+    previous = signal.signal(signal.SIGTERM, stop_on_term) if threading.current_thread() is threading.main_thread() \
+        else None
     try:
         while True:
             time.sleep(3600)
@@ -79,4 +87,6 @@ def ui(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: str 
         pass
     finally:
         running.stop()
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return running

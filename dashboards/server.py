@@ -1,11 +1,21 @@
 """``cnnkeras ui``: one landing page for the MLflow UI, optuna-dashboard and the reports, on localhost.
 
-What runs, all bound to ``host`` (loopback by default):
+What runs (the landing page bound to ``host``, loopback by default):
 
 - the landing page and the reports (``reports/*.html``) on ``port``;
-- the MLflow UI (``mlflow server`` on the tracking store) on ``port + 1``;
-- one optuna-dashboard per study storage on ``port + 2``, ``port + 3``, ...
-  (optuna-dashboard's own WSGI app, served from a thread of this process).
+- the MLflow UI at ``/mlflow/`` of that same port: an ``mlflow server`` on the
+  tracking store, started with ``--static-prefix /mlflow`` on 127.0.0.1:``port + 1``
+  and reached through a reverse proxy (:mod:`.proxy`), or an MLflow server already
+  running (``mlflow_url``; proxied too when its path is ``/mlflow``);
+- optuna-dashboard, read-only (its API would otherwise accept writes such as
+  deleting a study): the first study storage's on the landing port itself, any
+  further storage's on ``port + 2``, ``port + 3``, ... (optuna-dashboard's own WSGI
+  app, served from a thread of this process).
+
+So one published port is enough (docker-compose.yml publishes only it, on
+127.0.0.1). Links on the landing page are built from the address the browser
+used, so a page served on 0.0.0.0 never links to ``http://0.0.0.0:...``. Storage
+URLs and the tracking URI are shown with their passwords masked.
 
 Studies are found as ``.cnnkeras/*.journal`` files under ``root`` (where
 ``cnnkeras sweep`` keeps them, beside each experiment file) plus any storage URL
@@ -26,12 +36,16 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any, Callable, Iterable, Sequence
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+from cnnkeras.tracking.values import redact
+
 from . import render
+from .proxy import read_only, reverse_proxy
 
 __all__ = ["Dashboards", "find_storages", "serve"]
 
@@ -50,11 +64,15 @@ class _QuietHandler(WSGIRequestHandler):
 
 @dataclass
 class StudyStorage:
-    """One Optuna storage with the studies in it, and where its dashboard listens."""
+    """One Optuna storage with the studies in it, and where its dashboard listens (0: the landing port)."""
 
     storage: str
     studies: list[str]
-    url: str = ""
+    port: int = 0
+
+    @property
+    def shown(self) -> str:
+        return redact(self.storage)
 
 
 @dataclass
@@ -65,6 +83,7 @@ class Dashboards:
     mlflow: str | None
     storages: list[StudyStorage] = field(default_factory=list)
     reports_dir: Path = Path("reports")
+    mlflow_health: str | None = None
     _servers: list[Any] = field(default_factory=list, repr=False)
     _process: subprocess.Popen | None = field(default=None, repr=False)
 
@@ -74,19 +93,27 @@ class Dashboards:
         if self.mlflow:
             out["mlflow"] = self.mlflow
         for item in self.storages:
-            out[f"optuna:{item.storage}"] = item.url
+            out[f"optuna:{item.shown}"] = self.dashboard_url(item)
         return out
+
+    def dashboard_url(self, item: StudyStorage, host: str | None = None) -> str:
+        base = self.landing.rstrip("/")
+        if host is not None:
+            base = f"http://{host}:{urlsplit(self.landing).port}"
+        if not item.port:
+            return f"{base}/dashboard/"
+        return f"{base.rsplit(':', 1)[0]}:{item.port}/dashboard/"
 
     def wait_ready(self, timeout: float = 120.0) -> None:
         """Block until the MLflow UI answers (it takes a few seconds to start)."""
-        if not self.mlflow:
+        if not self.mlflow_health:
             return
         deadline = time.time() + timeout
         while time.time() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 raise RuntimeError(f"mlflow server exited with code {self._process.returncode}")
             try:
-                with urllib.request.urlopen(f"{self.mlflow}/health", timeout=2) as response:
+                with urllib.request.urlopen(self.mlflow_health, timeout=2) as response:
                     if response.status == 200:
                         return
             except OSError:
@@ -97,6 +124,7 @@ class Dashboards:
         for server in self._servers:
             server.shutdown()
             server.server_close()
+        self._servers = []
         if self._process is not None and self._process.poll() is None:
             self._process.terminate()
             try:
@@ -109,7 +137,7 @@ def find_storages(root: str | os.PathLike[str], extra: Sequence[str] = ()) -> li
     """Study storages under ``root`` (``.cnnkeras/*.journal``) and in ``extra``, with their studies."""
     import optuna
 
-    from cnnkeras.studies.study import _open_storage
+    from cnnkeras.studies.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     found: list[str] = []
@@ -120,24 +148,30 @@ def find_storages(root: str | os.PathLike[str], extra: Sequence[str] = ()) -> li
     out = []
     for storage in [*found, *extra]:
         try:
-            names = [s.study_name for s in optuna.get_all_study_summaries(_open_storage(storage))]
+            names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage, wait_s=10))]
         except Exception as exc:  # an unreadable storage is listed with its error, not fatal
             names = [f"(unreadable: {type(exc).__name__})"]
         out.append(StudyStorage(storage, names))
     return out
 
 
-def _landing_app(state: Dashboards, root: Path, tracking_uri: str) -> Callable:
+def _landing_app(state: Dashboards, root: Path, tracking_uri: str, *, mlflow_proxy: Callable | None,
+                 dashboard: Callable | None) -> Callable:
+    wildcard = urlsplit(state.landing).hostname in ("0.0.0.0", "::", "")
+
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
         if path in ("/", "/index.html"):
+            # Bound to every interface: link back to the address the browser used, never 0.0.0.0.
+            host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0] if wildcard else None
             reports = sorted(state.reports_dir.glob("*.html")) if state.reports_dir.is_dir() else []
             page = render(
-                "landing.html.j2", mlflow=state.mlflow, tracking_uri=tracking_uri, storages=state.storages,
-                root=str(root), reports=[{"name": p.stem, "href": f"reports/{p.name}",
-                                          "modified": _dt.datetime.fromtimestamp(p.stat().st_mtime)
-                                          .strftime("%Y-%m-%d %H:%M"), "size_mb": p.stat().st_size / 1e6}
-                                         for p in reports],
+                "landing.html.j2", mlflow=state.mlflow, tracking_uri=redact(tracking_uri), root=str(root),
+                storages=[{"studies": item.studies, "storage": item.shown,
+                           "url": state.dashboard_url(item, host or None)} for item in state.storages],
+                reports=[{"name": p.stem, "href": f"reports/{p.name}",
+                          "modified": _dt.datetime.fromtimestamp(p.stat().st_mtime).strftime("%Y-%m-%d %H:%M"),
+                          "size_mb": p.stat().st_size / 1e6} for p in reports],
             )
             return _respond(start_response, "200 OK", page.encode(), "text/html; charset=utf-8")
         if path == "/healthz":
@@ -149,6 +183,10 @@ def _landing_app(state: Dashboards, root: Path, tracking_uri: str) -> Callable:
                 return _respond(start_response, "404 Not Found", b"no such report", "text/plain")
             kind = mimetypes.guess_type(file.name)[0] or "application/octet-stream"
             return _respond(start_response, "200 OK", file.read_bytes(), kind)
+        if mlflow_proxy is not None and (path == "/mlflow" or path.startswith("/mlflow/")):
+            return mlflow_proxy(environ, start_response)
+        if dashboard is not None:
+            return dashboard(environ, start_response)
         return _respond(start_response, "404 Not Found", b"not found", "text/plain")
 
     return app
@@ -171,31 +209,48 @@ def serve(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: s
           mlflow: bool = True, mlflow_url: str | None = None) -> Dashboards:
     """Start the landing page, the MLflow UI and optuna-dashboard; returns the running handle.
 
-    With ``mlflow_url`` (an MLflow server already running, as in docker-compose.yml) the
-    landing page links to it and no MLflow UI is started.
+    With ``mlflow_url`` (an MLflow server already running, as in docker-compose.yml) no
+    MLflow UI is started: a URL whose path is ``/mlflow`` (a server started with
+    ``--static-prefix /mlflow``) is proxied at the landing page's ``/mlflow/``, any
+    other is linked as it is.
     """
     from optuna_dashboard import wsgi as optuna_wsgi
 
-    from cnnkeras.studies.study import _open_storage
+    from cnnkeras.studies.storage import open_storage
     from cnnkeras.tracking import default_tracking_uri
 
     root = Path(root)
     tracking_uri = default_tracking_uri(uri)
-    own_mlflow = mlflow and not mlflow_url
-    state = Dashboards(landing=f"http://{host}:{port}/",
-                       mlflow=mlflow_url.rstrip("/") if mlflow_url else (f"http://{host}:{port + 1}" if mlflow else None),
-                       reports_dir=Path(reports))
+    state = Dashboards(landing=f"http://{host}:{port}/", mlflow=None, reports_dir=Path(reports))
+    mlflow_proxy = None
+    if mlflow_url:
+        target = mlflow_url.rstrip("/")
+        if urlsplit(target).path == "/mlflow":
+            mlflow_proxy = reverse_proxy(target)
+            state.mlflow, state.mlflow_health = "/mlflow/", f"{target}/health"
+        else:
+            state.mlflow = target
+    elif mlflow:
+        target = f"http://127.0.0.1:{port + 1}/mlflow"
+        mlflow_proxy = reverse_proxy(target)
+        state.mlflow, state.mlflow_health = "/mlflow/", f"{target}/health"
     state.storages = find_storages(root, storages)
     try:
-        for offset, item in enumerate(state.storages, start=2):
-            state._servers.append(_serve_thread(optuna_wsgi(_open_storage(item.storage)), host, port + offset))
-            item.url = f"http://{host}:{port + offset}/dashboard/"
-        if own_mlflow:
+        dashboard = None
+        for offset, item in enumerate(state.storages, start=1):
+            app = read_only(optuna_wsgi(open_storage(item.storage, wait_s=10)))
+            if dashboard is None:
+                dashboard, item.port = app, 0  # the first storage's dashboard shares the landing port
+            else:
+                item.port = port + offset
+                state._servers.append(_serve_thread(app, host, item.port))
+        if mlflow and not mlflow_url:
             state._process = subprocess.Popen(
-                [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri, "--host", host,
-                 "--port", str(port + 1), "--workers", "1"],
+                [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri, "--host", "127.0.0.1",
+                 "--port", str(port + 1), "--workers", "1", "--static-prefix", "/mlflow"],
                 stdout=subprocess.DEVNULL)  # its errors go to our stderr
-        state._servers.append(_serve_thread(_landing_app(state, root, tracking_uri), host, port))
+        state._servers.append(_serve_thread(_landing_app(state, root, tracking_uri, mlflow_proxy=mlflow_proxy,
+                                                         dashboard=dashboard), host, port))
     except BaseException:
         state.stop()
         raise

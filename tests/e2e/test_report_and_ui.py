@@ -133,7 +133,8 @@ def test_landing_page_links_mlflow_optuna_dashboard_and_reports(swept, written, 
         assert "Overfitting report: lr-batch" in p.title()
         assert page.errors == []
 
-        p.goto(mlflow_href)
+        assert mlflow_href == "/mlflow/" and optuna_href == f"http://127.0.0.1:{base}/dashboard/"  # one port
+        p.goto(running.landing.rstrip("/") + mlflow_href)
         p.wait_for_function("document.title.includes('MLflow')", timeout=60000)
         p.get_by_text("lr-batch").first.wait_for(timeout=60000)  # the experiment is listed
 
@@ -174,7 +175,8 @@ def test_report_on_a_plain_mlflow_experiment_infers_what_was_swept(swept, tmp_pa
     assert "Learning rate x batch size" in page and "MLflow experiment lr-batch" in page
 
 
-def test_ui_command_serves_until_ctrl_c_and_then_stops_everything(swept):
+@pytest.mark.parametrize("stop_signal", ["SIGINT", "SIGTERM"])
+def test_ui_command_serves_until_ctrl_c_or_sigterm_and_then_stops_everything(swept, stop_signal):
     import signal
     import subprocess
     import sys
@@ -189,8 +191,8 @@ def test_ui_command_serves_until_ctrl_c_and_then_stops_everything(swept):
     try:
         deadline = time.time() + 120
         while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{base + 1}/health", timeout=2) as answer:
+            try:  # the MLflow UI, through the landing page's own port
+                with urllib.request.urlopen(f"http://127.0.0.1:{base}/mlflow/health", timeout=2) as answer:
                     assert answer.status == 200
                 break
             except OSError:
@@ -198,14 +200,44 @@ def test_ui_command_serves_until_ctrl_c_and_then_stops_everything(swept):
                 time.sleep(0.5)
         with urllib.request.urlopen(f"http://127.0.0.1:{base}/", timeout=5) as answer:
             assert b"cnnkeras dashboards" in answer.read()
-        process.send_signal(signal.SIGINT)
+        process.send_signal(getattr(signal, stop_signal))
         assert process.wait(timeout=60) == 0
-        for port in (base, base + 1, base + 2):  # landing, MLflow, optuna-dashboard: all closed
+        for url in (f"http://127.0.0.1:{base}/", f"http://127.0.0.1:{base + 1}/mlflow/health"):  # all closed
             try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
-                raise AssertionError(f"port {port} still answers")
+                urllib.request.urlopen(url, timeout=2)
+                raise AssertionError(f"{url} still answers")
             except OSError:
                 pass
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_optuna_dashboard_is_read_only(swept):
+    import json
+    import urllib.error
+    import urllib.request
+
+    import optuna
+
+    folder, path, _ = swept
+    base = free_ports(4)
+    from cnnkeras.dashboards.server import serve
+
+    running = serve(root=folder, port=base, mlflow=False, reports=folder / "reports")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{base}/api/studies", timeout=10) as answer:
+            studies = json.loads(answer.read())["study_summaries"]
+        study_id = studies[0]["study_id"]
+        for method, url, body in (("DELETE", f"/api/studies/{study_id}", None),
+                                  ("POST", "/api/studies", b'{"study_name": "x", "directions": ["minimize"]}'),
+                                  ("POST", f"/api/studies/{study_id}/rename", b'{"study_name": "renamed"}')):
+            request = urllib.request.Request(f"http://127.0.0.1:{base}{url}", data=body, method=method)
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            assert refused.value.code == 405
+        journal = next(folder.rglob("*.journal"))
+        storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+        assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["lr-batch"]
+    finally:
+        running.stop()
