@@ -1,10 +1,12 @@
-# cnnkeras on CPU (TensorFlow backend): the image behind docker-compose.yml's services.
+# cnnkeras on CPU (TensorFlow backend): the image behind docker-compose.yml's services,
+# with the MLflow server and its basic-auth app (the `server` extra).
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY cnnkeras cnnkeras
 COPY dashboards dashboards
-RUN pip install --no-cache-dir -e . 
+RUN pip install --no-cache-dir -e '.[server]'
 COPY experiments experiments
+COPY docker docker
 ENV TF_CPP_MIN_LOG_LEVEL=2
 ENTRYPOINT ["cnnkeras"]

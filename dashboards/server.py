@@ -234,7 +234,8 @@ def serve(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: s
         target = f"http://127.0.0.1:{port + 1}/mlflow"
         mlflow_proxy = reverse_proxy(target)
         state.mlflow, state.mlflow_health = "/mlflow/", f"{target}/health"
-    state.storages = find_storages(root, storages)
+    shared = os.environ.get("CNNKERAS_STORAGE")  # the study storage of sweep workers (docker-compose.yml)
+    state.storages = find_storages(root, [*storages, *([shared] if shared and shared not in storages else [])])
     try:
         dashboard = None
         for offset, item in enumerate(state.storages, start=1):

@@ -117,16 +117,28 @@ def test_reproduce_matches_exactly(finished):
 def test_diverging_run_is_failed_with_a_reason(write_config, tracking_uri):
     from ..conftest import TINY_MODEL
 
+    import keras
+    import numpy as np
+
+    class PoisonWeights(keras.callbacks.Callback):
+        """NaN weights at the start of epoch 2: a divergence on any CPU (no huge learning rate)."""
+
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                for weight in self.model.trainable_weights:
+                    weight.assign(np.full(weight.shape, np.nan, dtype="float32"))
+
     path = write_config("""
         name: diverge
         data: {source: digits, subset: 300}
-        train: {epochs: 3, batch_size: 32, optimizer: {name: sgd, learning_rate: 1.0e+8}}
+        train: {epochs: 3, batch_size: 32, optimizer: {name: sgd, learning_rate: 0.01}}
         """, TINY_MODEL)
     with pytest.raises(TrainingDiverged) as info:
-        cnnkeras.run(path, progress=False)
+        cnnkeras.run(path, progress=False, callbacks=[PoisonWeights()])
     run = MlflowClient(tracking_uri).get_run(info.value.run_id)
     assert run.info.status == "FAILED"
     assert "non-finite loss" in run.data.tags["cnnkeras.failure_reason"]
+    assert "at epoch 2" in run.data.tags["cnnkeras.failure_reason"]
 
 
 def test_bad_data_fails_before_any_run_is_created(write_config, tracking_uri):
