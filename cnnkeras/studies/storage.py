@@ -4,7 +4,7 @@ Two kinds of storage, chosen by ``search.storage``:
 
 - a **journal file** (the default, ``.cnnkeras/<study>.journal`` beside the
   experiment file): one ``cnnkeras sweep`` process at a time. :class:`JournalLock`
-  holds an exclusive lock on ``<journal>.lock`` for the whole sweep, so a second
+  holds an exclusive lock on ``<journal>.sweep.lock`` for the whole sweep, so a second
   process is refused with one line instead of mistaking the first one's live trial
   for a dead one.
 - an **RDB URL** (PostgreSQL: ``postgresql+psycopg://user:pw@host/db``): any number
@@ -215,14 +215,17 @@ for _name in _RETRIED:
 
 
 class JournalLock:
-    """An exclusive lock on ``<journal>.lock`` for as long as one sweep uses the journal.
+    """An exclusive lock on ``<journal>.sweep.lock`` for as long as one sweep uses the journal.
+
+    (Not ``<journal>.lock``: that name is Optuna's own lock for each journal write.)
 
     ``fcntl.flock`` is released by the kernel when the process dies, even by SIGKILL,
     so a killed sweep never leaves the journal locked.
     """
 
     def __init__(self, journal: str | os.PathLike[str]):
-        self.path = Path(f"{journal}.lock")
+        self.journal = Path(journal)
+        self.path = Path(f"{journal}.sweep.lock")
         self._handle: Any = None
 
     def acquire(self) -> "JournalLock":
@@ -237,7 +240,7 @@ class JournalLock:
             holder = handle.read().strip() or "another process"
             handle.close()
             raise CnnkerasError(
-                f"{self.path.with_suffix('')} is in use by a running sweep ({holder}); a journal file takes one "
+                f"{self.journal} is in use by a running sweep ({holder}); a journal file takes one "
                 "sweep process at a time: wait for it, stop it, or use a PostgreSQL storage for several workers"
             ) from None
         handle.seek(0)

@@ -246,3 +246,35 @@ def test_two_objectives_report_the_pareto_front(tmp_path):
     client, parents, _ = runs(tmp_path)
     page = open(client.download_artifacts(parents[0].info.run_id, "plots/optuna.html", str(tmp_path))).read()
     assert 'id="pareto_front"' in page
+
+
+def test_a_second_sweep_on_a_journal_in_use_is_refused_and_the_first_goes_on(tmp_path):
+    path = sweep_file(tmp_path, SLOW_SEARCH.replace("n_trials: 3", "n_trials: 5"), epochs=8)
+    first = _start_sweep(path)
+    _wait_for_running_trial(path, first)
+    second = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "sweep", path, "-q"], capture_output=True,
+                            text=True, timeout=120)
+    assert second.returncode == 2, second.stdout + second.stderr
+    assert "is in use by a running sweep (pid" in second.stdout + second.stderr
+    assert "Traceback" not in second.stdout + second.stderr
+    output, _ = first.communicate(timeout=300)
+    assert first.returncode == 0, output
+    study = load_study(cnnkeras.load_config(path))
+    assert sorted(t.state.name for t in study.trials) == ["COMPLETE"] * 5
+
+
+def test_a_resumed_sweep_draws_new_parameters_instead_of_repeating(tmp_path):
+    path = sweep_file(tmp_path, """
+        search:
+          n_trials: 2
+          sampler: {name: random}
+          pruner: {name: none}
+          parameters:
+            train.optimizer.learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+        """, epochs=1)
+    first = cnnkeras.sweep(path, progress=False)
+    resumed = cnnkeras.sweep(path, n_trials=4, progress=False)
+    params = [t["params"]["train.optimizer.learning_rate"] for t in resumed.trials]
+    assert len(params) == 4 and len(set(params)) == 4  # the second process did not start the sampler over
+    assert [t["user_attrs"]["worker"] for t in resumed.trials] == [0, 0, 1, 1]
+    assert first.trials[0]["user_attrs"]["sampler_seed"] == 5  # the first process uses the config's seed

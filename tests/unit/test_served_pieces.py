@@ -1,0 +1,69 @@
+"""The pieces under the served stack: values valid for every MLflow store, masked secrets,
+per-process sampler seeds, the journal lock and which storage errors are worth waiting for."""
+
+from __future__ import annotations
+
+import pytest
+
+from cnnkeras.errors import CnnkerasError
+from cnnkeras.studies.storage import JournalLock, _is_transient, sampler_seed
+from cnnkeras.tracking.values import (MAX_PARAM_LENGTH, metric_values, param_values, redact, redact_data,
+                                      tag_values)
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("postgresql+psycopg://team:s3cret@db:5432/optuna", "postgresql+psycopg://team:***@db:5432/optuna"),
+    ("http://alice:p%40ss@mlflow:5001/mlflow", "http://alice:***@mlflow:5001/mlflow"),
+    ("storage postgresql://u:pw@h/db failed; retry http://v:x@h2", "storage postgresql://u:***@h/db failed; "
+                                                                     "retry http://v:***@h2"),
+    ("postgresql+psycopg://postgres@127.0.0.1:5432/optuna", "postgresql+psycopg://postgres@127.0.0.1:5432/optuna"),
+    ("sqlite:////tmp/a:b/mlflow.db", "sqlite:////tmp/a:b/mlflow.db"),
+    (".cnnkeras/study.journal", ".cnnkeras/study.journal"),
+])
+def test_redact_masks_only_passwords(text, shown):
+    assert redact(text) == shown
+
+
+def test_redact_data_walks_configs():
+    data = {"search": {"storage": "postgresql://u:pw@h/db", "n_trials": 3}, "tags": ["http://a:b@c"]}
+    assert redact_data(data) == {"search": {"storage": "postgresql://u:***@h/db", "n_trials": 3},
+                                 "tags": ["http://a:***@c"]}
+
+
+def test_values_are_strings_within_limits_and_metrics_finite():
+    assert tag_values({"cnnkeras.trial_number": 3, "flag": True, "none": None}) == {
+        "cnnkeras.trial_number": "3", "flag": "True", "none": ""}
+    long = param_values({"p": "x" * (MAX_PARAM_LENGTH + 10), "q": 0.001})
+    assert len(long["p"]) == MAX_PARAM_LENGTH and long["p"].endswith("...") and long["q"] == "0.001"
+    assert param_values({"search.storage": "postgresql://u:pw@h/db"}) == {"search.storage": "postgresql://u:***@h/db"}
+    assert metric_values({"a": 1, "b": float("nan"), "c": float("inf"), "d": None, "e": "x"}) == {"a": 1.0}
+
+
+def test_each_sweep_process_gets_its_own_reproducible_seed():
+    assert sampler_seed(42, 0) == 42  # the first process: exactly the config's seed, as before
+    seeds = [sampler_seed(42, worker) for worker in range(20)]
+    assert len(set(seeds)) == 20 and seeds == [sampler_seed(42, worker) for worker in range(20)]
+    assert sampler_seed(43, 1) != sampler_seed(42, 1)
+
+
+def test_a_journal_takes_one_sweep_process_at_a_time(tmp_path):
+    journal = tmp_path / "s.journal"
+    first = JournalLock(journal).acquire()
+    with pytest.raises(CnnkerasError, match=r"in use by a running sweep \(pid \d+\).*PostgreSQL"):
+        JournalLock(journal).acquire()
+    first.release()
+    with JournalLock(journal):
+        pass
+
+
+def test_connection_errors_are_waited_for_and_others_are_not():
+    import optuna
+    import sqlalchemy.exc
+
+    broken = sqlalchemy.exc.OperationalError("SELECT 1", {}, Exception("server closed the connection"))
+    assert _is_transient(broken)
+    wrapped = optuna.exceptions.StorageInternalError("commit failed")
+    wrapped.__cause__ = broken
+    assert _is_transient(wrapped)
+    assert not _is_transient(sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key")))
+    assert not _is_transient(ValueError("bad value"))
