@@ -29,6 +29,7 @@ import os
 import sys
 import threading
 import time
+import warnings
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -137,9 +138,11 @@ class ResilientRDBStorage(RDBStorage):
         engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
             engine_kwargs["connect_args"] = {"connect_timeout": 5}
-        self._retry(lambda: RDBStorage.__init__(
-            self, url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s, grace_period=grace_s,
-            heartbeat_stale_trial_callback=on_stale))
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna: noise for a user
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            self._retry(lambda: RDBStorage.__init__(
+                self, url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s, grace_period=grace_s,
+                heartbeat_stale_trial_callback=on_stale))
 
     def _retry(self, call: Callable[[], Any], *, on_repeat: Callable[[BaseException], Any] | None = None) -> Any:
         deadline = time.monotonic() + self.wait_s
