@@ -68,7 +68,7 @@ class StudyStorage:
 
     storage: str
     studies: list[str]
-    port: int = 0
+    port: int | None = 0  # None: unreadable, no dashboard
 
     @property
     def shown(self) -> str:
@@ -96,7 +96,9 @@ class Dashboards:
             out[f"optuna:{item.shown}"] = self.dashboard_url(item)
         return out
 
-    def dashboard_url(self, item: StudyStorage, host: str | None = None) -> str:
+    def dashboard_url(self, item: StudyStorage, host: str | None = None) -> str | None:
+        if item.port is None:
+            return None
         base = self.landing.rstrip("/")
         if host is not None:
             base = f"http://{host}:{urlsplit(self.landing).port}"
@@ -137,9 +139,9 @@ def find_storages(root: str | os.PathLike[str], extra: Sequence[str] = ()) -> li
     """Study storages under ``root`` (``.cnnkeras/*.journal``) and in ``extra``, with their studies."""
     import optuna
 
-    from cnnkeras.studies.storage import open_storage
+    from cnnkeras.studies.storage import open_storage, quiet_optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     found: list[str] = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
@@ -148,10 +150,10 @@ def find_storages(root: str | os.PathLike[str], extra: Sequence[str] = ()) -> li
     out = []
     for storage in [*found, *extra]:
         try:
-            names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage, wait_s=10))]
-        except Exception as exc:  # an unreadable storage is listed with its error, not fatal
-            names = [f"(unreadable: {type(exc).__name__})"]
-        out.append(StudyStorage(storage, names))
+            names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage, wait_s=5))]
+            out.append(StudyStorage(storage, names))
+        except Exception as exc:  # an unreadable storage is listed with its error, without a dashboard
+            out.append(StudyStorage(storage, [f"(unreadable: {type(exc).__name__})"], port=None))
     return out
 
 
@@ -238,8 +240,9 @@ def serve(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: s
     state.storages = find_storages(root, [*storages, *([shared] if shared and shared not in storages else [])])
     try:
         dashboard = None
-        for offset, item in enumerate(state.storages, start=1):
-            app = read_only(optuna_wsgi(open_storage(item.storage, wait_s=10)))
+        readable = [item for item in state.storages if item.port is not None]
+        for offset, item in enumerate(readable, start=1):
+            app = read_only(optuna_wsgi(open_storage(item.storage, wait_s=5)))
             if dashboard is None:
                 dashboard, item.port = app, 0  # the first storage's dashboard shares the landing port
             else:

@@ -41,8 +41,8 @@ from optuna.storages import RDBStorage
 from ..errors import CnnkerasError, StorageUnavailable
 from ..tracking.values import redact
 
-__all__ = ["JournalLock", "ResilientRDBStorage", "claim_worker", "is_journal", "open_storage", "sampler_seed",
-           "setup_lock"]
+__all__ = ["JournalLock", "ResilientRDBStorage", "claim_worker", "is_journal", "open_storage", "quiet_optuna",
+           "sampler_seed", "setup_lock"]
 
 STALE_ATTR = "stale"  # a trial whose process died; retried, and not counted
 REASON_ATTR = "reason"
@@ -52,6 +52,12 @@ WORKERS_ATTR = "workers"  # how many sweep processes have joined the study so fa
 HEARTBEAT_S = 10
 GRACE_S = 60
 WAIT_S = 300.0
+
+
+def quiet_optuna() -> None:
+    """Optuna logs only errors: cnnkeras prints one line per trial itself (with the failure reason),
+    where Optuna would log a traceback for every failed trial. The one place this is set."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 def is_journal(storage: str) -> bool:

@@ -43,8 +43,8 @@ from ..interrupts import deferred_interrupts, raise_if_requested
 from ..tracking.values import redact, redact_data
 from .objective import STATE_TAG, STUDY_TAG, TrialOutcome, outcome_attrs, run_trial
 from .space import trial_overrides
-from .storage import (REASON_ATTR, STALE_ATTR, JournalLock, claim_worker, is_journal, open_storage, sampler_seed,
-                      setup_lock)
+from .storage import (REASON_ATTR, STALE_ATTR, JournalLock, claim_worker, is_journal, open_storage, quiet_optuna,
+                      sampler_seed, setup_lock)
 
 __all__ = ["SweepInterrupted", "SweepResult", "find_study", "load_study", "storage_for", "sweep"]
 
@@ -151,7 +151,7 @@ def load_study(config: ExperimentConfig, *, worker: int = 0, on_stale: Any = Non
     """Create or load the config's study, with the sampler seed of sweep process number ``worker``."""
     import optuna
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     storage = storage_for(config)
     try:
         return optuna.create_study(
@@ -173,7 +173,7 @@ def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
 
     from ..api import load_config
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
 
     def open_existing(name: str, where: str, missing: str) -> tuple[Any, str]:
         if is_journal(where) and not os.path.exists(where):

@@ -21,10 +21,10 @@ def main(path: str) -> int:
 
     from ..api import config_from_dict
     from .objective import run_trial
-    from .storage import open_storage
+    from .storage import open_storage, quiet_optuna
 
     payload = json.loads(open(path, encoding="utf-8").read())
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    quiet_optuna()
     config = config_from_dict(payload["config"])
     study = optuna.load_study(study_name=payload["study"], storage=open_storage(
         payload["storage"], wait_s=config.search.storage_wait_s, heartbeat_s=None))

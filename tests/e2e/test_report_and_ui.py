@@ -241,3 +241,29 @@ def test_optuna_dashboard_is_read_only(swept):
         assert [s.study_name for s in optuna.get_all_study_summaries(storage)] == ["lr-batch"]
     finally:
         running.stop()
+
+
+def test_bound_to_every_interface_the_landing_page_links_back_to_the_browsers_address(swept):
+    import urllib.request
+
+    from cnnkeras.dashboards.server import serve
+
+    import optuna
+
+    folder, _, _ = swept
+    other = folder.parent / f"other-{folder.name}.journal"
+    optuna.create_study(study_name="other", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(other))))
+    base = free_ports(4)
+    running = serve(root=folder, host="0.0.0.0", port=base, mlflow=False, reports=folder / "reports",
+                    storages=[str(other), "postgresql+psycopg://team:hunter2-pw@127.0.0.1:9/optuna"])
+    try:
+        request = urllib.request.Request(f"http://127.0.0.1:{base}/", headers={"Host": f"localhost:{base}"})
+        with urllib.request.urlopen(request, timeout=10) as answer:
+            page = answer.read().decode()
+        assert "0.0.0.0" not in page
+        assert f'href="http://localhost:{base}/dashboard/"' in page  # the first storage, on the landing port
+        assert f'href="http://localhost:{base + 2}/dashboard/"' in page  # the second, on a port of its own
+        assert "hunter2-pw" not in page and "team:***@127.0.0.1:9" in page and "(unreadable: " in page
+    finally:
+        running.stop()

@@ -278,3 +278,53 @@ def test_a_resumed_sweep_draws_new_parameters_instead_of_repeating(tmp_path):
     assert len(params) == 4 and len(set(params)) == 4  # the second process did not start the sampler over
     assert [t["user_attrs"]["worker"] for t in resumed.trials] == [0, 0, 1, 1]
     assert first.trials[0]["user_attrs"]["sampler_seed"] == 5  # the first process uses the config's seed
+
+
+def test_a_trial_finished_in_mlflow_but_left_running_in_optuna_is_adopted_not_rerun(tmp_path):
+    """The process died between MLflow's FINISHED and Optuna's tell: the retry takes the logged result."""
+    from cnnkeras.tracking import Tracker
+
+    path = sweep_file(tmp_path, """
+        search:
+          n_trials: 2
+          pruner: {name: none}
+          parameters:
+            train.optimizer.learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+        """, epochs=1)
+    config = cnnkeras.load_config(path)
+    study = load_study(config)
+    orphan = study.ask({"train.optimizer.learning_rate": optuna.distributions.FloatDistribution(1e-3, 1e-2, log=True)})
+    run = Tracker(uri=config.tracking.uri, experiment="sw", run_name="trial-0",
+                  tags={"cnnkeras.trial_number": orphan.number, "cnnkeras.trial_state": "COMPLETE"})
+    run.log_metrics({"best_val_accuracy": 0.625, "final_gap_accuracy": 0.01})
+    run.end("FINISHED")
+    orphan.set_user_attr("mlflow_run_id", run.run_id)  # as run_trial does as soon as the run exists
+
+    result = cnnkeras.sweep(path, progress=False)
+    by_number = {t["number"]: t for t in result.trials}
+    assert by_number[orphan.number]["state"] == "FAIL" and by_number[orphan.number]["stale"]
+    adopted = [t for t in result.trials if t["user_attrs"].get("retry_of") == orphan.number]
+    assert len(adopted) == 1 and adopted[0]["state"] == "COMPLETE" and adopted[0]["values"] == [0.625]
+    assert adopted[0]["user_attrs"]["mlflow_run_id"] == run.run_id
+    assert adopted[0]["params"] == orphan.params
+    assert len([t for t in result.trials if not t["stale"]]) == 2
+    client = MlflowClient(config.tracking.uri)
+    assert client.get_run(run.run_id).info.status == "FINISHED"  # not closed FAILED: its result was kept
+    trained = [r for r in runs(tmp_path)[2] if r.info.run_id != run.run_id]
+    assert len(trained) == 1  # only the one new trial was trained
+
+
+def test_a_sweep_whose_every_trial_failed_exits_1(tmp_path):
+    path = sweep_file(tmp_path, """
+        search:
+          n_trials: 2
+          pruner: {name: none}
+          parameters:
+            data.subset: {type: categorical, choices: [3]}   # 3 images cannot be split into 10 classes
+        """, epochs=1)
+    done = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "sweep", path], capture_output=True, text=True,
+                          timeout=300)
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "every trial of the study failed" in output and output.count(" FAIL ") >= 2
+    assert "Traceback" not in output
