@@ -27,11 +27,10 @@ import numpy as np
 
 from .config.schema import ExperimentConfig
 from .errors import CnnkerasError, DataError
+from .measures import TIMING_KEYS, summarize
 
 __all__ = ["ReproduceResult", "RunResult", "TrainingDiverged", "check_labels", "reproduce", "run"]
 
-# Per-epoch keys that measure time, not learning: never compared by reproduce.
-TIMING_KEYS = ("epoch_time_s", "train_time_s")
 
 
 class TrainingDiverged(CnnkerasError):
@@ -70,19 +69,6 @@ def check_labels(y: np.ndarray, *, head: str, num_outputs: int) -> None:
         )
     if head == "multiclass" and len(y) and (y.min() < 0 or y.max() >= num_outputs):
         raise DataError(f"data: labels out of range for a {num_outputs}-class head: {int(y.min())}..{int(y.max())}")
-
-
-def summarize(history: Mapping[str, Sequence[float]], best_epoch: int, test: Mapping[str, float]) -> dict[str, float]:
-    """Summary metrics: best-epoch and final values of each per-epoch metric, and test."""
-    out: dict[str, float] = {"best_epoch": float(best_epoch), "epochs_run": float(len(history.get("loss", [])))}
-    for key, values in history.items():
-        if not values or key in TIMING_KEYS:
-            continue
-        out[f"final_{key}"] = values[-1]
-        if best_epoch <= len(values):
-            out[f"best_{key}"] = values[best_epoch - 1]
-    out.update(test)
-    return out
 
 
 def _artifacts(folder: Path, config: ExperimentConfig, model: Any, result: Any, *, log_model: bool,

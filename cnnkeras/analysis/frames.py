@@ -4,8 +4,10 @@
 runs only) or an experiment file (see :mod:`cnnkeras.analysis.source`) into one
 row per run: identity (run id, name, status, parent, trial state), the
 parameters (``param.<key>``), the final and best-epoch metrics, and the
-overfitting measures of :mod:`cnnkeras.analysis.overfitting`. :func:`curves_frame`
-gives the per-epoch metrics as ``run_id, epoch, metric, value`` rows. Both read
+overfitting measures of :mod:`cnnkeras.measures`, at the run's own logged
+``best_epoch`` (found with its ``train.monitor`` during training), never a
+recomputation with another monitor. :func:`curves_frame` gives the per-epoch
+metrics as ``run_id, epoch, metric, value`` rows. Both read
 MLflow only through :mod:`cnnkeras.tracking`. :func:`export` writes CSV or Parquet.
 """
 
@@ -17,7 +19,7 @@ from typing import Any, Union
 
 import pandas as pd
 
-from .overfitting import measures
+from ..measures import measures
 from .source import RunSource, resolve
 
 __all__ = ["curves_frame", "export", "runs_frame"]
@@ -60,7 +62,9 @@ def runs_frame(target: Target, *, uri: str | None = None, storage: str | None = 
         row.update({f"param.{key}": _number(value) for key, value in run["params"].items()})
         row.update({f"final_{key}": values[-1] for key, values in histories.items() if values})
         row.update(test)
-        row.update(measures(histories, test=test, k=k))
+        logged_best = run["metrics"].get("best_epoch")
+        row.update(measures(histories, test=test, k=k, monitor=run["params"].get("train.monitor", "val_loss"),
+                            best=int(logged_best) if logged_best is not None else None))
         rows.append(row)
     return pd.DataFrame(rows)
 

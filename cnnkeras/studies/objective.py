@@ -15,6 +15,7 @@ from typing import Any, Mapping
 import keras
 
 from ..config.schema import OBJECTIVE_METRICS, ExperimentConfig
+from ..measures import gap_metrics
 
 __all__ = ["PruningCallback", "TrialOutcome", "run_trial", "trial_config"]
 
@@ -40,8 +41,6 @@ class PruningCallback(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = dict(logs or {})
         if self.monitor.startswith("gap_"):
-            from ..training.callbacks import gap_metrics
-
             logs.update(gap_metrics({k: float(v) for k, v in logs.items()}))
         value = logs.get(self.monitor)
         if value is None or not math.isfinite(float(value)):

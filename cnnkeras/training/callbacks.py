@@ -1,8 +1,8 @@
 """Keras callbacks that record each epoch, stop on divergence and show progress.
 
 :class:`EpochRecorder` is the single place an epoch's numbers are assembled: the
-Keras logs plus the generalization gap (train minus validation accuracy,
-validation minus train loss), the learning rate and the epoch time. It hands
+Keras logs plus the generalization gaps (:func:`cnnkeras.measures.gap_metrics`),
+the learning rate and the epoch time. It hands
 the record to every *listener* (the MLflow tracker, the Rich progress display,
 a sweep's pruning hook), so none of them recomputes anything.
 
@@ -19,32 +19,13 @@ from typing import Any, Protocol, Sequence
 import keras
 
 from .. import interrupts
+from ..measures import gap_metrics
 
 __all__ = ["EpochListener", "EpochRecorder", "NanGuard", "RichProgress", "StopOnInterrupt", "gap_metrics"]
 
 
 class EpochListener(Protocol):
     def on_epoch(self, epoch: int, record: dict[str, float]) -> None: ...
-
-
-def gap_metrics(logs: dict[str, float]) -> dict[str, float]:
-    """Generalization gaps from one epoch's logs.
-
-    ``gap_accuracy = accuracy - val_accuracy`` and ``gap_loss = val_loss - loss``
-    (both positive when the model does better on training data). When a weight
-    penalty is on, the penalty-free ``data_loss`` metric is used so that L1/L2
-    does not masquerade as a gap. Regression heads get ``gap_mae``.
-    """
-    out: dict[str, float] = {}
-    if "accuracy" in logs and "val_accuracy" in logs:
-        out["gap_accuracy"] = logs["accuracy"] - logs["val_accuracy"]
-    if "data_loss" in logs and "val_data_loss" in logs:
-        out["gap_loss"] = logs["val_data_loss"] - logs["data_loss"]
-    elif "loss" in logs and "val_loss" in logs:
-        out["gap_loss"] = logs["val_loss"] - logs["loss"]
-    if "mae" in logs and "val_mae" in logs:
-        out["gap_mae"] = logs["val_mae"] - logs["mae"]
-    return out
 
 
 class EpochRecorder(keras.callbacks.Callback):

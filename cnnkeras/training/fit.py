@@ -17,14 +17,13 @@ import keras
 import numpy as np
 
 from .. import interrupts
-from ..analysis.overfitting import LOWER_IS_BETTER
-from ..analysis.overfitting import best_epoch as _best_epoch
+from ..measures import best_epoch_of
 from ..config.schema import ExperimentConfig
 from ..data.dataset import Dataset
 from .callbacks import EpochListener, EpochRecorder, NanGuard, RichProgress, StopOnInterrupt
 from .compile import steps_per_epoch
 
-__all__ = ["FitResult", "best_epoch", "fit_and_evaluate", "prepare_targets"]
+__all__ = ["FitResult", "fit_and_evaluate", "prepare_targets"]
 
 
 
@@ -40,17 +39,6 @@ class FitResult:
     test: dict[str, float] = field(default_factory=dict)
     train_time_s: float = 0.0
     checkpoint: Path | None = None
-
-
-def best_epoch(history: dict[str, list[float]], monitor: str) -> int:
-    """1-based epoch where ``monitor`` was best (lowest for losses, highest otherwise); 1 if none was finite.
-
-    Without validation data (``validation_split: 0``) a ``val_`` monitor falls back to ``loss``.
-    """
-    if not history.get(monitor):
-        monitor = "loss"
-    found = _best_epoch(history.get(monitor) or [], lower_is_better=monitor in LOWER_IS_BETTER)
-    return found or 1
 
 
 def prepare_targets(y: np.ndarray, *, head: str, num_classes: int, label_smoothing: float) -> np.ndarray:
@@ -133,7 +121,7 @@ def fit_and_evaluate(
     return FitResult(
         history=history,
         epochs_run=epochs_run,
-        best_epoch=best_epoch(history, train.monitor),
+        best_epoch=best_epoch_of(history, train.monitor),
         stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0),
         diverged=guard.reason,
         test=test,

@@ -168,3 +168,45 @@ def test_runs_frame_and_curves_frame_read_the_store(finished, tmp_path):
 
     assert len(pd.read_parquet(tmp_path / "runs.parquet")) == len(frame)
     assert len(pd.read_csv(tmp_path / "curves.csv")) == len(curves)
+
+
+def test_runs_frame_reports_every_summary_value_as_the_run_logged_it(write_config, tracking_uri):
+    """The runs frame (behind reports, claims, importances) never recomputes a logged value
+    differently: here ``train.monitor: val_accuracy`` puts the best epoch at 4, where a
+    recomputation by ``val_loss`` would say 2."""
+    from cnnkeras.measures import best_epoch_of, summarize
+    from cnnkeras.tracking import Tracker
+
+    from ..conftest import TINY_MODEL
+
+    history = {"loss": [1.0, 0.6, 0.4, 0.3], "val_loss": [0.9, 0.5, 0.6, 0.7],
+               "accuracy": [0.5, 0.7, 0.8, 0.9], "val_accuracy": [0.6, 0.7, 0.72, 0.75]}
+    best = best_epoch_of(history, "val_accuracy")
+    assert best == 4 and best_epoch_of(history, "val_loss") == 2
+    tracker = Tracker(uri=tracking_uri, experiment="monitored", run_name="by-accuracy")
+    tracker.log_params({"train.monitor": "val_accuracy"})
+    for epoch in range(4):
+        tracker.log_metrics({key: values[epoch] for key, values in history.items()}, step=epoch + 1)
+    summary = summarize(history, best, {"test_accuracy": 0.74})
+    tracker.log_metrics(summary)
+    tracker.end("FINISHED")
+
+    row = cnnkeras.runs_frame("monitored", uri=tracking_uri).iloc[0]
+    assert row["best_epoch"] == 4 and row["best_val_accuracy"] == pytest.approx(0.75)
+    assert row["epochs_after_best"] == 0 and row["test_minus_val_accuracy"] == pytest.approx(0.74 - 0.75)
+    for key, value in summary.items():
+        if key in row.index:
+            assert row[key] == pytest.approx(value), key
+
+    path = write_config("""
+        name: monitored-real
+        data: {source: digits, subset: 400}
+        train: {epochs: 4, batch_size: 32, monitor: val_accuracy, optimizer: {name: adam, learning_rate: 0.003}}
+        """, TINY_MODEL)
+    result = cnnkeras.run(path, progress=False)
+    row = cnnkeras.runs_frame("monitored-real", uri=tracking_uri).iloc[0]
+    logged = MlflowClient(tracking_uri).get_run(result.run_id).data.metrics
+    shared = [key for key in logged if key in row.index]
+    assert {"best_epoch", "best_val_accuracy", "final_gap_accuracy", "test_accuracy"} <= set(shared)
+    for key in shared:
+        assert row[key] == pytest.approx(logged[key]), key

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from cnnkeras.analysis.overfitting import best_epoch, final_gaps, measures, overfitting_onset
+from cnnkeras.measures import best_epoch, final_gaps, measures, overfitting_onset
 
 # val loss falls to its minimum at epoch 4, then rises for four epochs: onset at 4 (k=3)
 VAL_LOSS = [1.0, 0.7, 0.5, 0.4, 0.45, 0.5, 0.6, 0.7]
