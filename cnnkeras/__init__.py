@@ -17,10 +17,26 @@ import importlib
 import os
 from typing import Any
 
-# Quiet TensorFlow's C++ start-up logging unless the user asked for it.
+# Quiet TensorFlow's C++ logging unless the user asked for it: its runtime logs through
+# TF_CPP_MIN_LOG_LEVEL; the lines written while its libraries load need the import hook.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from . import quiet_imports  # noqa: E402
 
-__version__ = "0.1.0"
+quiet_imports.install()
+
+from .config.checks import register_check  # noqa: E402
+
+
+@register_check
+def _zoo_check(config: Any) -> Any:
+    """The zoo's check (architecture names, options, declarative layers), wired in here so that
+    config never imports the zoo and every loader still runs it."""
+    from .zoo.build import check_model_config
+
+    return check_model_config(config)
+
+
+from .version import __version__  # noqa: E402
 
 _EXPORTS = {
     "CnnkerasError": "cnnkeras.errors",
@@ -30,19 +46,24 @@ _EXPORTS = {
     "ModelError": "cnnkeras.errors",
     "ReproduceResult": "cnnkeras.runner",
     "RunResult": "cnnkeras.runner",
-    "TrainingDiverged": "cnnkeras.runner",
-    "config_from_dict": "cnnkeras.api",
+    "TrainingDiverged": "cnnkeras.errors",
+    "SweepInterrupted": "cnnkeras.errors",
+    "UnknownName": "cnnkeras.errors",
+    "StorageUnavailable": "cnnkeras.errors",
+    "TrackingError": "cnnkeras.errors",
+    "config_from_dict": "cnnkeras.config",
     "curves_frame": "cnnkeras.analysis.frames",
     "inspect": "cnnkeras.analysis.inspect",
     "list_models": "cnnkeras.zoo.registry",
     "zoo_table": "cnnkeras.analysis.inspect",
-    "load_config": "cnnkeras.api",
+    "load_config": "cnnkeras.config",
     "load_model": "cnnkeras.api",
     "report": "cnnkeras.reporting.study_report",
     "reproduce": "cnnkeras.runner",
     "run": "cnnkeras.runner",
     "runs_frame": "cnnkeras.analysis.frames",
     "schema": "cnnkeras.api",
+    "ui": "cnnkeras.api",
     "sweep": "cnnkeras.studies.study",
     "best": "cnnkeras.studies.best",
     "validate": "cnnkeras.api",

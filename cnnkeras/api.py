@@ -1,8 +1,8 @@
 """The public functions behind every CLI command (each CLI command has its twin here).
 
-Config loading here adds the zoo's checks (architecture names, the options each
-takes, declarative layers) to the schema's, so ``validate`` catches everything a
-run would refuse, before anything trains.
+``load_config`` and ``config_from_dict`` are :mod:`cnnkeras.config`'s own: one loader
+with every check (the package root registers the zoo's), so ``validate`` catches
+everything a run would refuse, before anything trains.
 """
 
 from __future__ import annotations
@@ -11,28 +11,10 @@ import os
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from .config import loader as _loader
+from .config import config_from_dict, load_config
 from .config.schema import ExperimentConfig
 
 __all__ = ["config_from_dict", "load_config", "load_model", "schema", "ui", "validate"]
-
-
-def _checks() -> list[_loader.Check]:
-    from .analysis.claims import check_report
-    from .studies.space import check_search_space
-    from .zoo.build import check_model_config
-
-    return [check_model_config, check_search_space, check_report]
-
-
-def load_config(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """Load and validate an experiment file (with ``key.path=value`` overrides)."""
-    return _loader.load_config(path, overrides, checks=_checks())
-
-
-def config_from_dict(raw: Mapping[str, Any], overrides: Sequence[str] = ()) -> ExperimentConfig:
-    """Validate a config given as a mapping (as saved with a run)."""
-    return _loader.config_from_dict(raw, overrides=overrides, checks=_checks())
 
 
 def validate(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:

@@ -30,23 +30,33 @@ UriOpt = typer.Option(None, "--uri", help="MLflow tracking URI (default: $MLFLOW
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Print cnnkeras' own errors plainly and exit 2 (1 for a diverged run)."""
+    """Print cnnkeras' own errors as one line (a traceback with ``--verbose``) and exit with their code."""
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .errors import CnnkerasError
+        from .errors import CnnkerasError, TrainingDiverged
 
         try:
             return func(*args, **kwargs)
         except CnnkerasError as exc:
-            from .runner import TrainingDiverged
-
+            if _state["verbose"]:
+                err.print_exception(show_locals=False)
             label = "failed" if isinstance(exc, TrainingDiverged) else "error"
-            err.print(f"[bold red]{label}:[/] {type(exc).__name__}", highlight=False)
+            err.print(f"[bold red]{label}:[/] ", end="", highlight=False)
             err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
-            raise typer.Exit(1 if isinstance(exc, TrainingDiverged) else 2) from None
+            raise typer.Exit(exc.exit_code) from None
 
     return wrapper
+
+
+_state = {"verbose": False}
+
+
+@app.callback()
+def main_options(verbose: bool = typer.Option(False, "--verbose", "-v",
+                                              help="Show the traceback of an error, not only its message.")) -> None:
+    """Declarative CNN experiments on Keras 3, tracked in MLflow, swept with Optuna."""
+    _state["verbose"] = verbose
 
 
 def _metrics_table(title: str, values: dict[str, float]) -> Table:
@@ -134,9 +144,9 @@ def ui(uri: Optional[str] = UriOpt, host: str = typer.Option("127.0.0.1", help="
                                                 help="Link this running MLflow UI instead of starting one.")
        ) -> None:
     """Serve one landing page linking the MLflow UI, optuna-dashboard and the reports (Ctrl-C stops)."""
-    from .api import ui as serve
+    import cnnkeras
 
-    serve(root=root, uri=uri, host=host, port=port, reports=reports, storages=storage or [], mlflow_url=mlflow_url)
+    cnnkeras.ui(root=root, uri=uri, host=host, port=port, reports=reports, storages=storage or [], mlflow_url=mlflow_url)
 
 
 @app.command()
@@ -147,14 +157,14 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-trial lines.")) -> None:
     """Run or resume the config's Optuna sweep; every trial is a nested MLflow run."""
     import cnnkeras
-    from .studies.study import SweepInterrupted
+    from .errors import SweepInterrupted
 
     try:
         result = cnnkeras.sweep(cnnkeras.load_config(config, overrides or []), jobs=jobs, n_trials=trials,
                                 progress=not quiet)
     except SweepInterrupted as exc:
         err.print(f"[bold yellow]interrupted:[/] {exc}", highlight=False)
-        raise typer.Exit(130) from None
+        raise typer.Exit(exc.exit_code) from None
     out.print(f"study [bold]{result.study_name}[/] in {result.storage}: {result.counts()}", highlight=False)
     if result.all_failed:
         err.print("[bold red]failed:[/] every trial of the study failed (the reasons are above and on each "

@@ -1,17 +1,31 @@
-"""The one root exception of cnnkeras and its few subclasses.
+"""Every exception cnnkeras raises on purpose, each with the exit code the CLI uses.
 
-Every error a user can cause (a config mistake, unreadable data, a model that
-cannot take the data's shape) is a :class:`CnnkerasError`; the CLI prints its
-message without a traceback and exits with status 2. Anything else is a bug.
+A user can cause all of these (a config mistake, unreadable data, a model that cannot
+take the data's shape, a server that refuses the login); the CLI prints the message as
+one line, without a traceback (``--verbose`` shows it), and exits with ``exit_code``.
+Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
-__all__ = ["CnnkerasError", "DataError", "ModelError", "StorageUnavailable", "TrackingError"]
+__all__ = ["CnnkerasError", "DataError", "ModelError", "StorageUnavailable", "SweepInterrupted",
+           "TrackingError", "TrainingDiverged", "UnknownName"]
 
 
 class CnnkerasError(Exception):
-    """Root of every error cnnkeras raises on purpose."""
+    """Root of every error cnnkeras raises on purpose (exit code 2)."""
+
+    exit_code = 2
+
+
+class UnknownName(CnnkerasError, KeyError):
+    """A name not in a registry (architecture, layer, block); the message names the nearest ones.
+
+    Also a ``KeyError``, as a registry lookup is, so ``except KeyError`` keeps working.
+    """
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0]) if self.args else ""
 
 
 class DataError(CnnkerasError):
@@ -23,8 +37,24 @@ class ModelError(CnnkerasError):
 
 
 class TrackingError(CnnkerasError):
-    """MLflow could not be reached, or a run asked for does not exist."""
+    """MLflow could not be reached or refused the login, or a run asked for does not exist."""
 
 
 class StorageUnavailable(CnnkerasError):
     """The study storage (a database) stayed unreachable longer than the sweep waits for it."""
+
+
+class TrainingDiverged(CnnkerasError):
+    """The loss became NaN or infinite; the run was recorded as FAILED (exit code 1)."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, run_id: str | None = None):
+        super().__init__(message)
+        self.run_id = run_id
+
+
+class SweepInterrupted(CnnkerasError):
+    """Ctrl-C: the current trial is FAIL, its run KILLED; the message says how to resume (exit code 130)."""
+
+    exit_code = 130

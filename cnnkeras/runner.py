@@ -25,20 +25,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from .config import config_from_dict, load_config
 from .config.schema import ExperimentConfig
-from .errors import CnnkerasError, DataError
+from .errors import CnnkerasError, DataError, TrainingDiverged
 from .measures import TIMING_KEYS, summarize
 
 __all__ = ["ReproduceResult", "RunResult", "TrainingDiverged", "check_labels", "reproduce", "run"]
 
-
-
-class TrainingDiverged(CnnkerasError):
-    """The loss became NaN or infinite; the run was recorded as FAILED."""
-
-    def __init__(self, message: str, run_id: str | None = None):
-        super().__init__(message)
-        self.run_id = run_id
 
 
 @dataclass
@@ -74,7 +67,7 @@ def check_labels(y: np.ndarray, *, head: str, num_outputs: int) -> None:
 def _artifacts(folder: Path, config: ExperimentConfig, model: Any, result: Any, *, log_model: bool,
                log_plots: bool = True) -> None:
     """history.json, model_summary.txt, plots/learning_curves.html, model/model.keras, checkpoints/."""
-    from .reporting.figures import learning_curves, write_html
+    from .training.plots import learning_curves, write_html
 
     (folder / "history.json").write_text(json.dumps(result.history, indent=1))
     lines: list[str] = []
@@ -141,7 +134,6 @@ def run(
     """
     import keras
 
-    from .api import load_config
     from .data.augment import with_augmentation
     from .data.dataset import load_dataset
     from .training.compile import compile_model, steps_per_epoch
@@ -273,7 +265,6 @@ def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, pr
     """Re-run a logged run from its saved config and compare every metric, epoch by epoch."""
     import yaml
 
-    from .api import config_from_dict
     from .tracking import TAG_PREFIX, default_tracking_uri, download_artifact, read_run
 
     uri = default_tracking_uri(uri)

@@ -17,7 +17,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-__all__ = ["TEMPLATES", "figure_json", "plotly_js", "render", "safe_json"]
+__all__ = ["TEMPLATES", "figure_json", "number_text", "plotly_js", "render", "safe_json"]
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -49,11 +49,11 @@ def render(template: str, **context: Any) -> str:
 
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
-    env.filters["num"] = _num
+    env.filters["num"] = number_text
     return env.get_template(template).render(**context)
 
 
-def _num(value: Any, digits: int = 4) -> str:
+def number_text(value: Any, digits: int = 4) -> str:
     """Numbers for tables: floats rounded, NaN and None blank."""
     if value is None:
         return ""

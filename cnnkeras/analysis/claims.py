@@ -30,10 +30,11 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from ..config.checks import value_key
 from ..config.schema import CategoricalParam, Claim, ExperimentConfig
 from .stats import mean_ci, trend
 
-__all__ = ["ClaimResult", "ParamScale", "check_report", "evaluate_claim", "param_scales", "setting_summary"]
+__all__ = ["ClaimResult", "ParamScale", "evaluate_claim", "param_scales", "setting_summary"]
 
 SUPPORTED = "supported"
 CONTRADICTED = "contradicted"
@@ -53,8 +54,8 @@ class ParamScale:
             return np.log2(pd.to_numeric(values, errors="coerce").astype(float).to_numpy())
         if self.kind == "linear":
             return pd.to_numeric(values, errors="coerce").astype(float).to_numpy()
-        ranks = {_key(v): i for i, v in enumerate(self.order)}
-        return np.array([ranks.get(_key(v), math.nan) for v in values], dtype=float)
+        ranks = {value_key(v): i for i, v in enumerate(self.order)}
+        return np.array([ranks.get(value_key(v), math.nan) for v in values], dtype=float)
 
     def unit(self, name: str) -> str:
         """What one step of x means, for sentences: 'per doubling of lr'."""
@@ -63,19 +64,6 @@ class ParamScale:
         if self.kind == "linear":
             return f"per unit of {name}"
         return f"per step of {name} through {list(self.order)}"
-
-
-def _key(value: Any) -> str:
-    """Compare parameter values across MLflow's strings and YAML's types: 'True' == True, '32' == 32."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return repr(float(value))
-    text = str(value)
-    try:
-        return repr(float(text))
-    except ValueError:
-        return text.lower()
 
 
 def param_scales(config: ExperimentConfig) -> dict[str, ParamScale]:
@@ -200,7 +188,7 @@ def evaluate_claim(frame: pd.DataFrame, claim: Claim, scales: Mapping[str, Param
     for path in others:
         values = scales[path].transform(runs[f"param.{path}"]) if scales[path].kind != "levels" else None
         if values is None:  # one-hot of a categorical, first level dropped
-            keys = [_key(v) for v in runs[f"param.{path}"]]
+            keys = [value_key(v) for v in runs[f"param.{path}"]]
             for level in sorted(set(keys))[1:]:
                 covariates.append(np.array([k == level for k in keys], dtype=float))
         else:
@@ -253,42 +241,3 @@ def setting_summary(frame: pd.DataFrame, params: list[str], measures: list[str],
     return pd.DataFrame(rows)
 
 
-def check_report(config: ExperimentConfig) -> list[tuple[tuple[Any, ...], str]]:
-    """Config problems of ``report:``: claims about parameters the sweep does not vary."""
-    from ..config.errors import nearest
-
-    report = config.report
-    problems: list[tuple[tuple[Any, ...], str]] = []
-    swept = list(config.search.parameters) if config.search else []
-
-    def unknown(path: str, where: tuple[Any, ...]) -> None:
-        if not swept:
-            problems.append((where, f"'{path}' is not swept: this config has no search: section"))
-            return
-        best = nearest(path, swept)
-        hint = f"; did you mean '{best}'?" if best else ""
-        problems.append((where, f"'{path}' is not one of search.parameters ({', '.join(swept)}){hint}"))
-
-    if report.color_by is not None and report.color_by not in swept:
-        unknown(report.color_by, ("report", "color_by"))
-    for i, claim in enumerate(report.claims):
-        if claim.parameter not in swept:
-            unknown(claim.parameter, ("report", "claims", i, "parameter"))
-            continue
-        param = config.search.parameters[claim.parameter]
-        if claim.levels is not None:
-            choices = getattr(param, "choices", None)
-            if choices is None:
-                problems.append((("report", "claims", i, "levels"),
-                                 f"levels are for categorical parameters; {claim.parameter} is {param.type}"))
-            else:
-                missing = [v for v in claim.levels if _key(v) not in {_key(c) for c in choices}]
-                if missing or len(claim.levels) != len(choices):
-                    problems.append((("report", "claims", i, "levels"),
-                                     f"levels must list every choice of {claim.parameter} once "
-                                     f"({list(choices)}); got {list(claim.levels)}"))
-        elif isinstance(param, CategoricalParam) and param_scales(config)[claim.parameter].kind == "levels":
-            problems.append((("report", "claims", i, "levels"),
-                             f"{claim.parameter} is categorical with non-numeric choices {list(param.choices)}: "
-                             "give levels, their order for the claim"))
-    return problems

@@ -23,6 +23,8 @@ from typing import Any
 import keras
 import pandas as pd
 
+from ..config import load_config
+
 __all__ = ["inspect", "layer_macs", "model_for", "zoo_table"]
 
 GLOBAL = math.inf
@@ -162,7 +164,6 @@ def _resolve(target: Any, input_shape, num_classes) -> keras.Model:
     if isinstance(target, keras.Model):
         return target
     if isinstance(target, (str, os.PathLike)) and (str(target).endswith((".yaml", ".yml")) or os.path.isfile(target)):
-        from ..api import load_config
 
         target = load_config(target)
     if isinstance(target, ExperimentConfig):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import config_from_dict, load_config
 from ..config.schema import ExperimentConfig
 
 __all__ = ["RunSource", "resolve"]
@@ -49,7 +50,6 @@ def resolve(target: str | os.PathLike[str] | RunSource, *, uri: str | None = Non
         return target
     text = str(target)
     if os.path.isfile(text):
-        from ..api import load_config
 
         config = load_config(text)
         if config.search is None:
@@ -69,7 +69,6 @@ def resolve(target: str | os.PathLike[str] | RunSource, *, uri: str | None = Non
 
 
 def _from_study(study: Any, storage: str, uri: str | None, config: ExperimentConfig | None) -> RunSource:
-    from ..api import config_from_dict
     from ..errors import CnnkerasError
     from ..studies.study import PARENT_ATTR
 

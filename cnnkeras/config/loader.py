@@ -10,9 +10,10 @@ The steps, in order, all before any training:
 3. Command-line overrides ``train.batch_size=64`` are parsed as YAML values and
    set by key path (``model.layers.0.filters=8`` indexes lists).
 4. Relative ``data.path`` values are resolved against the file that set them.
-5. Pydantic validates the whole; extra ``checks`` (the zoo's architecture names
-   and options) run on the result. Every problem is collected into one
-   :class:`ConfigError` with ``file:line: key.path: message``.
+5. Pydantic validates the whole; then every check of :mod:`cnnkeras.config.checks`
+   runs on the result (search space, report claims, and the zoo's architecture
+   names, options and layer types, registered by the package root). Every problem
+   is collected into one :class:`ConfigError` with ``file:line: key.path: message``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,14 @@ import copy
 import os
 import re
 from pathlib import Path as FsPath
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import yaml
 from pydantic import ValidationError
 
+from .checks import Check, all_checks
 from .errors import ConfigError, ConfigIssue, Location, issues_from_validation_error
+from .overrides import apply_override
 from .schema import ExperimentConfig
 
 __all__ = [
@@ -41,7 +44,6 @@ __all__ = [
 
 Path = tuple[Any, ...]
 #: A check takes a validated config and returns (key path, message) problems.
-Check = Callable[[ExperimentConfig], Iterable[tuple[Path, str]]]
 
 
 class _SafeLoader(yaml.SafeLoader):
@@ -212,32 +214,6 @@ def parse_override(text: str) -> tuple[Path, Any]:
     return path, value
 
 
-def apply_override(data: dict[str, Any], path: Path, value: Any) -> dict[str, Any]:
-    """Return a copy of ``data`` with ``value`` set at ``path`` (creating mappings on the way)."""
-    out = copy.deepcopy(data)
-    node: Any = out
-    for index, part in enumerate(path[:-1]):
-        nxt = path[index + 1]
-        if isinstance(node, list) and isinstance(part, int):
-            if part >= len(node):
-                raise ConfigError([ConfigIssue(path[: index + 1], f"index {part} is out of range (list has "
-                                               f"{len(node)} items)", Location("command line"))])
-            node = node[part]
-            continue
-        if not isinstance(node, dict):
-            raise ConfigError([ConfigIssue(path[:index], "is not a mapping; cannot set keys below it",
-                                           Location("command line"))])
-        if not isinstance(node.get(part), (dict, list)):
-            node[part] = [] if isinstance(nxt, int) else {}
-        node = node[part]
-    last = path[-1]
-    if isinstance(node, list) and isinstance(last, int) and last < len(node):
-        node[last] = value
-    elif isinstance(node, dict):
-        node[last] = value
-    else:
-        raise ConfigError([ConfigIssue(path, "cannot be set here", Location("command line"))])
-    return out
 
 
 # ------------------------------------------------------------------- validation
@@ -248,9 +224,13 @@ def config_from_dict(
     *,
     source: ConfigSource | None = None,
     overrides: Sequence[str] = (),
-    checks: Sequence[Check] = (),
+    checks: Sequence[Check] | None = None,
 ) -> ExperimentConfig:
-    """Validate a raw mapping (plus overrides) into an :class:`ExperimentConfig`."""
+    """Validate a raw mapping (plus overrides) into an :class:`ExperimentConfig`.
+
+    ``checks`` defaults to :func:`~cnnkeras.config.checks.all_checks` (everything a run
+    would refuse); a list replaces them (tests of one check).
+    """
     source = source or ConfigSource(overrides=overrides)
     data = dict(copy.deepcopy(raw))
     for text in overrides:
@@ -268,7 +248,8 @@ def config_from_dict(
         raise ConfigError(
             issues_from_validation_error(exc, root=ExperimentConfig, raw=data, locate=source.locate)
         ) from None
-    issues = [ConfigIssue(tuple(p), msg, source.locate(tuple(p))) for check in checks for p, msg in check(config)]
+    issues = [ConfigIssue(tuple(p), msg, source.locate(tuple(p)))
+              for check in (all_checks() if checks is None else checks) for p, msg in check(config)]
     if issues:
         raise ConfigError(issues)
     config._source = source
@@ -279,9 +260,9 @@ def load_config(
     file: str | os.PathLike[str],
     overrides: Sequence[str] = (),
     *,
-    checks: Sequence[Check] = (),
+    checks: Sequence[Check] | None = None,
 ) -> ExperimentConfig:
-    """Load, merge, override and validate one experiment file."""
+    """Load, merge, override and validate one experiment file: every error at once, before anything runs."""
     source = ConfigSource(str(file), overrides)
     data = _load_with_extends(FsPath(file), source)
     # Report the file as the user named it, not its resolved absolute path.

@@ -15,6 +15,8 @@ from typing import Any, Iterable
 
 import keras
 
+from ..errors import UnknownName
+
 __all__ = ["LAYERS", "check_layer_args", "get_layer_class", "layer_arguments", "register_layer"]
 
 LAYERS: dict[str, type[keras.layers.Layer]] = {
@@ -70,7 +72,7 @@ def get_layer_class(name: str) -> Any:
     if name not in LAYERS:
         from ..config.errors import suggestion
 
-        raise KeyError(f"unknown layer type '{name}'; {suggestion(name, list(LAYERS) + list(BLOCKS), 'choose from')}")
+        raise UnknownName(f"unknown layer type '{name}'; {suggestion(name, list(LAYERS) + list(BLOCKS), 'choose from')}")
     return LAYERS[name]
 
 

@@ -124,8 +124,9 @@ def _slug(text: str) -> str:
 def _render(source: RunSource, runs: pd.DataFrame, curves: pd.DataFrame, swept: list[str], scales: dict,
             color_by: str | None, claims: list[ClaimResult], importances: dict, replicate: str, confidence: float,
             mlflow_url: str | None) -> str:
-    import cnnkeras
     from cnnkeras.dashboards import figure_json, plotly_js, render
+
+    from ..version import __version__
 
     from . import study_figures as figs
 
@@ -167,7 +168,7 @@ def _render(source: RunSource, runs: pd.DataFrame, curves: pd.DataFrame, swept: 
     notes = _notes(runs, source)
     command = "cnnkeras report " + str(source.label)
     return render(
-        "report.html.j2", version=cnnkeras.__version__, title=f"Overfitting report: {source.label}",
+        "report.html.j2", version=__version__, title=f"Overfitting report: {source.label}",
         source_line=_source_line(source), generated_at=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         command=command, counts=_counts(runs), swept=swept, replicate_key=replicate, notes=notes,
         claims=claim_items, sections=sections, confidence_pct=int(round(confidence * 100)),
@@ -214,13 +215,13 @@ def _notes(runs: pd.DataFrame, source: RunSource) -> list[str]:
 
 
 def _cell(value: Any, *, href: str | None = None, css: str | None = None) -> dict[str, Any]:
-    from cnnkeras.dashboards import _num
+    from cnnkeras.dashboards import number_text
 
     if isinstance(value, float) and math.isnan(value):
         value = None
     sort = "" if value is None else (repr(float(value)) if isinstance(value, (int, float)) and not isinstance(
         value, bool) else str(value))
-    return {"text": _num(value) if not isinstance(value, str) else value, "sort": sort, "href": href, "css": css}
+    return {"text": number_text(value) if not isinstance(value, str) else value, "sort": sort, "href": href, "css": css}
 
 
 def _settings_table(runs: pd.DataFrame, swept: list[str], replicate: str, confidence: float) -> dict[str, Any]:

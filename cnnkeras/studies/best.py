@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..config import config_from_dict
 from ..errors import CnnkerasError
 
 __all__ = ["best"]
@@ -17,7 +18,6 @@ __all__ = ["best"]
 
 def best(target: str, *, storage: str | None = None, register: bool = True, progress: bool = True) -> Any:
     """Retrain the best trial of a study (named, or given by its experiment file) and register it."""
-    from ..api import config_from_dict
     from ..runner import run
     from ..tracking import register_keras_model
     from .space import format_override

@@ -14,6 +14,7 @@ from typing import Any, Mapping
 
 import keras
 
+from ..config import config_from_dict
 from ..config.schema import OBJECTIVE_METRICS, ExperimentConfig
 from ..measures import gap_metrics
 
@@ -69,7 +70,6 @@ class TrialOutcome(dict):
 
 def trial_config(config: ExperimentConfig, overrides: list[str], *, number: int) -> ExperimentConfig:
     """The experiment config of one trial: the study's config with the trial's overrides."""
-    from ..api import config_from_dict
 
     raw = config.to_dict()
     search = raw.pop("search")

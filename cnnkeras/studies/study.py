@@ -37,8 +37,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from ..config import load_config
 from ..config.schema import ExperimentConfig
-from ..errors import CnnkerasError
+from ..errors import CnnkerasError, SweepInterrupted
 from ..interrupts import deferred_interrupts, raise_if_requested
 from ..tracking.values import redact, redact_data
 from .objective import STATE_TAG, STUDY_TAG, TrialOutcome, outcome_attrs, run_trial
@@ -49,10 +50,6 @@ from .storage import (REASON_ATTR, STALE_ATTR, JournalLock, claim_worker, is_jou
 __all__ = ["SweepInterrupted", "SweepResult", "find_study", "load_study", "storage_for", "sweep"]
 
 PARENT_ATTR = "mlflow_parent_run_id"
-
-
-class SweepInterrupted(CnnkerasError):
-    """Ctrl-C: the current trial is FAIL, its run KILLED; the message says how to resume."""
 
 
 @dataclass
@@ -171,7 +168,6 @@ def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
     """
     import optuna
 
-    from ..api import load_config
 
     quiet_optuna()
 
@@ -353,7 +349,6 @@ def sweep(
     """Run (or resume) the config's sweep until its total number of trials is reached."""
     import optuna
 
-    from ..api import load_config
 
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
     if cfg.search is None:

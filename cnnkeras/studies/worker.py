@@ -10,19 +10,16 @@ trial as failed and the sweep goes on.
 from __future__ import annotations
 
 import json
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+import optuna
+
+from ..config import config_from_dict
+from .objective import run_trial
+from .storage import open_storage, quiet_optuna
 
 
 def main(path: str) -> int:
-    import optuna
-
-    from ..api import config_from_dict
-    from .objective import run_trial
-    from .storage import open_storage, quiet_optuna
-
     payload = json.loads(open(path, encoding="utf-8").read())
     quiet_optuna()
     config = config_from_dict(payload["config"])

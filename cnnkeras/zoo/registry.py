@@ -20,6 +20,8 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..errors import UnknownName
+
 __all__ = ["ModelInfo", "build_model", "get_model_info", "list_models", "register_model"]
 
 #: Options every builder receives from the data, not from ``model:`` keys.
@@ -116,7 +118,7 @@ def get_model_info(name: str) -> ModelInfo:
     except KeyError:
         from ..config.errors import suggestion
 
-        raise KeyError(f"unknown architecture '{name}'; {suggestion(name, list(_REGISTRY), 'choose from')}") from None
+        raise UnknownName(f"unknown architecture '{name}'; {suggestion(name, list(_REGISTRY), 'choose from')}") from None
 
 
 def build_model(name: str, **options: Any) -> Any:

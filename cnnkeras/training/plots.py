@@ -1,4 +1,4 @@
-"""Plotly figures of training runs.
+"""Plotly figures of one training run (a run artifact; the sweep report has its own in reporting/).
 
 :func:`learning_curves` draws loss and accuracy (or MAE), train against
 validation, per epoch, with the best epoch marked and the gap shaded; it is

@@ -1,0 +1,169 @@
+"""Every check of an experiment config beyond its schema, run by the one loader.
+
+:func:`all_checks` is what :func:`cnnkeras.config.load_config` runs after pydantic:
+
+- :func:`check_search_space`: every ``search.parameters`` key path names a real key
+  (the nearest valid key suggested) and every bound or choice is a value that key
+  accepts (validated by the schema itself, with the trial's value put in place);
+- :func:`check_report`: claims and ``color_by`` name swept parameters, levels match;
+- the registry checks (architecture names, the options each takes, declarative layer
+  types): config never imports the zoo; the package root registers the zoo's check
+  with :func:`register_check`, so every loader runs it (``cnnkeras.load_config`` and
+  ``cnnkeras.config.load_config`` are one function).
+
+Each check returns ``(key path, message)`` pairs; the loader adds file and line.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, Mapping
+
+from pydantic import ValidationError
+
+from .errors import _model_at, nearest
+from .overrides import apply_override
+from .schema import CategoricalParam, ExperimentConfig
+
+__all__ = ["Check", "all_checks", "check_report", "check_search_space", "register_check", "split_key_path",
+           "value_key"]
+
+Path = tuple[Any, ...]
+Check = Callable[[ExperimentConfig], Iterable[tuple[Path, str]]]
+
+_REGISTERED: list[Check] = []
+
+
+def register_check(check: Check) -> Check:
+    """Add a check that needs a registry config cannot import (the zoo's); returns it unchanged."""
+    if check not in _REGISTERED:
+        _REGISTERED.append(check)
+    return check
+
+
+def all_checks() -> list[Check]:
+    """The search-space and report checks, then every registered one."""
+    return [check_search_space, check_report, *_REGISTERED]
+
+
+def split_key_path(path: str) -> Path:
+    """``"model.layers.0.filters"`` -> ``("model", "layers", 0, "filters")``."""
+    return tuple(int(p) if p.isdigit() else p for p in path.split("."))
+
+
+def _unknown_key(raw: Mapping[str, Any], parts: Path) -> str | None:
+    """Why ``parts`` is not a key of the config, or None when it is."""
+    for depth in range(1, len(parts) + 1):
+        parent = _model_at(ExperimentConfig, parts[: depth - 1], raw)
+        if parent is None:
+            node: Any = raw
+            for part in parts[: depth - 1]:
+                node = node[part] if isinstance(node, (dict, list)) and _has(node, part) else None
+            if node is None:
+                return f"no key '{'.'.join(map(str, parts[:depth]))}' in the config"
+            continue  # inside a free-form value (model.layers): the schema cannot say more
+        key = parts[depth - 1]
+        if key not in parent.model_fields:
+            where = ".".join(map(str, parts[: depth - 1])) or "the top level"
+            best = nearest(str(key), list(parent.model_fields))
+            hint = f"; did you mean '{'.'.join(map(str, parts[: depth - 1] + (best,)))}'?" if best else ""
+            return f"no key '{key}' in {where}{hint}"
+    return None
+
+
+def _has(node: Any, part: Any) -> bool:
+    return (isinstance(node, dict) and part in node) or (
+        isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node))
+
+
+def _candidates(param: Any) -> list[tuple[str, Any]]:
+    if isinstance(param, CategoricalParam):
+        return [(f"choices[{i}]", value) for i, value in enumerate(param.choices)]
+    return [("low", param.low), ("high", param.high)]
+
+
+def check_search_space(config: ExperimentConfig) -> Iterable[tuple[Path, str]]:
+    """Problems with ``config.search``: unknown key paths and values their key refuses."""
+    if config.search is None:
+        return []
+    raw = config.to_dict()
+    raw.pop("search", None)
+    raw.pop("report", None)
+    problems: list[tuple[Path, str]] = []
+    for path, param in config.search.parameters.items():
+        where: Path = ("search", "parameters", path)
+        parts = split_key_path(path)
+        if parts[0] == "search":
+            problems.append((where, "a sweep cannot search its own search section"))
+            continue
+        unknown = _unknown_key(raw, parts)
+        if unknown:
+            problems.append((where, unknown))
+            continue
+        for label, value in _candidates(param):
+            try:
+                ExperimentConfig.model_validate(apply_override(raw, parts, value))
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                problems.append((where + ((label.split("[")[0],) if "[" in label else (label,)),
+                                 f"{label} = {value!r} is not a valid {path}: {first['msg'].lower()}"))
+                break
+    return problems
+
+
+
+def check_report(config: ExperimentConfig) -> list[tuple[tuple[Any, ...], str]]:
+    """Config problems of ``report:``: claims about parameters the sweep does not vary."""
+    report = config.report
+    problems: list[tuple[tuple[Any, ...], str]] = []
+    swept = list(config.search.parameters) if config.search else []
+
+    def unknown(path: str, where: tuple[Any, ...]) -> None:
+        if not swept:
+            problems.append((where, f"'{path}' is not swept: this config has no search: section"))
+            return
+        best = nearest(path, swept)
+        hint = f"; did you mean '{best}'?" if best else ""
+        problems.append((where, f"'{path}' is not one of search.parameters ({', '.join(swept)}){hint}"))
+
+    if report.color_by is not None and report.color_by not in swept:
+        unknown(report.color_by, ("report", "color_by"))
+    for i, claim in enumerate(report.claims):
+        if claim.parameter not in swept:
+            unknown(claim.parameter, ("report", "claims", i, "parameter"))
+            continue
+        param = config.search.parameters[claim.parameter]
+        if claim.levels is not None:
+            choices = getattr(param, "choices", None)
+            if choices is None:
+                problems.append((("report", "claims", i, "levels"),
+                                 f"levels are for categorical parameters; {claim.parameter} is {param.type}"))
+            else:
+                missing = [v for v in claim.levels if value_key(v) not in {value_key(c) for c in choices}]
+                if missing or len(claim.levels) != len(choices):
+                    problems.append((("report", "claims", i, "levels"),
+                                     f"levels must list every choice of {claim.parameter} once "
+                                     f"({list(choices)}); got {list(claim.levels)}"))
+        elif isinstance(param, CategoricalParam) and not _numeric_choices(param.choices):
+            problems.append((("report", "claims", i, "levels"),
+                             f"{claim.parameter} is categorical with non-numeric choices {list(param.choices)}: "
+                             "give levels, their order for the claim"))
+    return problems
+
+
+def _numeric_choices(choices: Iterable[Any]) -> bool:
+    """Categorical choices that are all numbers (so a claim can treat them as a scale)."""
+    values = list(choices)
+    return len(values) > 1 and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in values)
+
+
+def value_key(value: Any) -> str:
+    """Compare parameter values across MLflow's strings and YAML's types: 'True' == True, '32' == 32."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(float(value))
+    text = str(value)
+    try:
+        return repr(float(text))
+    except ValueError:
+        return text.lower()

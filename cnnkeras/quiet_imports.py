@@ -1,0 +1,71 @@
+"""Silence the native start-up lines TensorFlow writes to stderr while it loads.
+
+TensorFlow's C++ libraries print ``WARNING: All log messages before
+absl::InitializeLog()...``, oneDNN and CUDA notices straight to file descriptor 2,
+before any logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot stop them (checked
+with 2 and 3, ``GLOG_minloglevel``, ``ABSL_MIN_LOG_LEVEL``). :func:`install` puts an
+import hook in front of ``tensorflow``: while that one import runs, descriptor 2
+points at ``/dev/null``; Python errors still arrive as exceptions. Nothing is
+imported early, so ``cnnkeras validate`` never waits for TensorFlow.
+``CNNKERAS_NATIVE_LOGS=1`` keeps the lines (for debugging a broken install).
+"""
+
+from __future__ import annotations
+
+import importlib.abc
+import importlib.util
+import os
+import sys
+from contextlib import contextmanager
+from typing import Any, Iterator, Sequence
+
+__all__ = ["install", "silenced_stderr"]
+
+QUIET_MODULES = ("tensorflow",)
+
+
+@contextmanager
+def silenced_stderr() -> Iterator[None]:
+    """File descriptor 2 goes to /dev/null inside the block (native code included)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+class _QuietLoader(importlib.abc.Loader):
+    def __init__(self, loader: Any):
+        self.loader = loader
+
+    def create_module(self, spec: Any) -> Any:
+        return self.loader.create_module(spec)
+
+    def exec_module(self, module: Any) -> None:
+        with silenced_stderr():
+            self.loader.exec_module(module)
+
+
+class _QuietFinder(importlib.abc.MetaPathFinder):
+    def find_spec(self, fullname: str, path: Sequence[str] | None, target: Any = None) -> Any:
+        if fullname not in QUIET_MODULES:
+            return None
+        sys.meta_path.remove(self)  # once: find the real spec, then step aside
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _QuietLoader(spec.loader)
+        return spec
+
+
+def install() -> None:
+    """Silence TensorFlow's native start-up lines the first time it is imported (idempotent)."""
+    if os.environ.get("CNNKERAS_NATIVE_LOGS") or any(m in sys.modules for m in QUIET_MODULES):
+        return
+    if not any(isinstance(finder, _QuietFinder) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _QuietFinder())

@@ -1,0 +1,106 @@
+"""The package's import graph: every module imports only its own layer or the layers below.
+
+The order (docs/architecture.md draws it): a module of layer N may import layers 1..N.
+Imports inside functions count too: a lazy import is still a dependency.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import cnnkeras
+import cnnkeras.api
+import cnnkeras.config
+
+REPO = Path(__file__).resolve().parents[2]
+
+LAYERS = [
+    {"errors", "measures", "config", "interrupts", "quiet_imports", "version"},
+    {"data", "layers"},
+    {"zoo"},
+    {"training"},
+    {"tracking"},
+    {"runner"},
+    {"studies"},
+    {"analysis", "reporting", "dashboards"},
+    {"api", "cli", "__init__"},
+]
+RANK = {unit: rank for rank, units in enumerate(LAYERS) for unit in units}
+
+
+def _modules():
+    for path in sorted((REPO / "cnnkeras").rglob("*.py")):
+        parts = list(path.relative_to(REPO).with_suffix("").parts)
+        yield path, parts
+    for path in sorted((REPO / "dashboards").rglob("*.py")):  # installed as cnnkeras.dashboards
+        yield path, ["cnnkeras", "dashboards", *path.relative_to(REPO / "dashboards").with_suffix("").parts]
+
+
+def _imports(path: Path, parts: list[str]):
+    package = parts[:-1] if parts[-1] != "__init__" else parts[:-1]
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield node.lineno, alias.name, ""
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                module = ".".join(base + ([node.module] if node.module else []))
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                yield node.lineno, module, alias.name
+
+
+def _unit(dotted: str) -> str:
+    parts = dotted.split(".")
+    return parts[1] if len(parts) > 1 and parts[0] == "cnnkeras" else "__init__"
+
+
+def test_every_unit_has_a_layer():
+    units = {_unit(".".join(parts)) for _, parts in _modules()}
+    assert units <= set(RANK), f"add {sorted(units - set(RANK))} to LAYERS (and docs/architecture.md)"
+
+
+def test_no_module_imports_a_higher_layer_or_the_api():
+    wrong = []
+    for path, parts in _modules():
+        own = _unit(".".join(parts))
+        for line, module, name in _imports(path, parts):
+            if not module.startswith("cnnkeras"):
+                continue
+            target = _unit(f"cnnkeras.{name}" if module == "cnnkeras" and name else module)
+            if target == "api" and own != "__init__":
+                wrong.append(f"{path.relative_to(REPO)}:{line} imports cnnkeras.api")
+            elif own != target and RANK[target] > RANK[own]:
+                wrong.append(f"{path.relative_to(REPO)}:{line}: {own} (layer {RANK[own] + 1}) imports "
+                             f"{module} ({target}, layer {RANK[target] + 1})")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_module_imports_another_units_private_names():
+    wrong = []
+    for path, parts in _modules():
+        own = _unit(".".join(parts))
+        for line, module, name in _imports(path, parts):
+            if module.startswith("cnnkeras") and name.startswith("_") and not name.startswith("__") \
+                    and _unit(module) != own:
+                wrong.append(f"{path.relative_to(REPO)}:{line}: from {module} import {name}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_there_is_one_config_loader():
+    assert cnnkeras.load_config is cnnkeras.config.load_config is cnnkeras.api.load_config
+    assert cnnkeras.config_from_dict is cnnkeras.config.config_from_dict is cnnkeras.api.config_from_dict
+
+
+def test_the_config_loader_runs_the_zoo_checks(tmp_path):
+    path = tmp_path / "typo.yaml"
+    path.write_text("name: typo\nmodel: {arch: resnt18}\n")
+    try:
+        cnnkeras.config.load_config(path)
+    except cnnkeras.ConfigError as exc:
+        assert f"{path}:2: model.arch: unknown architecture 'resnt18'; did you mean 'resnet18'?" in str(exc)
+    else:
+        raise AssertionError("cnnkeras.config.load_config accepted arch: resnt18")
