@@ -64,7 +64,7 @@ _EXPORTS = {
     "runs_frame": "cnnkeras.analysis.frames",
     "schema": "cnnkeras.api",
     "ui": "cnnkeras.api",
-    "sweep": "cnnkeras.studies.study",
+    "sweep": "cnnkeras.studies.loop",
     "best": "cnnkeras.studies.best",
     "validate": "cnnkeras.api",
 }

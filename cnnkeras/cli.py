@@ -57,6 +57,14 @@ def main_options(verbose: bool = typer.Option(False, "--verbose", "-v",
                                               help="Show the traceback of an error, not only its message.")) -> None:
     """Declarative CNN experiments on Keras 3, tracked in MLflow, swept with Optuna."""
     _state["verbose"] = verbose
+    _configure_logging()
+
+
+def _configure_logging() -> None:
+    """The one place cnnkeras configures logging (the library never does)."""
+    from .studies.storage import quiet_optuna
+
+    quiet_optuna()
 
 
 def _metrics_table(title: str, values: dict[str, float]) -> Table:
@@ -165,6 +173,8 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
     except SweepInterrupted as exc:
         err.print(f"[bold yellow]interrupted:[/] {exc}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
+    if not quiet:
+        _print_sweep_summary(result)
     out.print(f"study [bold]{result.study_name}[/] in {result.storage}: {result.counts()}", highlight=False)
     if result.all_failed:
         err.print("[bold red]failed:[/] every trial of the study failed (the reasons are above and on each "
@@ -173,6 +183,24 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
     if result.parent_run_id:
         out.print(f"MLflow parent run [bold]{result.parent_run_id}[/]; retrain the best with: "
                   f"[bold]cnnkeras best {config}[/]")
+
+
+def _print_sweep_summary(result: Any) -> None:
+    """The best trials (up to 10) and the parameter importances of a finished sweep."""
+    from .studies.loop import short_number
+
+    table = Table(title=f"study {result.study_name}: best trial(s)", header_style="bold")
+    table.add_column("trial", justify="right")
+    table.add_column("values", justify="right")
+    table.add_column("parameters")
+    for best in result.best[:10]:
+        table.add_row(str(best["number"]), ", ".join(f"{v:.4f}" for v in best["values"]),
+                      "  ".join(f"{k}={short_number(v)}" for k, v in best["params"].items()))
+    out.print(table)
+    out.print(f"parent MLflow run {result.parent_run_id}", highlight=False)
+    for target, values in result.importances.items():
+        ranked = ", ".join(f"{k} {v:.2f}" for k, v in sorted(values.items(), key=lambda kv: -kv[1]))
+        out.print(f"importance for {target}: {ranked}", highlight=False)
 
 
 @app.command()

@@ -14,21 +14,24 @@ exception, Ctrl-C) is closed as FAILED or KILLED with the reason as a tag.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import tempfile
-import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
 from .config import config_from_dict, load_config
 from .config.schema import ExperimentConfig
-from .errors import CnnkerasError, DataError, TrainingDiverged
+from .errors import DataError, TrainingDiverged
+from .interrupts import deferred_interrupts
 from .measures import TIMING_KEYS, summarize
+from .training.graph_release import release_traced_graphs
 
 __all__ = ["ReproduceResult", "RunResult", "TrainingDiverged", "check_labels", "reproduce", "run"]
 
@@ -84,18 +87,26 @@ def _artifacts(folder: Path, config: ExperimentConfig, model: Any, result: Any, 
         os.replace(result.checkpoint, folder / "checkpoints" / "best.keras")
 
 
+@contextmanager
+def _dtype_policy_restored() -> Iterator[None]:
+    """The run sets the global dtype policy (mixed precision or not); put back the caller's after."""
+    import keras
+
+    previous = keras.config.dtype_policy()
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def _run_guards(fn: Any) -> Any:
     """Wrap a run: Ctrl-C stops at an epoch boundary, never inside an MLflow write
-    (:mod:`cnnkeras.interrupts`), and TensorFlow drops the graphs the run traced
-    (:mod:`cnnkeras.training.graph_release`)."""
-    import functools
+    (:mod:`cnnkeras.interrupts`), TensorFlow drops the graphs the run traced
+    (:mod:`cnnkeras.training.graph_release`), and the dtype policy is restored."""
 
     @functools.wraps(fn)
     def guarded(*args: Any, **kwargs: Any) -> Any:
-        from .interrupts import deferred_interrupts
-        from .training.graph_release import release_traced_graphs
-
-        with deferred_interrupts(), release_traced_graphs():
+        with deferred_interrupts(), release_traced_graphs(), _dtype_policy_restored():
             return fn(*args, **kwargs)
 
     return guarded

@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 import http.client
-from typing import Any, Callable, Iterable
+from typing import Callable, Iterable
 from urllib.parse import urlsplit
 
 __all__ = ["read_only", "reverse_proxy"]

@@ -139,9 +139,8 @@ def find_storages(root: str | os.PathLike[str], extra: Sequence[str] = ()) -> li
     """Study storages under ``root`` (``.cnnkeras/*.journal``) and in ``extra``, with their studies."""
     import optuna
 
-    from cnnkeras.studies.storage import open_storage, quiet_optuna
+    from cnnkeras.studies.storage import open_storage
 
-    quiet_optuna()
     found: list[str] = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS]

@@ -70,7 +70,7 @@ def resolve(target: str | os.PathLike[str] | RunSource, *, uri: str | None = Non
 
 def _from_study(study: Any, storage: str, uri: str | None, config: ExperimentConfig | None) -> RunSource:
     from ..errors import CnnkerasError
-    from ..studies.study import PARENT_ATTR
+    from ..studies.storage import PARENT_ATTR
 
     if config is None:
         raw = study.user_attrs.get("config")

@@ -9,16 +9,15 @@ declarative config can use it as ``{type: residual_basic, filters: 64}``.
 
 from __future__ import annotations
 
-import itertools
 from typing import Any, Callable
 
+import keras
 from keras import layers
 
 __all__ = ["BLOCKS", "conv_bn_act", "dense_block", "inception_block", "mlpconv", "register_block",
            "residual_basic", "residual_bottleneck", "transition"]
 
 BLOCKS: dict[str, Callable[..., Any]] = {}
-_counter = itertools.count(1)
 
 
 def register_block(name: str):
@@ -32,7 +31,9 @@ def register_block(name: str):
 
 
 def _auto(name: str | None, kind: str) -> str:
-    return name or f"{kind}{next(_counter)}"
+    """``name``, or ``<kind><n>`` numbered by Keras (per kind, reset by ``clear_session``), so a
+    model's layer names do not depend on what the process built before."""
+    return name or f"{kind}{keras.backend.get_uid(kind)}"
 
 
 @register_block("conv_bn_act")

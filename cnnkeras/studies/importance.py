@@ -44,9 +44,6 @@ def frame_importances(frame: pd.DataFrame, scales: Mapping[str, Any], targets: M
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
     from optuna.trial import create_trial
 
-    from .storage import quiet_optuna
-
-    quiet_optuna()
     params = [p for p in scales if f"param.{p}" in frame and frame[f"param.{p}"].nunique() > 1]
     out: dict[str, dict[str, float]] = {}
     if not params:

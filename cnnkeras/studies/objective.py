@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
-import keras
+from optuna_integration.keras import KerasPruningCallback
 
 from ..config import config_from_dict
 from ..config.schema import OBJECTIVE_METRICS, ExperimentConfig
@@ -27,27 +27,28 @@ WORKER_TAG = "cnnkeras.sweep_process"
 SEED_TAG = "cnnkeras.sampler_seed"
 
 
-class PruningCallback(keras.callbacks.Callback):
-    """Report ``monitor`` to the trial each epoch; stop training when the pruner says prune.
+class PruningCallback(KerasPruningCallback):
+    """optuna-integration's ``KerasPruningCallback``, reporting each epoch (from 1) and stopping the fit.
 
-    Like ``optuna_integration.KerasPruningCallback``, but it stops the fit instead of
-    raising inside it, so the run can still be closed and tagged cleanly.
+    It reports ``monitor`` to the trial every epoch as the original does, with two
+    differences: when the pruner says prune it stops training instead of raising inside
+    ``fit`` (so the run can still be closed and tagged cleanly, and ``pruned_at`` says
+    when), and a gap monitor (``gap_accuracy``) is computed from the epoch's logs.
     """
 
     def __init__(self, trial: Any, monitor: str):
-        super().__init__()
-        self.trial, self.monitor = trial, monitor
+        super().__init__(trial, monitor)
         self.pruned_at: int | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         logs = dict(logs or {})
-        if self.monitor.startswith("gap_"):
+        if self._monitor.startswith("gap_"):
             logs.update(gap_metrics({k: float(v) for k, v in logs.items()}))
-        value = logs.get(self.monitor)
+        value = logs.get(self._monitor)
         if value is None or not math.isfinite(float(value)):
             return
-        self.trial.report(float(value), epoch + 1)
-        if self.trial.should_prune():
+        self._trial.report(float(value), epoch + 1)
+        if self._trial.should_prune():
             self.pruned_at = epoch + 1
             self.model.stop_training = True
 

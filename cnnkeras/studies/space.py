@@ -10,7 +10,7 @@ so a trial is just a run with overrides.
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping
+from typing import Any, Mapping
 
 from pydantic import BaseModel
 

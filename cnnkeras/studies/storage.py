@@ -44,6 +44,7 @@ from ..tracking.values import redact
 __all__ = ["JournalLock", "ResilientRDBStorage", "claim_worker", "is_journal", "open_storage", "quiet_optuna",
            "sampler_seed", "setup_lock"]
 
+PARENT_ATTR = "mlflow_parent_run_id"  # the study's MLflow parent run
 STALE_ATTR = "stale"  # a trial whose process died; retried, and not counted
 REASON_ATTR = "reason"
 WORKERS_ATTR = "workers"  # how many sweep processes have joined the study so far
@@ -56,7 +57,8 @@ WAIT_S = 300.0
 
 def quiet_optuna() -> None:
     """Optuna logs only errors: cnnkeras prints one line per trial itself (with the failure reason),
-    where Optuna would log a traceback for every failed trial. The one place this is set."""
+    where Optuna would log a traceback for every failed trial. Called by the entry points only
+    (the CLI and the trial worker process): the library never configures logging."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 

@@ -49,6 +49,15 @@ def check_model_config(config: ExperimentConfig) -> Iterable[tuple[tuple[Any, ..
     return problems
 
 
+def _builds_at(info: Any, shape: tuple[int, int, int], num_classes: int, head: str, options: dict) -> bool:
+    """Whether the builder succeeds on a large image: then a failure on the data's shape means "too small"."""
+    try:
+        info.builder(input_shape=shape, num_classes=num_classes, head=head, **options)
+    except ValueError:
+        return False
+    return True
+
+
 def model_from_config(config: ModelConfig, *, input_shape: tuple[int, int, int], num_classes: int) -> Any:
     """Build the configured architecture for data of ``input_shape`` with ``num_classes``."""
     info = get_model_info(config.arch)
@@ -60,7 +69,9 @@ def model_from_config(config: ModelConfig, *, input_shape: tuple[int, int, int],
     options = model_options(config)
     try:
         return info.builder(input_shape=tuple(input_shape), num_classes=num_classes, head=config.head, **options)
-    except (ValueError, TypeError) as exc:
+    except ValueError as exc:
+        if not _builds_at(info, (224, 224, input_shape[-1]), num_classes, config.head, options):
+            raise  # it fails at any size: a bug, not the data's shape
         text = str(exc)
         hint = "set data.resize: [H, W] to a larger size"
         if "small_input" in info.options:

@@ -12,6 +12,8 @@ import cnnkeras
 
 from .conftest import free_ports
 
+pytestmark = pytest.mark.slow  # a real sweep, servers and a browser
+
 EVIL = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 

@@ -7,9 +7,12 @@ import sys
 import time
 
 import optuna
+import pytest
 from mlflow.tracking import MlflowClient
 
 from .test_sweep import sweep_file
+
+pytestmark = pytest.mark.slow  # several sweep processes on PostgreSQL
 
 
 def _study(url: str, name: str):

@@ -20,6 +20,8 @@ import pytest
 
 from ..servers import USER, wait_until
 
+pytestmark = pytest.mark.slow  # real PostgreSQL and mlflow servers, faults that wait 20 s
+
 SECRET = "hunter2-secret-pw"
 
 MODEL = """

@@ -16,6 +16,8 @@ from mlflow.tracking import MlflowClient
 import cnnkeras
 from cnnkeras.studies.study import load_study
 
+pytestmark = pytest.mark.slow  # sweeps of several trials, processes killed and resumed
+
 MODEL = """
 model:
   arch: sequential

@@ -8,10 +8,15 @@ import pytest
 
 import cnnkeras
 
-EXPERIMENTS = sorted((Path(__file__).resolve().parents[2] / "experiments").glob("*.yaml"))
+ROOT = Path(__file__).resolve().parents[2] / "experiments"
+EXPERIMENTS = sorted(ROOT.rglob("*.yaml"))  # findings/ too
 
 
-@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: p.name)
+def test_every_experiment_folder_is_collected():
+    assert {p.parent.name for p in EXPERIMENTS} >= {"experiments", "findings"}
+
+
+@pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_experiment_is_valid(path):
     config = cnnkeras.validate(path)
     assert config.name
@@ -26,9 +31,8 @@ def test_mixed_precision_run_keeps_a_float32_head(write_config):
         train: {epochs: 1, mixed_precision: true}
         tracking: {enabled: false}
         """)
-    try:
-        result = cnnkeras.run(path, progress=False)
-        assert result.model.get_layer("c1").compute_dtype == "float16"
-        assert result.model.get_layer("predictions").compute_dtype == "float32"
-    finally:
-        keras.config.set_dtype_policy("float32")
+    keras.config.set_dtype_policy("float32")
+    result = cnnkeras.run(path, progress=False)
+    assert result.model.get_layer("c1").compute_dtype == "float16"
+    assert result.model.get_layer("predictions").compute_dtype == "float32"
+    assert keras.config.dtype_policy().name == "float32"  # the run put the process's policy back

@@ -104,3 +104,17 @@ def test_the_config_loader_runs_the_zoo_checks(tmp_path):
         assert f"{path}:2: model.arch: unknown architecture 'resnt18'; did you mean 'resnet18'?" in str(exc)
     else:
         raise AssertionError("cnnkeras.config.load_config accepted arch: resnt18")
+
+
+def test_mlflow_and_optuna_each_have_their_own_importers():
+    """Only tracking/ talks to MLflow; only studies/ and the ui's server (optuna-dashboard) to Optuna."""
+    allowed = {"mlflow": {"tracking"}, "optuna": {"studies", "dashboards"}, "optuna_integration": {"studies"},
+               "optuna_dashboard": {"dashboards"}}
+    wrong = []
+    for path, parts in _modules():
+        own = _unit(".".join(parts))
+        for line, module, _ in _imports(path, parts):
+            root = module.split(".")[0]
+            if root in allowed and own not in allowed[root]:
+                wrong.append(f"{path.relative_to(REPO)}:{line} imports {module}")
+    assert not wrong, "\n".join(wrong)

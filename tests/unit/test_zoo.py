@@ -15,6 +15,7 @@ def trainable(model) -> int:
     return int(sum(np.prod(v.shape) for v in model.trainable_weights))
 
 
+@pytest.mark.slow  # 224x224x3 reference builds
 @pytest.mark.parametrize("name", [n for n in list_models() if get_model_info(n).reference_params])
 def test_reference_parameter_count(name):
     info = get_model_info(name)
@@ -34,6 +35,7 @@ APPLICATIONS = {
 }
 
 
+@pytest.mark.slow  # 224x224x3 reference builds
 @pytest.mark.parametrize("name", sorted(APPLICATIONS))
 def test_same_count_as_keras_applications(name):
     keras.backend.clear_session()
@@ -54,6 +56,7 @@ def _small(name):
     return model_for(name, input_shape=shape, num_classes=5, **options), shape
 
 
+@pytest.mark.slow  # zoo-wide training
 @pytest.mark.parametrize("name", list_models())
 def test_builds_trains_a_step_and_round_trips_safely(name, tmp_path):
     keras.backend.clear_session()
