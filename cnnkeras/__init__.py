@@ -60,11 +60,11 @@ _EXPORTS = {
     "load_model": "cnnkeras.api",
     "report": "cnnkeras.reporting.study_report",
     "reproduce": "cnnkeras.runner",
-    "run": "cnnkeras.runner",
+    "run": "cnnkeras.api",
     "runs_frame": "cnnkeras.analysis.frames",
     "schema": "cnnkeras.api",
     "ui": "cnnkeras.api",
-    "sweep": "cnnkeras.studies.loop",
+    "sweep": "cnnkeras.api",
     "best": "cnnkeras.studies.best",
     "validate": "cnnkeras.api",
 }

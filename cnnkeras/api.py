@@ -14,7 +14,36 @@ from typing import Any, Sequence
 from .config import config_from_dict, load_config
 from .config.schema import ExperimentConfig
 
-__all__ = ["config_from_dict", "load_config", "load_model", "schema", "ui", "validate"]
+__all__ = ["config_from_dict", "load_config", "load_model", "run", "schema", "sweep", "ui", "validate"]
+
+
+def _config(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[str]) -> ExperimentConfig:
+    if isinstance(config, ExperimentConfig):
+        if overrides:
+            raise TypeError("overrides go with a path; apply them to a loaded config with "
+                            "cnnkeras.config_from_dict(config.to_dict(), overrides)")
+        return config
+    return load_config(config, overrides)
+
+
+def run(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[str] = (), **options: Any) -> Any:
+    """Train and evaluate one experiment (a path with ``key.path=value`` overrides, or a loaded config).
+
+    The options are :func:`cnnkeras.runner.run`'s (``progress``, ``callbacks``, ``listeners``, ...).
+    """
+    from .runner import run as run_config
+
+    return run_config(_config(config, overrides), **options)
+
+
+def sweep(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[str] = (), **options: Any) -> Any:
+    """Run or resume a config's Optuna sweep (a path with overrides, or a loaded config).
+
+    The options are :func:`cnnkeras.studies.loop.sweep`'s (``jobs``, ``n_trials``, ``progress``).
+    """
+    from .studies.loop import sweep as sweep_config
+
+    return sweep_config(_config(config, overrides), **options)
 
 
 def validate(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:

@@ -26,7 +26,7 @@ from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
 
-from .config import config_from_dict, load_config
+from .config import config_from_dict
 from .config.schema import ExperimentConfig
 from .errors import DataError, TrainingDiverged
 from .interrupts import deferred_interrupts
@@ -114,8 +114,7 @@ def _run_guards(fn: Any) -> Any:
 
 @_run_guards
 def run(
-    config: ExperimentConfig | str | os.PathLike[str],
-    overrides: Sequence[str] = (),
+    config: ExperimentConfig,
     *,
     progress: bool = True,
     listeners: Sequence[Any] = (),
@@ -128,8 +127,7 @@ def run(
     """Train and evaluate one experiment, tracked in MLflow.
 
     Args:
-        config: A loaded config, or the path of a YAML file.
-        overrides: ``key.path=value`` strings applied to the file.
+        config: A validated config (:func:`cnnkeras.load_config`; ``cnnkeras.run`` also takes a path).
         progress: Show Rich progress (a line per epoch when not on a terminal).
         listeners: Extra epoch listeners (``on_epoch(epoch, record)``).
         callbacks: Extra Keras callbacks (a sweep's pruning callback).
@@ -152,7 +150,7 @@ def run(
     from .training.reproducibility import environment, seed_everything
     from .zoo.build import model_from_config
 
-    cfg = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
+    cfg = config
     source_file = cfg._source.file if cfg._source is not None else None
 
     # Everything that can fail on bad input happens before the MLflow run starts.

@@ -34,11 +34,10 @@ import time
 import warnings
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import optuna
 
-from ..config import load_config
 from ..config.schema import ExperimentConfig
 from ..errors import CnnkerasError, SweepInterrupted
 from ..interrupts import deferred_interrupts, raise_if_requested
@@ -169,16 +168,17 @@ def _adopted(config: ExperimentConfig, run_id: str) -> TrialOutcome:
 
 
 def sweep(
-    config: ExperimentConfig | str | os.PathLike[str],
-    overrides: Sequence[str] = (),
+    config: ExperimentConfig,
     *,
     jobs: int | None = None,
     n_trials: int | None = None,
     progress: bool = True,
 ) -> SweepResult:
-    """Run (or resume) the config's sweep until its total number of trials is reached."""
+    """Run (or resume) the config's sweep until its total number of trials is reached.
 
-    cfg = config if isinstance(config, ExperimentConfig) else load_config(config, overrides)
+    ``config`` is a validated config (``cnnkeras.sweep`` also takes a path and overrides).
+    """
+    cfg = config
     if cfg.search is None:
         raise CnnkerasError("this config has no search: section; add one to sweep (see experiments/*sweep*.yaml)")
     search = cfg.search
