@@ -61,9 +61,13 @@ def main_options(verbose: bool = typer.Option(False, "--verbose", "-v",
 
 
 def _configure_logging() -> None:
-    """The one place cnnkeras configures logging (the library never does)."""
+    """The one place cnnkeras configures logging (the library never does): MLflow and Optuna
+    say only what went wrong (cnnkeras prints its own lines). Trial worker processes inherit it."""
+    import os
+
     from .studies.storage import quiet_optuna
 
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
     quiet_optuna()
 
 
@@ -72,7 +76,13 @@ def _metrics_table(title: str, values: dict[str, float]) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in values.items():
-        table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
+        if isinstance(value, float) and value.is_integer() and ("epoch" in key or key.endswith("_count")):
+            text = str(int(value))  # epochs are counts, not measurements
+        elif isinstance(value, float):
+            text = f"{value:.4f}"
+        else:
+            text = str(value)
+        table.add_row(key, text)
     return table
 
 

@@ -1,7 +1,8 @@
 """Silence the native start-up lines TensorFlow writes to stderr while it loads.
 
 TensorFlow's C++ libraries print ``WARNING: All log messages before
-absl::InitializeLog()...``, oneDNN and CUDA notices straight to file descriptor 2,
+absl::InitializeLog()...``, oneDNN and CUDA notices (and, at device discovery,
+``failed call to cuInit`` on a machine without a GPU) straight to file descriptor 2,
 before any logging is set up, so ``TF_CPP_MIN_LOG_LEVEL`` cannot stop them (checked
 with 2 and 3, ``GLOG_minloglevel``, ``ABSL_MIN_LOG_LEVEL``). :func:`install` puts an
 import hook in front of ``tensorflow``: while that one import runs, descriptor 2
@@ -50,6 +51,10 @@ class _QuietLoader(importlib.abc.Loader):
     def exec_module(self, module: Any) -> None:
         with silenced_stderr():
             self.loader.exec_module(module)
+            try:  # device discovery prints "failed call to cuInit" on a machine without a GPU: do it now
+                module.config.list_physical_devices("GPU")
+            except Exception:  # no tf.config (a partial install): the import itself went fine
+                pass
 
 
 class _QuietFinder(importlib.abc.MetaPathFinder):

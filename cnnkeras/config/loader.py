@@ -221,9 +221,9 @@ def parse_override(text: str) -> tuple[Path, Any]:
 
 def config_from_dict(
     raw: Mapping[str, Any],
+    overrides: Sequence[str] = (),
     *,
     source: ConfigSource | None = None,
-    overrides: Sequence[str] = (),
     checks: Sequence[Check] | None = None,
 ) -> ExperimentConfig:
     """Validate a raw mapping (plus overrides) into an :class:`ExperimentConfig`.

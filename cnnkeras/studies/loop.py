@@ -107,11 +107,11 @@ def _recover_stale(study: Any, storage: str, dead: _DeadTrials) -> int:
     """Fail the trials of dead processes, close their runs, queue them again; returns how many."""
     if is_journal(storage):
         return _recover_journal(study, dead)
-    before = len(study.get_trials(deepcopy=False, states=(optuna.trial.optuna.trial.TrialState.FAIL,)))
+    before = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         optuna.storages.fail_stale_trials(study)  # heartbeats decide; the callback is _DeadTrials
-    return len(study.get_trials(deepcopy=False, states=(optuna.trial.optuna.trial.TrialState.FAIL,))) - before
+    return len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,))) - before
 
 
 def _parent_run(study: Any, config: ExperimentConfig, storage: str) -> Any:
