@@ -33,6 +33,7 @@ from common import save
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from tests.conftest import SWEEP_MODEL  # noqa: E402  (the sweep tests' model)
 from tests.servers import PostgresCluster  # noqa: E402  (the same real PostgreSQL as the tests)
 
 SWEEP = """
@@ -41,12 +42,7 @@ seed: 5
 data: {source: digits, subset: 500}
 train: {epochs: 2, batch_size: 32, optimizer: {name: adam}}
 tracking: {enabled: false}
-model:
-  arch: sequential
-  layers:
-    - {type: conv2d, filters: 8, kernel_size: 3, padding: same, activation: relu}
-    - {type: max_pool, pool_size: 2}
-    - {type: dense, units: 32, activation: relu}
+""" + SWEEP_MODEL.strip("\n") + """
 search:
   n_trials: TRIALS
   pruner: {name: none}

@@ -25,6 +25,17 @@ model:
     - {type: dense, units: 32, activation: relu}
 """
 
+# The sweeps' tiny CNN (its dense layer acts per pixel before the head's flatten): the model of
+# every sweep test and of benchmarks/distributed.py, so their timings stay comparable.
+SWEEP_MODEL = """
+model:
+  arch: sequential
+  layers:
+    - {type: conv2d, filters: 8, kernel_size: 3, padding: same, activation: relu}
+    - {type: max_pool, pool_size: 2}
+    - {type: dense, units: 32, activation: relu}
+"""
+
 
 @pytest.fixture()
 def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:

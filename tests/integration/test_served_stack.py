@@ -18,20 +18,12 @@ import time
 import optuna
 import pytest
 
+from ..conftest import SWEEP_MODEL as MODEL
 from ..servers import USER, wait_until
 
 pytestmark = pytest.mark.slow  # real PostgreSQL and mlflow servers, faults that wait 20 s
 
 SECRET = "hunter2-secret-pw"
-
-MODEL = """
-model:
-  arch: sequential
-  layers:
-    - {type: conv2d, filters: 8, kernel_size: 3, padding: same, activation: relu}
-    - {type: max_pool, pool_size: 2}
-    - {type: dense, units: 32, activation: relu}
-"""
 
 
 def served_sweep(tmp_path, server, storage: str, *, name: str, trials: int, epochs: int = 2,

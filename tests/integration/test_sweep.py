@@ -16,16 +16,9 @@ from mlflow.tracking import MlflowClient
 import cnnkeras
 from cnnkeras.studies.study import load_study
 
-pytestmark = pytest.mark.slow  # sweeps of several trials, processes killed and resumed
+from ..conftest import SWEEP_MODEL as MODEL
 
-MODEL = """
-model:
-  arch: sequential
-  layers:
-    - {type: conv2d, filters: 8, kernel_size: 3, padding: same, activation: relu}
-    - {type: max_pool, pool_size: 2}
-    - {type: dense, units: 32, activation: relu}
-"""
+pytestmark = pytest.mark.slow  # sweeps of several trials, processes killed and resumed
 
 
 def sweep_file(tmp_path, search: str, *, epochs: int = 3, name: str = "sw", optimizer: str = "adam") -> str:
