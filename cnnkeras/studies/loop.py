@@ -2,9 +2,10 @@
 
 :func:`sweep` is the whole of ``cnnkeras sweep``:
 
-1. The study (name, storage, sampler, pruner, directions) is created or loaded.
-   Storage: the config's ``search.storage`` (an RDB URL or a ``.journal`` file),
-   by default ``.cnnkeras/<study>.journal`` beside the experiment file.
+1. The study (name, storage, sampler, pruner, directions) is created or loaded
+   (:mod:`cnnkeras.studies.study`). Storage: ``search.storage`` (a PostgreSQL URL or a
+   ``.journal`` file), else ``$CNNKERAS_STORAGE``, else ``.cnnkeras/<study>.journal``
+   beside the experiment file (:mod:`cnnkeras.studies.storage`).
 2. One MLflow parent run per study; its id is kept in the study, so running the
    same command again continues the same study under the same parent run.
 3. Trials left RUNNING by a killed process are marked FAIL with the reason (their
@@ -45,11 +46,13 @@ from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten, g
 from ..tracking.values import redact, redact_data
 from .objective import STATE_TAG, STUDY_TAG, TrialOutcome, outcome_attrs, run_trial
 from .space import trial_overrides
-from .storage import PARENT_ATTR, REASON_ATTR, STALE_ATTR, JournalLock, claim_worker, is_journal, sampler_seed, setup_lock
+from .storage import (PARENT_ATTR, REASON_ATTR, STALE_ATTR, JournalLock, claim_worker, is_journal, sampler_seed,
+                      setup_lock)
 from .study import base_seed, load_study, make_sampler, storage_for, study_name
 from .summary import SweepResult, count_done, summarize
 
 __all__ = ["SweepResult", "TrialFailed", "short_number", "sweep"]
+
 
 class _DeadTrials:
     """What happens to a trial whose process died (Optuna's stale-trial callback, and the journal's).
@@ -91,7 +94,12 @@ class _DeadTrials:
 
 
 def _recover_journal(study: Any, dead: _DeadTrials) -> int:
-    """Journal storage: every RUNNING trial found at start belongs to a dead process (the lock says so)."""
+    """Journal storage: every RUNNING trial found at start belongs to a dead process (the lock says so).
+
+    Optuna has no public call to annotate and fail another process's RUNNING trial (its
+    heartbeat path, used for databases, does this inside the storage), so this one branch
+    talks to the study's storage directly.
+    """
     stale = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
     for trial in stale:
         study._storage.set_trial_user_attr(trial._trial_id, STALE_ATTR, True)
@@ -200,9 +208,7 @@ def sweep(
             seed = sampler_seed(base_seed(cfg), worker)
             study.sampler = make_sampler(cfg, seed)
             parent = _parent_run(study, cfg, storage) if cfg.tracking.enabled else None
-            if parent is None and PARENT_ATTR not in study.user_attrs:
-                study.set_user_attr("config", redact_data(cfg.to_dict()))
-            elif parent is not None and "config" not in study.user_attrs:
+            if "config" not in study.user_attrs:  # the study's first config, read back by `best`
                 study.set_user_attr("config", redact_data(cfg.to_dict()))
             recovered = _recover_stale(study, storage, dead)
         return _optimize(cfg, study, storage, parent, worker=worker, seed=seed, total=total, jobs=jobs,
