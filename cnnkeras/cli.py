@@ -170,8 +170,10 @@ def ui(uri: Optional[str] = UriOpt, host: str = typer.Option("127.0.0.1", help="
 @app.command()
 @handle_errors
 def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
-          jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Trials at once (each in its own process)."),
-          trials: Optional[int] = typer.Option(None, "--trials", "-n", help="Total trials (default: search.n_trials)."),
+          jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
+                                             help="Trials at once (each in its own process)."),
+          trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1,
+                                               help="Total trials (default: search.n_trials)."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-trial lines.")) -> None:
     """Run or resume the config's Optuna sweep; every trial is a nested MLflow run."""
     import cnnkeras

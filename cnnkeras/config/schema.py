@@ -14,6 +14,8 @@ This module imports no Keras, MLflow or Optuna.
 
 from __future__ import annotations
 
+import types
+import typing
 from typing import Annotated, Any, Literal, Union
 
 from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationInfo, field_validator,
@@ -48,9 +50,36 @@ Monitor = Literal["loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_ma
 
 
 class StrictModel(BaseModel):
-    """Base of every config section: unknown keys are errors, values are frozen."""
+    """Base of every config section: unknown keys are errors, values are frozen.
 
-    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+    What validates must be able to run: no infinite or NaN numbers (``learning_rate: .inf``),
+    and no booleans where a number is meant (YAML's ``true`` is not a batch size).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        """``true``/``false`` only where the key takes a boolean.
+
+        The boolean is replaced by text that the number field then refuses, so the error is
+        reported at its key, with every other error of the section.
+        """
+        if isinstance(data, dict):
+            flagged = {name: f"{str(value).lower()} (a boolean)" for name, value in data.items()
+                       if isinstance(value, bool) and name in cls.model_fields
+                       and _wants_number_not_bool(cls.model_fields[name].annotation)}
+            if flagged:
+                return {**data, **flagged}
+        return data
+
+
+def _wants_number_not_bool(annotation: Any) -> bool:
+    """An int/float field (or an optional one) that takes no bool."""
+    options = typing.get_args(annotation) if typing.get_origin(annotation) in (Union, types.UnionType) \
+        else (annotation,)
+    return bool(options) and bool not in options and any(o in (int, float) for o in options)
 
 
 # --------------------------------------------------------------------------- data
@@ -332,7 +361,7 @@ class Checkpoint(StrictModel):
 class TrainConfig(StrictModel):
     """How the model is fitted: optimizer, schedule, regularization, stopping."""
 
-    epochs: int = Field(10, gt=0, description="Most epochs to train.")
+    epochs: int = Field(10, gt=0, le=100_000, description="Most epochs to train.")
     batch_size: int = Field(32, gt=0, description="Images per gradient step.")
     optimizer: Optimizer = Field(default_factory=Adam, description="Optimizer (by name).")
     schedule: Schedule = Field(
@@ -414,6 +443,14 @@ class FloatParam(StrictModel):
         if log and low is not None and low <= 0:
             raise ValueError(f"a log range needs low > 0 (low is {low})")
         return log
+
+    @field_validator("step")
+    @classmethod
+    def _step_not_with_log(cls, step: float | None, info: ValidationInfo) -> float | None:
+        """Optuna samples a float either on a log scale or on a grid of steps, not both."""
+        if step is not None and info.data.get("log"):
+            raise ValueError("a step cannot be combined with log: true (Optuna refuses it); drop one")
+        return step
 
 
 class IntParam(StrictModel):

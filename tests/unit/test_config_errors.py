@@ -194,3 +194,40 @@ def test_schema_and_reference_docs_are_current():
     assert set(schema["properties"]) >= {"name", "seed", "data", "model", "train", "tracking"}
     docs = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
     assert docs.read_text(encoding="utf-8") == schema_markdown(), "run: cnnkeras schema --markdown > docs/configuration.md"
+
+
+def test_what_validates_can_run_no_infinities_booleans_for_numbers_or_absurd_epochs(write_config):
+    """Found by a hostile but honest user: each of these validated, then failed or ran forever."""
+    import cnnkeras
+
+    path = write_config("""
+        name: bad
+        train: {epochs: 1.0e+12, batch_size: true, optimizer: {name: adam, learning_rate: .inf}}
+        search:
+          parameters:
+            train.l2: {type: float, low: 1.0e-6, high: .inf}
+            train.optimizer.learning_rate: {type: float, low: 1.0e-4, high: 1.0e-1, log: true, step: 0.01}
+        """)
+    with pytest.raises(cnnkeras.ConfigError) as info:
+        cnnkeras.validate(path)
+    text = str(info.value)
+    assert f"{path}:2: train.epochs: input should be less than or equal to 100000" in text
+    assert f"{path}:2: train.batch_size: input should be a valid integer" in text and "(a boolean)" in text
+    assert f"{path}:2: train.optimizer.learning_rate: input should be a finite number (got inf)" in text
+    assert f"{path}:5: search.parameters.train.l2.high: input should be a finite number (got inf)" in text
+    assert f"{path}:6: search.parameters.train.optimizer.learning_rate.step: a step cannot be combined" in text
+    assert len(info.value.issues) == 5  # every problem at once
+    assert cnnkeras.validate(write_config("name: ok\ntrain: {shuffle: true}\n", name="ok.yaml")).train.shuffle
+
+
+def test_sweep_counts_below_one_are_refused_not_reinterpreted(write_config):
+    from typer.testing import CliRunner
+
+    from cnnkeras.cli import app
+
+    path = write_config("name: s\n")
+    for option in ("--trials", "--jobs"):
+        for value in ("0", "-1"):
+            result = CliRunner().invoke(app, ["sweep", str(path), option, value])
+            text = " ".join(result.output.replace("│", " ").split())  # Rich boxes and wraps the message
+            assert result.exit_code == 2 and "greater than or equal to 1" in text, (option, value)
