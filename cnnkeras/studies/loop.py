@@ -46,8 +46,8 @@ from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten, g
 from ..tracking.values import redact, redact_data
 from .objective import STATE_TAG, STUDY_TAG, TrialOutcome, outcome_attrs, run_trial
 from .space import trial_overrides
-from .storage import (PARENT_ATTR, REASON_ATTR, STALE_ATTR, JournalLock, claim_worker, is_journal, sampler_seed,
-                      setup_lock)
+from .storage import (PARENT_ATTR, REASON_ATTR, STALE_ATTR, JournalLock, check_journal, claim_worker, is_journal,
+                      sampler_seed, setup_lock)
 from .study import base_seed, load_study, make_sampler, storage_for, study_name
 from .summary import SweepResult, count_done, summarize
 
@@ -202,6 +202,9 @@ def sweep(
     dead = _DeadTrials(cfg.tracking.uri if cfg.tracking.enabled else None)
     journal_lock = JournalLock(storage).acquire() if is_journal(storage) else None
     try:
+        repaired = check_journal(storage, repair=True) if journal_lock is not None else None
+        if repaired:  # said even with progress off: the file was changed
+            _console().print(repaired, style="yellow", highlight=False, markup=False, soft_wrap=True)
         with setup_lock(storage, study_name(cfg), wait_s=search.storage_wait_s):  # one process at a time
             study = load_study(cfg, on_stale=dead)
             worker = claim_worker(study)

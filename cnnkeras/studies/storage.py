@@ -41,7 +41,7 @@ from optuna.storages import RDBStorage
 from ..errors import CnnkerasError, StorageUnavailable
 from ..tracking.values import redact
 
-__all__ = ["JournalLock", "ResilientRDBStorage", "claim_worker", "is_journal", "open_storage", "quiet_optuna",
+__all__ = ["JournalLock", "ResilientRDBStorage", "check_journal", "claim_worker", "is_journal", "open_storage", "quiet_optuna",
            "sampler_seed", "setup_lock"]
 
 PARENT_ATTR = "mlflow_parent_run_id"  # the study's MLflow parent run
@@ -273,6 +273,44 @@ class JournalLock:
         self.release()
 
 
+def check_journal(journal: str | os.PathLike[str], *, repair: bool) -> str | None:
+    """Refuse a corrupt journal in one line; with ``repair``, cut a torn last record off.
+
+    A crash while writing leaves a partial last line: Optuna still reads the journal,
+    but the next append would be glued onto it and every later read would fail. With
+    ``repair`` (only by a sweep holding the :class:`JournalLock`, so no live writer is cut
+    off), the file is first copied to ``<journal>.torn-<time>.bak`` and then cut back to its
+    last complete record; the returned line says so. A record that is not JSON anywhere
+    else means real damage: :class:`~cnnkeras.errors.CnnkerasError`, the file untouched.
+    """
+    import json
+    import shutil
+
+    path = Path(journal)
+    if not path.exists() or path.stat().st_size == 0:
+        return None
+    data = path.read_bytes()
+    complete, _, tail = data.rpartition(b"\n")
+    for number, line in enumerate(complete.split(b"\n") if complete else [], start=1):
+        try:
+            json.loads(line)
+        except ValueError:
+            raise CnnkerasError(f"{path} is corrupt at line {number} (not a journal record); it was left as it is: "
+                                "restore it from a backup, or remove that line to keep the trials around it") from None
+    if not tail:
+        return None
+    if not repair:
+        return None  # a reader: Optuna ignores an unfinished last record
+    backup = path.with_name(f"{path.name}.torn-{time.strftime('%Y%m%d-%H%M%S')}.bak")
+    shutil.copy2(path, backup)
+    kept = len(complete) + 1 if complete else 0
+    with open(path, "r+b") as handle:
+        handle.truncate(kept)
+    records = complete.count(b"\n") + 1 if complete else 0
+    return (f"{path} ended in a partial record (a crash while writing): kept its {records} complete records; "
+            f"the original is in {backup.name}")
+
+
 # ---------------------------------------------------------------------- opening
 
 
@@ -287,6 +325,7 @@ def open_storage(storage: str, *, wait_s: float = WAIT_S, heartbeat_s: int | Non
         from optuna.storages.journal import JournalFileBackend
 
         Path(storage).parent.mkdir(parents=True, exist_ok=True)
+        check_journal(storage, repair=False)
         return optuna.storages.JournalStorage(JournalFileBackend(storage))
     heartbeat = heartbeat_s if not storage.startswith("sqlite") else None  # SQLite: one machine, no heartbeats
     return ResilientRDBStorage(storage, wait_s=wait_s, heartbeat_s=heartbeat, grace_s=grace_s if heartbeat else None,

@@ -323,3 +323,37 @@ def test_a_sweep_whose_every_trial_failed_exits_1(tmp_path):
     assert done.returncode == 1, output
     assert "every trial of the study failed" in output and output.count(" FAIL ") >= 2
     assert "Traceback" not in output
+
+
+def test_a_torn_journal_is_cut_back_with_a_backup_and_a_corrupt_one_refused_in_one_line(tmp_path):
+    path = sweep_file(tmp_path, """
+        search:
+          n_trials: 1
+          pruner: {name: none}
+          parameters:
+            train.optimizer.learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+        """, epochs=1)
+    cnnkeras.sweep(path, progress=False)
+    journal = tmp_path / ".cnnkeras" / "sw.journal"
+    records = journal.read_bytes().count(b"\n")
+    journal.write_bytes(journal.read_bytes() + b'{"op_code": 5, "worker_id": "x", "trial_id"')  # a crash mid-write
+
+    done = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "sweep", path, "--trials", "2", "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"ended in a partial record (a crash while writing): kept its {records} complete records" in done.stderr
+    backups = list(journal.parent.glob("sw.journal.torn-*.bak"))
+    assert len(backups) == 1 and backups[0].read_bytes().endswith(b'"trial_id"')
+    study = load_study(cnnkeras.load_config(path))
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+
+    lines = journal.read_bytes().split(b"\n")
+    lines[2] = b"not a record"
+    journal.write_bytes(b"\n".join(lines))
+    for command in (["sweep", path], ["best", path, "--no-register"], ["runs", path]):
+        done = subprocess.run([sys.executable, "-m", "cnnkeras.cli", *command], capture_output=True, text=True,
+                              timeout=300)
+        output = done.stdout + done.stderr
+        assert done.returncode == 2 and f"{journal} is corrupt at line 3" in output, (command, output[-1500:])
+        assert "Traceback" not in output
+    assert journal.read_bytes().split(b"\n")[2] == b"not a record"  # left as it was
