@@ -19,6 +19,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,7 @@ import numpy as np
 
 from .config import config_from_dict
 from .config.schema import ExperimentConfig
-from .errors import DataError, TrainingDiverged
+from .errors import CnnkerasError, DataError, TrainingDiverged
 from .interrupts import deferred_interrupts
 from .measures import TIMING_KEYS, summarize
 from .training.graph_release import release_traced_graphs
@@ -67,9 +68,18 @@ def check_labels(y: np.ndarray, *, head: str, num_outputs: int) -> None:
         raise DataError(f"data: labels out of range for a {num_outputs}-class head: {int(y.min())}..{int(y.max())}")
 
 
-def _artifacts(folder: Path, config: ExperimentConfig, model: Any, result: Any, *, log_model: bool,
-               log_plots: bool = True) -> None:
-    """history.json, model_summary.txt, plots/learning_curves.html, model/model.keras, checkpoints/."""
+def _save_model(folder: Path, model: Any, result: Any, *, log_model: bool) -> None:
+    """model/model.keras and checkpoints/best.keras: written (and logged) before anything else."""
+    if log_model:
+        (folder / "model").mkdir(exist_ok=True)
+        model.save(folder / "model" / "model.keras")
+    if result.checkpoint is not None:
+        (folder / "checkpoints").mkdir(exist_ok=True)
+        os.replace(result.checkpoint, folder / "checkpoints" / "best.keras")
+
+
+def _write_records(folder: Path, config: ExperimentConfig, model: Any, result: Any, *, log_plots: bool) -> None:
+    """history.json, model_summary.txt and plots/learning_curves.html (about 4 MB)."""
     from .training.plots import learning_curves, write_html
 
     (folder / "history.json").write_text(json.dumps(result.history, indent=1))
@@ -79,12 +89,6 @@ def _artifacts(folder: Path, config: ExperimentConfig, model: Any, result: Any, 
     if log_plots:
         fig = learning_curves(result.history, best_epoch=result.best_epoch, title=config.name)
         write_html(fig, folder / "plots" / "learning_curves.html")
-    if log_model:
-        (folder / "model").mkdir(exist_ok=True)
-        model.save(folder / "model" / "model.keras")
-    if result.checkpoint is not None:
-        (folder / "checkpoints").mkdir(exist_ok=True)
-        os.replace(result.checkpoint, folder / "checkpoints" / "best.keras")
 
 
 @contextmanager
@@ -171,7 +175,7 @@ def run(
 
         tracker = Tracker(
             uri=cfg.tracking.uri, experiment=cfg.tracking.experiment or cfg.name,
-            run_name=run_name or cfg.tracking.run_name, parent_run_id=parent_run_id,
+            run_name=run_name or cfg.tracking.run_name or _fresh_run_name(cfg), parent_run_id=parent_run_id,
             tags={**cfg.tracking.tags, **(tags or {})},
         )
     all_listeners = ([tracker] if tracker is not None else []) + list(listeners)
@@ -187,14 +191,11 @@ def run(
             if tracker is not None:
                 tracker.log_metrics(summary)
             if result.diverged is not None:
-                raise TrainingDiverged(f"training diverged: {result.diverged}",
+                where = f" (MLflow run {tracker.run_id}, closed FAILED)" if tracker is not None else ""
+                raise TrainingDiverged(f"training diverged: {result.diverged}{where}",
                                        tracker.run_id if tracker is not None else None)
             if tracker is not None:
-                out = folder / "out"
-                out.mkdir()
-                _artifacts(out, cfg, model, result, log_model=cfg.tracking.log_model,
-                           log_plots=cfg.tracking.log_plots)
-                tracker.log_artifacts(out)
+                _log_artifacts(tracker, folder, cfg, model, result)
                 if owns_tracker:
                     tracker.end("FINISHED")
     except KeyboardInterrupt:
@@ -210,6 +211,33 @@ def run(
         epochs_run=result.epochs_run, best_epoch=result.best_epoch, summary=summary,
         stopped_early=result.stopped_early, tracking_uri=tracker.uri if tracker is not None else None, model=model,
     )
+
+
+def _log_artifacts(tracker: Any, folder: Path, cfg: ExperimentConfig, model: Any, result: Any) -> None:
+    """The trained model first (nothing after it can lose it), then the records and plots.
+
+    A full disk or a file-size limit becomes one clear error that says the model is safe.
+    """
+    for name, write in (("model", lambda out: _save_model(out, model, result, log_model=cfg.tracking.log_model)),
+                        ("records", lambda out: _write_records(out, cfg, model, result,
+                                                               log_plots=cfg.tracking.log_plots))):
+        out = folder / name
+        out.mkdir()
+        try:
+            write(out)
+            tracker.log_artifacts(out)
+        except OSError as exc:
+            saved = "; the trained model was logged first" if name != "model" else ""
+            raise CnnkerasError(f"could not write the run's {name} ({exc.strerror or exc}){saved} "
+                                f"(MLflow run {tracker.run_id}, closed FAILED)") from None
+
+
+def _fresh_run_name(config: ExperimentConfig) -> str:
+    """``<name>-<month><day>-<time>-<4 hex>``: MLflow's own names come from ``random``, which the
+    run has just seeded, so every run of one seed would get the same name."""
+    import secrets
+
+    return f"{config.name}-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
 def _start_logging(tracker: Any, cfg: ExperimentConfig, data: Any, model: Any, env: dict[str, Any],
@@ -278,6 +306,9 @@ def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, pr
 
     uri = default_tracking_uri(uri)
     original = read_run(run_id, uri=uri)
+    if original["status"] != "FINISHED":
+        raise CnnkerasError(f"run {run_id} is {original['status']}, not FINISHED: only a finished run has "
+                            "every epoch and the test metrics to compare against")
     with tempfile.TemporaryDirectory() as tmp:
         raw = yaml.safe_load(download_artifact(run_id, "config.yaml", tmp, uri=uri).read_text(encoding="utf-8"))
     raw.setdefault("tracking", {})["uri"] = uri

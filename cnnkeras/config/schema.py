@@ -667,6 +667,22 @@ class ExperimentConfig(StrictModel):
 
     @field_validator("train")
     @classmethod
+    def _validation_monitors_need_validation_data(cls, train: TrainConfig, info: ValidationInfo) -> TrainConfig:
+        """Early stopping, a plateau schedule or a checkpoint on a ``val_`` metric needs validation data
+        (with ``validation_split: 0`` Keras would silently never stop, never reduce, never save)."""
+        data = info.data.get("data")
+        if data is None or data.validation_split > 0:
+            return train
+        watched = {"early_stopping": train.early_stopping, "checkpoint": train.checkpoint,
+                   "schedule": train.schedule if train.schedule.name == "reduce_on_plateau" else None}
+        for key, section in watched.items():
+            if section is not None and section.monitor.startswith("val_"):
+                raise ValueError(f"{key}.monitor {section.monitor} needs validation data, and data.validation_split "
+                                 f"is 0: monitor {section.monitor[4:]}, or hold out validation data")
+        return train
+
+    @field_validator("train")
+    @classmethod
     def _label_smoothing_needs_multiclass(cls, train: TrainConfig, info: ValidationInfo) -> TrainConfig:
         """Label smoothing only makes sense with the softmax (multiclass) head."""
         model = info.data.get("model")

@@ -189,11 +189,20 @@ def server_errors(uri: str) -> Iterator[None]:
         raise
 
 
+def reading_client(uri: str | None = None) -> Any:
+    """A client for reading only: a SQLite store that does not exist is an error, not created empty."""
+    resolved = default_tracking_uri(uri)
+    if resolved.startswith("sqlite:///") and not Path(resolved[len("sqlite:///"):]).exists():
+        raise TrackingError(f"no MLflow store at {resolved[len('sqlite:///'):]}: nothing has been tracked there "
+                            "yet; run an experiment first, or pass --uri (or set MLFLOW_TRACKING_URI)")
+    return get_client(resolved)
+
+
 def read_run(run_id: str, *, uri: str | None = None) -> dict[str, Any]:
     """A logged run as plain data: info, params, tags, final metrics and per-epoch histories."""
     from mlflow.exceptions import MlflowException
 
-    client = get_client(uri)
+    client = reading_client(uri)
     try:
         run = client.get_run(run_id)
     except MlflowException as exc:
@@ -226,7 +235,7 @@ def download_artifact(run_id: str, path: str, dst: str | os.PathLike[str], *, ur
 
 def iter_runs(experiment: str, *, uri: str | None = None, filter_string: str = "") -> Iterable[Any]:
     """Every run of an experiment (newest first)."""
-    client = get_client(uri)
+    client = reading_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return []

@@ -139,6 +139,9 @@ def test_diverging_run_is_failed_with_a_reason(write_config, tracking_uri):
     assert run.info.status == "FAILED"
     assert "non-finite loss" in run.data.tags["cnnkeras.failure_reason"]
     assert "at epoch 2" in run.data.tags["cnnkeras.failure_reason"]
+    assert f"MLflow run {info.value.run_id}, closed FAILED" in str(info.value)  # the CLI prints this line
+    with pytest.raises(cnnkeras.CnnkerasError, match="is FAILED, not FINISHED"):
+        cnnkeras.reproduce(info.value.run_id, progress=False)  # refused at once, not retrained
 
 
 def test_bad_data_fails_before_any_run_is_created(write_config, tracking_uri):
@@ -210,3 +213,42 @@ def test_runs_frame_reports_every_summary_value_as_the_run_logged_it(write_confi
     assert {"best_epoch", "best_val_accuracy", "final_gap_accuracy", "test_accuracy"} <= set(shared)
     for key in shared:
         assert row[key] == pytest.approx(logged[key]), key
+
+
+def test_the_model_is_logged_before_the_records_and_a_write_failure_is_one_clear_error(
+        tiny_config, tracking_uri, monkeypatch):
+    import errno
+
+    import cnnkeras.runner
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.EFBIG, "File too large")
+
+    monkeypatch.setattr(cnnkeras.runner, "_write_records", disk_full)
+    with pytest.raises(cnnkeras.CnnkerasError, match=r"could not write the run's records \(File too large\); "
+                                                     r"the trained model was logged first"):
+        cnnkeras.run(tiny_config, ["train.epochs=1"], progress=False)
+    client = MlflowClient(tracking_uri)
+    run = client.search_runs([client.get_experiment_by_name("tiny").experiment_id])[0]
+    assert run.info.status == "FAILED"
+    assert [a.path for a in client.list_artifacts(run.info.run_id, "model")] == ["model/model.keras"]
+
+
+def test_runs_of_one_seed_get_names_of_their_own(tiny_config, tracking_uri):
+    run_ids = [cnnkeras.run(tiny_config, ["train.epochs=1"], progress=False).run_id for _ in range(2)]
+    client = MlflowClient(tracking_uri)
+    run_names = [client.get_run(run_id).info.run_name for run_id in run_ids]
+    assert len(set(run_names)) == 2 and all(name.startswith("tiny-") for name in run_names)
+
+
+def test_read_only_commands_never_create_an_empty_store(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from cnnkeras.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    for command in (["runs", "some-experiment"], ["report", "some-experiment"]):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2 and "no MLflow store at" in result.output, result.output
+    assert list(tmp_path.iterdir()) == []

@@ -231,3 +231,17 @@ def test_sweep_counts_below_one_are_refused_not_reinterpreted(write_config):
             result = CliRunner().invoke(app, ["sweep", str(path), option, value])
             text = " ".join(result.output.replace("│", " ").split())  # Rich boxes and wraps the message
             assert result.exit_code == 2 and "greater than or equal to 1" in text, (option, value)
+
+
+def test_a_validation_monitor_without_validation_data_is_refused(write_config):
+    import cnnkeras
+
+    path = write_config("""
+        name: nval
+        data: {validation_split: 0}
+        train: {early_stopping: {monitor: val_loss, patience: 2}}
+        """)
+    with pytest.raises(cnnkeras.ConfigError, match=r"train: early_stopping.monitor val_loss needs validation "
+                                                   r"data, and data.validation_split is 0: monitor loss"):
+        cnnkeras.validate(path)
+    assert cnnkeras.validate(path, ["train.early_stopping.monitor=loss"]).train.early_stopping.monitor == "loss"
