@@ -19,6 +19,7 @@ from typing import Any, Union
 
 import pandas as pd
 
+from ..errors import CnnkerasError
 from ..measures import measures
 from .source import RunSource, resolve
 
@@ -83,12 +84,15 @@ def curves_frame(target: Target, *, uri: str | None = None, storage: str | None 
 def export(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     """Write ``frame`` as CSV (``.csv``) or Parquet (``.parquet``)."""
     path = Path(path)
-    if path.suffix == ".parquet":
-        frame.to_parquet(path, index=False)
-    elif path.suffix == ".csv":
-        frame.to_csv(path, index=False)
-    else:
-        raise ValueError(f"Export to .csv or .parquet. Received: path={path}")
+    if path.suffix not in (".csv", ".parquet"):
+        raise CnnkerasError(f"--out takes a .csv or .parquet file. Received: path={path}")
+    try:
+        if path.suffix == ".parquet":
+            frame.to_parquet(path, index=False)
+        else:
+            frame.to_csv(path, index=False)
+    except OSError as exc:
+        raise CnnkerasError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 

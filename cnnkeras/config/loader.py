@@ -100,7 +100,21 @@ def _issue_from_yaml_error(exc: yaml.YAMLError, file: str) -> ConfigIssue:
     return ConfigIssue((), problem, Location(file, line))
 
 
-def _walk_nodes(node: yaml.Node, path: Path, file: str, out: dict[Path, Location], issues: list[ConfigIssue]):
+#: Most values a config may expand to. YAML aliases can make a small file expand
+#: exponentially (9 levels of 9 aliases: 387 million values); real configs hold hundreds.
+MAX_VALUES = 100_000
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _walk_nodes(node: yaml.Node, path: Path, file: str, out: dict[Path, Location], issues: list[ConfigIssue],
+                budget: list[int] | None = None):
+    budget = budget if budget is not None else [MAX_VALUES]
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _TooLarge
     if isinstance(node, yaml.MappingNode):
         seen: set[Any] = set()
         for key_node, value_node in node.value:
@@ -112,11 +126,11 @@ def _walk_nodes(node: yaml.Node, path: Path, file: str, out: dict[Path, Location
                 )
             seen.add(key)
             out[path + (key,)] = Location(file, key_node.start_mark.line + 1)
-            _walk_nodes(value_node, path + (key,), file, out, issues)
+            _walk_nodes(value_node, path + (key,), file, out, issues, budget)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             out[path + (index,)] = Location(file, item.start_mark.line + 1)
-            _walk_nodes(item, path + (index,), file, out, issues)
+            _walk_nodes(item, path + (index,), file, out, issues, budget)
 
 
 def load_yaml(file: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[Path, Location]]:
@@ -126,6 +140,9 @@ def load_yaml(file: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[Path, 
         text = FsPath(file).read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError([ConfigIssue((), "config file not found", Location(name))]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError([ConfigIssue((), f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                                           f"{exc.start}); save the file as UTF-8", Location(name))]) from None
     except OSError as exc:
         raise ConfigError([ConfigIssue((), f"cannot read config file: {exc.strerror}", Location(name))]) from None
     try:
@@ -140,7 +157,12 @@ def load_yaml(file: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[Path, 
     locations: dict[Path, Location] = {}
     issues: list[ConfigIssue] = []
     if node is not None:
-        _walk_nodes(node, (), name, locations, issues)
+        try:
+            _walk_nodes(node, (), name, locations, issues)
+        except _TooLarge:
+            raise ConfigError([ConfigIssue((), f"the config expands to more than {MAX_VALUES:,} values (YAML "
+                                               "aliases repeated inside aliases?); write it out plainly",
+                                            Location(name))]) from None
     if issues:
         raise ConfigError(issues)
     return data, locations

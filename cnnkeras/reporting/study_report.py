@@ -106,8 +106,11 @@ def report(target: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     page = _render(source, runs, curves, swept, scales, color_by, claims, importances, replicate, confidence,
                    _mlflow_url(source, mlflow_url))
     path = Path(out) if out else Path("reports") / f"{_slug(source.label)}.html"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(page, encoding="utf-8")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        raise CnnkerasError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
     if log_to_parent and source.parent_run_id:
         from ..tracking import Tracker
 

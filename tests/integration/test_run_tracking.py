@@ -252,3 +252,18 @@ def test_read_only_commands_never_create_an_empty_store(tmp_path, monkeypatch):
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 2 and "no MLflow store at" in result.output, result.output
     assert list(tmp_path.iterdir()) == []
+
+
+def test_runs_and_report_outputs_that_cannot_be_written_are_one_line(finished, tmp_path):
+    from typer.testing import CliRunner
+
+    from cnnkeras.cli import app
+
+    _, _, uri, _ = finished
+    for command, message in ((["runs", "tiny-exp", "--uri", uri, "--out", str(tmp_path / "x.txt")],
+                              "--out takes a .csv or .parquet file"),
+                             (["report", "tiny-exp", "--uri", uri, "--out", "/proc/no/such/dir/r.html"],
+                              "cannot write the report to /proc/no/such/dir/r.html")):
+        result = CliRunner().invoke(app, command)
+        assert result.exit_code == 2 and message in result.output, result.output
+        assert "Traceback" not in result.output

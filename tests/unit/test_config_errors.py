@@ -245,3 +245,22 @@ def test_a_validation_monitor_without_validation_data_is_refused(write_config):
                                                    r"data, and data.validation_split is 0: monitor loss"):
         cnnkeras.validate(path)
     assert cnnkeras.validate(path, ["train.early_stopping.monitor=loss"]).train.early_stopping.monitor == "loss"
+
+
+def test_an_alias_bomb_and_a_non_utf8_file_are_refused_in_one_line(tmp_path):
+    import time
+
+    import cnnkeras
+
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("\n".join(lines + ["name: bomb"]) + "\n")
+    started = time.perf_counter()
+    with pytest.raises(cnnkeras.ConfigError, match="expands to more than 100,000 values"):
+        cnnkeras.validate(bomb)
+    assert time.perf_counter() - started < 30  # it used to grow past 1.8 GB and never end
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes(b"name: caf\xe9\n")
+    with pytest.raises(cnnkeras.ConfigError, match=r"not UTF-8 text \(byte 0xe9 at offset 9\)"):
+        cnnkeras.validate(latin1)
