@@ -254,6 +254,11 @@ def _optimize(cfg: ExperimentConfig, study: Any, storage: str, parent: Any, *, w
             else:
                 outcome = run_trial(cfg, trial, parent_run_id=parent_id, study_name=study.study_name,
                                     overrides=trial_overrides_, worker=worker, sampler_seed=seed)
+        except KeyboardInterrupt:  # not this trial's fault: it does not count, and runs again on resume
+            trial.set_user_attr(STALE_ATTR, True)
+            trial.set_user_attr(REASON_ATTR, "interrupted (Ctrl-C); parameters queued again")
+            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+            raise
         except Exception as exc:  # outside the run itself (tracking set-up, a storage that stayed away)
             trial.set_user_attr(REASON_ATTR, redact(f"{type(exc).__name__}: {exc}")[:500])
             raise
@@ -283,9 +288,8 @@ def _optimize(cfg: ExperimentConfig, study: Any, storage: str, parent: Any, *, w
         if parent is not None:
             parent.end("KILLED", "interrupted (Ctrl-C)")
         raise SweepInterrupted(
-            f"sweep interrupted: the running trial is FAIL and its MLflow run KILLED. Resume with the same "
-            f"command (cnnkeras sweep {cfg._source.file if cfg._source and cfg._source.file else '...'}); "
-            f"finished trials are kept in {shown}"
+            f"sweep interrupted: the running trial is FAIL (queued again, not counted) and its MLflow run KILLED. "
+            f"Resume with the same command ({_resume_command(cfg)}); finished trials are kept in {shown}"
         ) from None
     result = summarize(study, cfg, storage, parent, elapsed=time.time() - started)
     if parent is not None:
@@ -295,6 +299,15 @@ def _optimize(cfg: ExperimentConfig, study: Any, storage: str, parent: Any, *, w
             parent.set_tags({"cnnkeras.sweep_state": "finished"})
             parent.end("FINISHED")
     return result
+
+
+def _resume_command(cfg: ExperimentConfig) -> str:
+    """``cnnkeras sweep FILE key=value ...`` with the overrides this sweep was started with."""
+    import shlex
+
+    source = cfg._source
+    parts = ["cnnkeras", "sweep", source.file if source and source.file else "FILE"]
+    return " ".join(shlex.quote(part) for part in parts + list(source.overrides if source else []))
 
 
 class _StopAtTotal:

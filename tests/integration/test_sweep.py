@@ -136,9 +136,9 @@ def test_a_diverging_trial_fails_cleanly_and_the_rest_finish(tmp_path):
     assert "non-finite loss" in run.data.tags["cnnkeras.failure_reason"]
 
 
-def _start_sweep(path):
+def _start_sweep(path, *overrides):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    return subprocess.Popen([sys.executable, "-m", "cnnkeras.cli", "sweep", path, "--quiet"], env=env,
+    return subprocess.Popen([sys.executable, "-m", "cnnkeras.cli", "sweep", path, *overrides, "--quiet"], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
@@ -192,17 +192,26 @@ def test_sigkill_mid_trial_then_resume_ends_with_exactly_the_total(tmp_path):
 
 def test_ctrl_c_fails_the_trial_kills_its_run_and_says_how_to_resume(tmp_path):
     path = sweep_file(tmp_path, SLOW_SEARCH, epochs=8)
-    process = _start_sweep(path)
+    process = _start_sweep(path, "train.shuffle=true")
     _wait_for_running_trial(path, process)
     process.send_signal(signal.SIGINT)
     output, _ = process.communicate(timeout=60)
     assert process.returncode == 130, output
     assert "Resume with the same command" in output
+    assert f"(cnnkeras sweep {path} train.shuffle=true)" in " ".join(output.split())  # overrides kept
     _, parents, children = runs(tmp_path)
     assert parents[0].info.status == "KILLED"
     assert "KILLED" in {r.info.status for r in children}
     study = load_study(cnnkeras.load_config(path))
-    assert "FAIL" in {t.state.name for t in study.trials}
+    interrupted = [t for t in study.trials if t.state.name == "FAIL"]
+    assert len(interrupted) == 1 and interrupted[0].user_attrs["stale"] is True
+    assert "interrupted (Ctrl-C)" in interrupted[0].user_attrs["reason"]
+
+    resumed = cnnkeras.sweep(path, ["train.shuffle=true"], progress=False)  # the interrupted trial does not count
+    counted = [t for t in resumed.trials if not t["stale"]]
+    assert len(counted) == 3 and all(t["state"] in ("COMPLETE", "PRUNED") for t in counted)
+    retry = [t for t in counted if t["user_attrs"].get("retry_of") == interrupted[0].number]
+    assert len(retry) == 1 and retry[0]["params"] == interrupted[0].params
 
 
 def test_parallel_jobs_run_each_trial_in_its_own_process(tmp_path):
