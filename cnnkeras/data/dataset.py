@@ -87,24 +87,67 @@ def _resize(x: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return np.concatenate(out).astype("float32")
 
 
+def _labels(y: np.ndarray, x: np.ndarray, what: str) -> np.ndarray:
+    """Integer class indices >= 0, one per image, or a DataError naming the split."""
+    if len(y) != len(x):
+        raise DataError(f"data: the {what} split has {len(x)} images but {len(y)} labels")
+    if y.ndim != 1:
+        raise DataError(f"data: {what} labels must be one class index per image, got shape {tuple(y.shape)}")
+    if not np.issubdtype(y.dtype, np.integer):
+        if not np.issubdtype(y.dtype, np.number) or not np.all(np.isfinite(y)) or not np.all(np.mod(y, 1) == 0):
+            raise DataError(f"data: {what} labels must be integers (class indices)")
+    if y.size and y.min() < 0:
+        raise DataError(f"data: {what} labels must be >= 0, found {int(y.min())}")
+    return y.astype("int64")
+
+
+def _check_images(x: np.ndarray, what: str, like: np.ndarray | None = None) -> None:
+    """Finite pixels, and the training images' shape: before anything trains, not in evaluate."""
+    if x.ndim != 4:
+        raise DataError(f"data: {what} images must be (N, H, W, C), got shape {tuple(x.shape)}")
+    if like is not None and x.shape[1:] != like.shape[1:]:
+        raise DataError(f"data: {what} images are {tuple(x.shape[1:])}, training images {tuple(like.shape[1:])}; "
+                        "set data.resize to one size")
+    bad = int(np.size(x) - np.count_nonzero(np.isfinite(x))) if np.issubdtype(x.dtype, np.floating) else 0
+    if bad:
+        raise DataError(f"data: the {what} images hold {bad} non-finite pixel values (NaN or inf)")
+
+
 def load_dataset(config: DataConfig, *, seed: int) -> Dataset:
-    """Load, select classes, subset, split (stratified, seeded), resize and normalize."""
+    """Load, check, select classes, subset, split (stratified, seeded), resize and normalize.
+
+    Every split is checked here, before any model is built: labels (integers >= 0, one per
+    image), pixels (finite), shapes, at least two classes, no test class unknown to training.
+    """
     raw = load_source(config.source, config.path, color_mode=config.color_mode, resize=config.resize)
-    y_all = raw.y_train
-    if not np.issubdtype(y_all.dtype, np.integer):
-        if np.all(np.mod(y_all, 1) == 0):
-            y_all = y_all.astype("int64")
-        else:
-            raise DataError("data: labels must be integers (class indices)")
-    if y_all.size and y_all.min() < 0:
-        raise DataError(f"data: labels must be >= 0, found {int(y_all.min())}")
-    x_train, y_train = _select_classes(raw.x_train, y_all.astype("int64"), config.classes, "training")
-    if raw.x_test is not None and raw.y_test is not None:
-        x_test, y_test = _select_classes(raw.x_test, raw.y_test.astype("int64"), config.classes, "test")
+    if (raw.x_test is None) != (raw.y_test is None):
+        raise DataError("data: the file has test images without test labels (or labels without images); "
+                        "give x_test and y_test together, or neither (test_split then holds out a test set)")
+    _check_images(raw.x_train, "training")
+    y_all = _labels(raw.y_train, raw.x_train, "training")
+    if raw.x_test is not None:
+        _check_images(raw.x_test, "test", like=raw.x_train)
+        y_test_all = _labels(raw.y_test, raw.x_test, "test")
+    x_train, y_train = _select_classes(raw.x_train, y_all, config.classes, "training")
+    if raw.x_test is not None:
+        x_test, y_test = _select_classes(raw.x_test, y_test_all, config.classes, "test")
     else:
         x_train, x_test, y_train, y_test = _stratified_split(x_train, y_train, config.test_split, seed, "test_split")
     if len(x_train) == 0:
         raise DataError("data: no training images left after selecting classes")
+    trained = set(np.unique(y_train).tolist())
+    if len(trained) < 2:
+        raise DataError(f"data: the training images hold {len(trained)} class ({sorted(trained)}): a classifier "
+                        "needs at least 2")
+    unseen = sorted(set(np.unique(y_test).tolist()) - trained)
+    if unseen:
+        raise DataError(f"data: test labels {unseen[:10]} never occur in training (classes {sorted(trained)[:10]}"
+                        f"{'...' if len(trained) > 10 else ''}); select classes with data.classes")
+    for key, size, available in (("subset", config.subset, len(x_train)), ("test_subset", config.test_subset,
+                                                                              len(x_test))):
+        if size is not None and size > available:
+            raise DataError(f"data.{key}: {size} images asked for, but there are {available} "
+                            f"{'training' if key == 'subset' else 'test'} images")
     x_train, y_train = _subset(x_train, y_train, config.subset, seed, "subset")
     x_test, y_test = _subset(x_test, y_test, config.test_subset, seed, "test_subset")
     if config.validation_split > 0:
@@ -121,8 +164,7 @@ def load_dataset(config: DataConfig, *, seed: int) -> Dataset:
         std = x_train.std(axis=(0, 1, 2), keepdims=True) + 1e-7
         x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
 
-    num_classes = len(config.classes) if config.classes else int(max(a.max() for a in (y_train, y_val, y_test)
-                                                                       if len(a))) + 1
+    num_classes = len(config.classes) if config.classes else int(max(a.max() for a in (y_train, y_val) if len(a))) + 1
     names = raw.class_names
     if config.classes and names:
         names = [names[c] for c in config.classes if c < len(names)]

@@ -116,3 +116,39 @@ def test_labels_out_of_range_for_the_binary_head():
 
     with pytest.raises(DataError, match=r"binary head needs labels 0 and 1.*data.classes: \[a, b\]"):
         check_labels(np.arange(10), head="binary", num_outputs=1)
+
+
+def _npz(tmp_path, name="d.npz", **arrays):
+    rng = np.random.default_rng(0)
+    data = {"x_train": rng.random((40, 8, 8)).astype("float32"), "y_train": np.arange(40) % 4,
+            "x_test": rng.random((12, 8, 8)).astype("float32"), "y_test": np.arange(12) % 4}
+    data.update(arrays)
+    data = {k: v for k, v in data.items() if v is not None}
+    path = tmp_path / name
+    np.savez(path, **data)
+    return str(path)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"x_train": np.full((40, 8, 8), np.nan, dtype="float32")}, "the training images hold 2560 non-finite"),
+    ({"x_test": np.where(np.eye(8, dtype=bool), np.inf, 0.5)[None].repeat(12, 0).astype("float32")},
+     "the test images hold 96 non-finite"),
+    ({"y_test": None}, "test images without test labels"),
+    ({"y_test": np.arange(12) % 5}, "test labels [4] never occur in training"),
+    ({"y_train": np.zeros(40, dtype=int)}, "the training images hold 1 class ([0])"),
+    ({"y_test": (np.arange(12) % 4) + 0.5}, "test labels must be integers"),
+    ({"y_test": np.arange(11) % 4}, "the test split has 12 images but 11 labels"),
+    ({"y_test": -(np.arange(12) % 4)}, "test labels must be >= 0"),
+    ({"x_test": np.zeros((12, 9, 9), dtype="float32")}, "test images are (9, 9, 1), training images (8, 8, 1)"),
+])
+def test_every_split_is_checked_before_anything_trains(tmp_path, change, message):
+    with pytest.raises(DataError) as info:
+        load_dataset(DataConfig(source="npz", path=_npz(tmp_path, **change), normalization="none"), seed=0)
+    assert message in str(info.value)
+
+
+def test_a_subset_larger_than_the_data_is_an_error(tmp_path):
+    with pytest.raises(DataError, match=r"data.subset: 50 images asked for, but there are 40 training images"):
+        load_dataset(DataConfig(source="npz", path=_npz(tmp_path), subset=50), seed=0)
+    with pytest.raises(DataError, match=r"data.test_subset: 13 images asked for, but there are 12 test images"):
+        load_dataset(DataConfig(source="npz", path=_npz(tmp_path), test_subset=13), seed=0)
