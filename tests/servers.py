@@ -125,8 +125,9 @@ class MlflowServer:
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend,
              "--artifacts-destination", str(self.folder / "artifacts"), "--serve-artifacts",
              "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=self.folder, env=env, stdout=open(self.folder / "log", "ab"), stderr=subprocess.STDOUT)
-        deadline = time.time() + 120
+            cwd=self.folder, env=env, stdout=open(self.folder / "log", "ab"), stderr=subprocess.STDOUT,
+            start_new_session=True)  # its own process group: stop() ends its workers too
+        deadline = time.time() + 180
         while time.time() < deadline:
             assert self.process.poll() is None, (self.folder / "log").read_text()[-3000:]
             try:
@@ -138,20 +139,28 @@ class MlflowServer:
         raise TimeoutError(f"mlflow server did not start: {(self.folder / 'log').read_text()[-3000:]}")
 
     def stop(self) -> None:
-        """Stop the server and every process it started (its workers), freeing the port."""
+        """Stop the server and every process it started (uvicorn, its job consumer), freeing the port."""
+        import signal
+
         if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
+            os.killpg(self.process.pid, signal.SIGTERM)
             try:
                 self.process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        deadline = time.time() + 30
+        if self.process is not None:
+            try:  # children that outlived the main process
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        deadline = time.time() + 60
         while time.time() < deadline:  # the port is free once its workers are gone too
             with socket.socket() as probe:
                 if probe.connect_ex(("127.0.0.1", self.port)) != 0:
                     return
             time.sleep(0.2)
+        raise TimeoutError(f"port {self.port} still in use 60 s after the mlflow server was stopped")
 
     def _request(self, method: str, path: str, body: dict, auth: tuple[str, str]) -> None:
         import base64
