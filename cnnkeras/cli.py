@@ -254,8 +254,7 @@ def runs(experiment: str = typer.Argument(..., help="Experiment file, study name
         table.add_column(key.replace("_", " "))
     for row in frame.head(200).itertuples(index=False):
         values = row._asdict()
-        table.add_row(*(f"{values[k]:.4f}" if isinstance(values[k], float) else str(values[k])
-                        for k in (["run_name", "epoch", "metric", "value"] if curves else keys)))
+        table.add_row(*(_cell(values[k], k) for k in (["run_name", "epoch", "metric", "value"] if curves else keys)))
     out.print(table)
 
 
@@ -278,6 +277,17 @@ def report(target: str = typer.Argument(..., help="Experiment file, study name o
         out.print(f"[bold]{claim.claim}[/]: [{colours.get(claim.verdict, 'dim')}]{claim.verdict}[/]", highlight=False)
         out.print(f"  {claim.sentence}", highlight=False, markup=False, soft_wrap=True)
     out.print(f"report on {result.runs} runs: [bold]{result.path}[/]")
+
+
+def _cell(value: Any, key: str) -> str:
+    """A table cell for people: '-' for missing values, epochs as integers, measurements to 4 places."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    if isinstance(value, float) and ("epoch" in key or key == "epochs") and value.is_integer():
+        return str(int(value))
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return str(value)
 
 
 def _parse_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
@@ -308,16 +318,14 @@ def inspect_cmd(target: str = typer.Argument(..., help="An architecture name or 
     import cnnkeras
 
     frame = cnnkeras.inspect(target, input_shape=_parse_shape(input), num_classes=classes)
-    table = Table(title=f"{frame.attrs['name']} on {frame.attrs['input_shape']}", header_style="bold")
-    for column, justify in (("layer", "left"), ("type", "left"), ("output_shape", "left"), ("params", "right"),
-                            ("macs", "right"), ("receptive_field", "right"), ("stride", "right")):
-        table.add_column(column.replace("_", " "), justify=justify)
-    for row in frame.itertuples():
-        table.add_row(row.layer, row.type, str(tuple(row.output_shape)), f"{row.params:,}", f"{row.macs:,}",
-                      row.receptive_field, row.stride)
-    table.add_section()
-    table.add_row("total", "", "", f"{frame.attrs['params']:,}", f"{frame.attrs['macs']:,}", "", "")
-    out.print(table)
+    rows = [(row.layer, row.type, "x".join(str(d) for d in row.output_shape), f"{row.params:,}", _human(row.macs),
+             str(row.receptive_field), str(row.stride)) for row in frame.itertuples()]
+    rows.append(("total", "", "", f"{frame.attrs['params']:,}", _human(frame.attrs["macs"]), "", ""))
+    columns = (("layer", "left", True), ("type", "left", True), ("output", "left", False), ("params", "right", False),
+               ("MACs", "right", False), ("RF", "right", False), ("stride", "right", False))
+    out.print(_fitted_table(f"{frame.attrs['name']} on {frame.attrs['input_shape']}", columns, rows,
+                            total_row=True))
+    out.print("RF: receptive field in input pixels; stride: the layer's cumulative stride", highlight=False)
 
 
 @app.command()
@@ -337,14 +345,57 @@ def zoo(input: Optional[str] = typer.Option(None, "--input", help="Input shape H
         out.print("[bold]blocks:[/] " + ", ".join(sorted(BLOCKS)))
         return
     frame = cnnkeras.zoo_table(input_shape=_parse_shape(input), num_classes=classes)
-    table = Table(title="cnnkeras zoo", header_style="bold")
-    for column in ("arch", "input", "params", "MACs", "reference params", "paper / note"):
-        table.add_column(column, justify="right" if column in ("params", "MACs", "reference params") else "left")
+    rows = []
     for row in frame.itertuples():
-        table.add_row(row.arch, "x".join(map(str, row.input)), f"{row.params:,}" if row.params == row.params and row.params is not None else "-",
-                      _human(row.macs), f"{row.reference_params:,}" if row.reference_params == row.reference_params and row.reference_params is not None else "-",
-                      row.note or row.paper)
-    out.print(table)
+        same = row.reference_params == row.reference_params and row.reference_params == row.params
+        rows.append((row.arch, "x".join(map(str, row.input)), _human(row.params), _human(row.macs),
+                     "same" if same else _human(row.reference_params), _short_citation(row.note or row.paper)))
+    out.print(_fitted_table("cnnkeras zoo", (("arch", "left", False), ("input", "left", False),
+                                              ("params", "right", False), ("MACs", "right", False),
+                                              ("reference", "right", False), ("paper", "left", True)), rows))
+    out.print("reference: the published parameter count at 224x224x3 and 1000 classes (tests check it); "
+              "`cnnkeras inspect ARCH` shows one model layer by layer", highlight=False)
+
+
+def _fitted_table(title: str, columns: Any, rows: list[tuple[str, ...]], *, total_row: bool = False) -> Table:
+    """A table that fits the console (80 columns in a pipe): numbers keep their full width, and only
+    the text columns marked flexible are shortened, with an ellipsis, to share what is left."""
+    widths = [max([len(name)] + [len(row[i]) for row in rows]) for i, (name, _, _) in enumerate(columns)]
+    flexible = [i for i, (_, _, flex) in enumerate(columns) if flex]
+    room = out.width - (3 * len(columns) + 1) - sum(w for i, w in enumerate(widths) if i not in flexible)
+    budget = {i: widths[i] for i in flexible}
+    while sum(budget.values()) > max(room, 6 * len(flexible)) and max(budget.values()) > 6:
+        widest = max(budget, key=budget.get)
+        budget[widest] -= 1
+    table = Table(title=title, header_style="bold")
+    for i, (name, justify, _) in enumerate(columns):
+        table.add_column(name, justify=justify, no_wrap=True, width=budget.get(i, widths[i]))
+    for n, row in enumerate(rows):
+        if total_row and n == len(rows) - 1:
+            table.add_section()
+        table.add_row(*(text if i not in budget or len(text) <= budget[i] else text[: budget[i] - 1] + "…"
+                        for i, text in enumerate(row)))
+    return table
+
+
+def _count(value: Any) -> str:
+    """A parameter count with thousands separators; '-' when there is none."""
+    if value is None or value != value:
+        return "-"
+    return f"{int(value):,}"
+
+
+def _short_citation(text: Optional[str]) -> str:
+    """'Krizhevsky et al., ImageNet classification..., NeurIPS 2012' -> 'Krizhevsky 2012'."""
+    import re
+
+    if not text:
+        return "-"
+    years = re.findall(r"(?:19|20)\d\d", text)
+    first = text.split(",")[0].strip()
+    if not years or first.startswith("("):
+        return first
+    return f"{first.split()[0]} {years[-1]}"
 
 
 def main() -> None:

@@ -37,3 +37,16 @@ def test_run_prints_results_and_where_to_look(tiny_config, tracking_uri):
     assert result.exit_code == 0, result.output
     assert "test_accuracy" in result.output and "cnnkeras ui" in result.output
     assert "cnnkeras reproduce" in result.output
+
+
+def test_zoo_and_inspect_fit_80_columns_without_cutting_numbers():
+    import re
+
+    zoo = runner.invoke(app, ["zoo"], env={"COLUMNS": "80"})
+    inspect = runner.invoke(app, ["inspect", "resnet18", "--input", "32,32,3"], env={"COLUMNS": "80"})
+    for result in (zoo, inspect):
+        assert result.exit_code == 0, result.output
+        assert max(len(line) for line in result.output.splitlines()) <= 80
+        assert not re.search(r"\b(None|nan)\b", result.output)
+    assert re.search(r"vgg16 +│ 224x224x3 │ +138\.36M │ +15\.47G │ +same │ Simonyan 2015", zoo.output)
+    assert re.search(r"│ total +│ +│ +│ +11,\d{3},\d{3} │", inspect.output)  # whole, with thousands separators
