@@ -53,6 +53,13 @@ def load_npz(path: str | None, **_: object) -> RawData:
     assert path is not None
     if not os.path.exists(path):
         raise DataError(f"data.path: file not found: {path}")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if not head.startswith(b"PK"):  # an .npz is a zip archive of .npy arrays; anything else is not one
+        what = ("a Python pickle, which cnnkeras never loads (unpickling can run arbitrary code)"
+                if head[:1] == b"\x80" else f"a file that starts with {head!r}")
+        raise DataError(f"data.path: {path} is not an .npz archive (a zip of .npy arrays, as numpy.savez writes) "
+                        f"but {what}")
     try:
         with np.load(path, allow_pickle=False) as archive:
             keys = set(archive.files)

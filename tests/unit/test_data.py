@@ -59,6 +59,13 @@ def test_a_pickle_renamed_npz_is_not_unpickled(tmp_path):
         load_dataset(DataConfig(source="npz", path=str(path)), seed=0)
 
 
+def test_a_text_file_named_npz_is_called_what_it_is(tmp_path):
+    path = tmp_path / "notes.npz"
+    path.write_text("name: x\n")
+    with pytest.raises(DataError, match=r"is not an .npz archive .* but a file that starts with b'name: x\\n'"):
+        load_dataset(DataConfig(source="npz", path=str(path)), seed=0)
+
+
 def test_missing_npz(tmp_path):
     with pytest.raises(DataError, match="data.path: file not found"):
         load_dataset(DataConfig(source="npz", path=str(tmp_path / "none.npz")), seed=0)
