@@ -25,15 +25,17 @@ from . import quiet_imports  # noqa: E402
 quiet_imports.install()
 
 from .config.checks import register_check  # noqa: E402
+from .lazy import lazy_import  # noqa: E402
+
+
+_zoo_build = lazy_import("cnnkeras.zoo.build")
 
 
 @register_check
 def _zoo_check(config: Any) -> Any:
     """The zoo's check (architecture names, options, declarative layers), wired in here so that
     config never imports the zoo and every loader still runs it."""
-    from .zoo.build import check_model_config
-
-    return check_model_config(config)
+    return _zoo_build.check_model_config(config)
 
 
 from .version import __version__  # noqa: E402

@@ -8,11 +8,22 @@ everything a run would refuse, before anything trains.
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from .config import config_from_dict, load_config
 from .config.schema import ExperimentConfig
+from .lazy import lazy_import
+
+# The heavy parts, imported when a command needs them (validate and schema need none).
+keras = lazy_import("keras")
+layers = lazy_import("cnnkeras.layers")
+loop = lazy_import("cnnkeras.studies.loop")
+runner = lazy_import("cnnkeras.runner")
+server = lazy_import("cnnkeras.dashboards.server")
 
 __all__ = ["config_from_dict", "load_config", "load_model", "run", "schema", "sweep", "ui", "validate"]
 
@@ -31,9 +42,7 @@ def run(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[s
 
     The options are :func:`cnnkeras.runner.run`'s (``progress``, ``callbacks``, ``listeners``, ...).
     """
-    from .runner import run as run_config
-
-    return run_config(_config(config, overrides), **options)
+    return runner.run(_config(config, overrides), **options)
 
 
 def sweep(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[str] = (), **options: Any) -> Any:
@@ -41,9 +50,7 @@ def sweep(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence
 
     The options are :func:`cnnkeras.studies.loop.sweep`'s (``jobs``, ``n_trials``, ``progress``).
     """
-    from .studies.loop import sweep as sweep_config
-
-    return sweep_config(_config(config, overrides), **options)
+    return loop.sweep(_config(config, overrides), **options)
 
 
 def validate(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:
@@ -58,10 +65,7 @@ def schema() -> dict[str, Any]:
 
 def load_model(path: str | os.PathLike[str]) -> Any:
     """Load a ``.keras`` model saved by cnnkeras, always with ``safe_mode=True``."""
-    import keras
-
-    from . import layers  # noqa: F401  (registers the custom layers for deserialization)
-
+    layers.get_layer_class("conv2d")  # importing the package registers the custom layers for deserialization
     return keras.saving.load_model(Path(path), safe_mode=True)
 
 
@@ -73,13 +77,7 @@ def ui(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: str 
     Returns the running :class:`cnnkeras.dashboards.server.Dashboards` when ``wait`` is
     False; otherwise blocks until Ctrl-C and stops everything.
     """
-    import signal
-    import threading
-    import time
-
-    from .dashboards.server import serve
-
-    running = serve(root=root, uri=uri, host=host, port=port, reports=reports, storages=storages,
+    running = server.serve(root=root, uri=uri, host=host, port=port, reports=reports, storages=storages,
                     mlflow_url=mlflow_url)
     if not wait:
         return running

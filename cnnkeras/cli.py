@@ -10,13 +10,29 @@ from __future__ import annotations
 
 import functools
 import json
+import os
+import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, List, Optional
 
 import typer
+import yaml
 from rich.console import Console
 from rich.table import Table
+
+import cnnkeras
+
+from .config.docs import schema_markdown
+from .errors import CnnkerasError, SweepInterrupted, TrainingDiverged
+from .lazy import lazy_import
+
+# Heavy modules (Keras, Optuna, pandas), imported by the commands that need them.
+frames = lazy_import("cnnkeras.analysis.frames")
+layer_blocks = lazy_import("cnnkeras.layers.blocks")
+layer_registry = lazy_import("cnnkeras.layers.registry")
+loop = lazy_import("cnnkeras.studies.loop")
+storage = lazy_import("cnnkeras.studies.storage")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Declarative CNN experiments on Keras 3, tracked in MLflow, swept with Optuna.")
@@ -34,8 +50,6 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from .errors import CnnkerasError, TrainingDiverged
-
         try:
             return func(*args, **kwargs)
         except CnnkerasError as exc:
@@ -63,12 +77,8 @@ def main_options(verbose: bool = typer.Option(False, "--verbose", "-v",
 def _configure_logging() -> None:
     """The one place cnnkeras configures logging (the library never does): MLflow and Optuna
     say only what went wrong (cnnkeras prints its own lines). Trial worker processes inherit it."""
-    import os
-
-    from .studies.storage import quiet_optuna
-
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    quiet_optuna()
+    storage.quiet_optuna()
 
 
 def _metrics_table(title: str, values: dict[str, float]) -> Table:
@@ -91,8 +101,6 @@ def _metrics_table(title: str, values: dict[str, float]) -> Table:
 def run(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display.")) -> None:
     """Train and evaluate one experiment, tracked in MLflow."""
-    import cnnkeras
-
     result = cnnkeras.run(cnnkeras.load_config(config, overrides or []), progress=not quiet)
     keys = ["epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy", "final_gap_accuracy",
             "final_gap_loss", "test_loss", "test_accuracy", "test_mae"]
@@ -108,10 +116,6 @@ def run(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
 @handle_errors
 def validate(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg) -> None:
     """Check a config (every error at once) and print the resolved config."""
-    import yaml
-
-    import cnnkeras
-
     resolved = cnnkeras.validate(config, overrides or [])
     out.print(yaml.safe_dump(resolved.to_dict(), sort_keys=False), highlight=False, markup=False)
     err.print(f"[green]{config}: valid[/]")
@@ -121,12 +125,8 @@ def validate(config: Path = ConfigArg, overrides: Optional[List[str]] = Override
 def schema(markdown: bool = typer.Option(False, "--markdown", help="The configuration reference as Markdown.")) -> None:
     """Print the JSON schema of experiment files (or the Markdown reference)."""
     if markdown:
-        from .config.docs import schema_markdown
-
         sys.stdout.write(schema_markdown())
     else:
-        import cnnkeras
-
         print(json.dumps(cnnkeras.schema(), indent=2))
 
 
@@ -135,8 +135,6 @@ def schema(markdown: bool = typer.Option(False, "--markdown", help="The configur
 def reproduce(run_id: str = typer.Argument(..., help="MLflow run id to re-run."), uri: Optional[str] = UriOpt,
               tolerance: float = typer.Option(0.0, help="Largest absolute difference accepted.")) -> None:
     """Re-run a logged run from its saved config and compare every metric."""
-    import cnnkeras
-
     result = cnnkeras.reproduce(run_id, uri=uri, tolerance=tolerance)
     table = Table(title=f"reproduce {run_id}", header_style="bold")
     table.add_column("metric")
@@ -162,8 +160,6 @@ def ui(uri: Optional[str] = UriOpt, host: str = typer.Option("127.0.0.1", help="
                                                 help="Link this running MLflow UI instead of starting one.")
        ) -> None:
     """Serve one landing page linking the MLflow UI, optuna-dashboard and the reports (Ctrl-C stops)."""
-    import cnnkeras
-
     cnnkeras.ui(root=root, uri=uri, host=host, port=port, reports=reports, storages=storage or [], mlflow_url=mlflow_url)
 
 
@@ -176,9 +172,6 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
                                                help="Total trials (default: search.n_trials)."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-trial lines.")) -> None:
     """Run or resume the config's Optuna sweep; every trial is a nested MLflow run."""
-    import cnnkeras
-    from .errors import SweepInterrupted
-
     try:
         result = cnnkeras.sweep(cnnkeras.load_config(config, overrides or []), jobs=jobs, n_trials=trials,
                                 progress=not quiet)
@@ -199,15 +192,13 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
 
 def _print_sweep_summary(result: Any) -> None:
     """The best trials (up to 10) and the parameter importances of a finished sweep."""
-    from .studies.loop import short_number
-
     table = Table(title=f"study {result.study_name}: best trial(s)", header_style="bold")
     table.add_column("trial", justify="right")
     table.add_column("values", justify="right")
     table.add_column("parameters")
     for best in result.best[:10]:
         table.add_row(str(best["number"]), ", ".join(f"{v:.4f}" for v in best["values"]),
-                      "  ".join(f"{k}={short_number(v)}" for k, v in best["params"].items()))
+                      "  ".join(f"{k}={loop.short_number(v)}" for k, v in best["params"].items()))
     out.print(table)
     out.print(f"parent MLflow run {result.parent_run_id}", highlight=False)
     for target, values in result.importances.items():
@@ -222,8 +213,6 @@ def best(study: str = typer.Argument(..., help="A study name, or the experiment 
          register: bool = typer.Option(True, "--register/--no-register", help="Register in the MLflow registry."),
          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display.")) -> None:
     """Retrain a study's best configuration on the whole training split, test it, register the model."""
-    import cnnkeras
-
     result = cnnkeras.best(study, storage=storage, register=register, progress=not quiet)
     out.print(_metrics_table("best configuration: results", result.test))
     out.print(f"MLflow run [bold]{result.run_id}[/]" + (" (registered)" if register else ""))
@@ -237,14 +226,10 @@ def runs(experiment: str = typer.Argument(..., help="Experiment file, study name
          curves: bool = typer.Option(False, "--curves", help="Per-epoch curves (long format) instead of runs."),
          k: int = typer.Option(3, help="Rising epochs that mark the onset of overfitting.")) -> None:
     """One row per run with parameters, metrics and overfitting measures (or per-epoch curves)."""
-    import cnnkeras
-
     frame = (cnnkeras.curves_frame(experiment, uri=uri, storage=storage) if curves
              else cnnkeras.runs_frame(experiment, uri=uri, storage=storage, k=k))
     if out_path is not None:
-        from .analysis.frames import export
-
-        export(frame, out_path)
+        frames.export(frame, out_path)
         out.print(f"wrote {len(frame)} rows to {out_path}")
         return
     keys = [c for c in ("run_name", "status", "trial_state", "best_epoch", "epochs", "onset_epoch",
@@ -268,8 +253,6 @@ def report(target: str = typer.Argument(..., help="Experiment file, study name o
                                                     help="MLflow UI address, for links from the runs table."),
            k: int = typer.Option(3, help="Rising epochs that mark the onset of overfitting.")) -> None:
     """Write the overfitting report (one HTML page) and print each claim's verdict."""
-    import cnnkeras
-
     result = cnnkeras.report(target, out=out_path, uri=uri, storage=storage, color_by=color_by,
                              mlflow_url=mlflow_url, k=k)
     colours = {"supported": "green", "contradicted": "red", "not distinguishable from noise": "yellow"}
@@ -315,8 +298,6 @@ def inspect_cmd(target: str = typer.Argument(..., help="An architecture name or 
                 input: Optional[str] = typer.Option(None, "--input", help="Input shape H,W,C."),
                 classes: Optional[int] = typer.Option(None, "--classes", help="Number of classes.")) -> None:
     """Per-layer table: output shape, parameters, MACs, receptive field, cumulative stride."""
-    import cnnkeras
-
     frame = cnnkeras.inspect(target, input_shape=_parse_shape(input), num_classes=classes)
     rows = [(row.layer, row.type, "x".join(str(d) for d in row.output_shape), f"{row.params:,}", _human(row.macs),
              str(row.receptive_field), str(row.stride)) for row in frame.itertuples()]
@@ -334,15 +315,10 @@ def zoo(input: Optional[str] = typer.Option(None, "--input", help="Input shape H
         classes: Optional[int] = typer.Option(None, "--classes", help="Number of classes."),
         layers: bool = typer.Option(False, "--layers", help="List the layer and block names for declarative configs.")) -> None:
     """Every architecture with its parameters and MACs for one input."""
-    import cnnkeras
-
     if layers:
-        from .layers.blocks import BLOCKS
-        from .layers.registry import LAYERS, get_layer_class
-
-        get_layer_class("conv2d")
-        out.print("[bold]layers:[/] " + ", ".join(sorted(LAYERS)))
-        out.print("[bold]blocks:[/] " + ", ".join(sorted(BLOCKS)))
+        layer_registry.get_layer_class("conv2d")  # loads the custom layers into the registry
+        out.print("[bold]layers:[/] " + ", ".join(sorted(layer_registry.LAYERS)))
+        out.print("[bold]blocks:[/] " + ", ".join(sorted(layer_blocks.BLOCKS)))
         return
     frame = cnnkeras.zoo_table(input_shape=_parse_shape(input), num_classes=classes)
     rows = []
@@ -387,8 +363,6 @@ def _count(value: Any) -> str:
 
 def _short_citation(text: Optional[str]) -> str:
     """'Krizhevsky et al., ImageNet classification..., NeurIPS 2012' -> 'Krizhevsky 2012'."""
-    import re
-
     if not text:
         return "-"
     years = re.findall(r"(?:19|20)\d\d", text)

@@ -18,6 +18,7 @@ import functools
 import json
 import math
 import os
+import secrets
 import tempfile
 import time
 from contextlib import contextmanager
@@ -26,13 +27,25 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
 import numpy as np
+import yaml
 
 from .config import config_from_dict
 from .config.schema import ExperimentConfig
+from .data.augment import with_augmentation
+from .data.dataset import load_dataset
 from .errors import CnnkerasError, DataError, TrainingDiverged
 from .interrupts import deferred_interrupts
+from .lazy import lazy_import
 from .measures import TIMING_KEYS, summarize
+from .tracking import TAG_PREFIX, Tracker, default_tracking_uri, download_artifact, flatten, read_run
+from .training.compile import compile_model, steps_per_epoch
+from .training.fit import fit_and_evaluate
 from .training.graph_release import release_traced_graphs
+from .training.plots import learning_curves, write_html
+from .training.reproducibility import environment, seed_everything
+from .zoo.build import model_from_config
+
+keras = lazy_import("keras")
 
 __all__ = ["ReproduceResult", "RunResult", "TrainingDiverged", "check_labels", "reproduce", "run"]
 
@@ -80,8 +93,6 @@ def _save_model(folder: Path, model: Any, result: Any, *, log_model: bool) -> No
 
 def _write_records(folder: Path, config: ExperimentConfig, model: Any, result: Any, *, log_plots: bool) -> None:
     """history.json, model_summary.txt and plots/learning_curves.html (about 4 MB)."""
-    from .training.plots import learning_curves, write_html
-
     (folder / "history.json").write_text(json.dumps(result.history, indent=1))
     lines: list[str] = []
     model.summary(print_fn=lambda text, line_break=True: lines.append(text), expand_nested=True)
@@ -94,8 +105,6 @@ def _write_records(folder: Path, config: ExperimentConfig, model: Any, result: A
 @contextmanager
 def _dtype_policy_restored() -> Iterator[None]:
     """The run sets the global dtype policy (mixed precision or not); put back the caller's after."""
-    import keras
-
     previous = keras.config.dtype_policy()
     try:
         yield
@@ -145,15 +154,6 @@ def run(
         A :class:`RunResult`. Raises :class:`TrainingDiverged` when the loss
         stops being finite (the run is then FAILED in MLflow).
     """
-    import keras
-
-    from .data.augment import with_augmentation
-    from .data.dataset import load_dataset
-    from .training.compile import compile_model, steps_per_epoch
-    from .training.fit import fit_and_evaluate
-    from .training.reproducibility import environment, seed_everything
-    from .zoo.build import model_from_config
-
     cfg = config
     source_file = cfg._source.file if cfg._source is not None else None
 
@@ -171,8 +171,6 @@ def run(
 
     owns_tracker = tracker is None
     if tracker is None and cfg.tracking.enabled:
-        from .tracking import Tracker
-
         tracker = Tracker(
             uri=cfg.tracking.uri, experiment=cfg.tracking.experiment or cfg.name,
             run_name=run_name or cfg.tracking.run_name or _fresh_run_name(cfg), parent_run_id=parent_run_id,
@@ -235,18 +233,12 @@ def _log_artifacts(tracker: Any, folder: Path, cfg: ExperimentConfig, model: Any
 def _fresh_run_name(config: ExperimentConfig) -> str:
     """``<name>-<month><day>-<time>-<4 hex>``: MLflow's own names come from ``random``, which the
     run has just seeded, so every run of one seed would get the same name."""
-    import secrets
-
     return f"{config.name}-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
 def _start_logging(tracker: Any, cfg: ExperimentConfig, data: Any, model: Any, env: dict[str, Any],
                    folder: Path, source_file: str | None) -> None:
     """Params, tags, resolved config and environment: logged before training starts."""
-    import yaml
-
-    from .tracking import TAG_PREFIX, flatten
-
     params = flatten(cfg.to_dict())
     params.update({f"data.{k}": v for k, v in flatten(data.summary()).items()})
     params["model.params"] = str(model.count_params())
@@ -300,10 +292,6 @@ def _largest_difference(a: Sequence[float], b: Sequence[float]) -> float:
 
 def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, progress: bool = True) -> ReproduceResult:
     """Re-run a logged run from its saved config and compare every metric, epoch by epoch."""
-    import yaml
-
-    from .tracking import TAG_PREFIX, default_tracking_uri, download_artifact, read_run
-
     uri = default_tracking_uri(uri)
     original = read_run(run_id, uri=uri)
     if original["status"] != "FINISHED":

@@ -17,6 +17,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from cnnkeras.lazy import lazy_import
+
+pio = lazy_import("plotly.io")
+plotly_offline = lazy_import("plotly.offline")
+
 __all__ = ["TEMPLATES", "figure_json", "number_text", "plotly_js", "render", "safe_json"]
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -31,22 +38,16 @@ def safe_json(data: Any) -> str:
 
 def figure_json(fig: Any) -> str:
     """A plotly figure as safe JSON (plotly's own encoder, then :func:`safe_json`)."""
-    import plotly.io as pio
-
     return safe_json(pio.to_json(fig, validate=False, pretty=False))
 
 
 def plotly_js() -> str:
     """The plotly.js bundle that ships with plotly (inlined, so reports open offline)."""
-    from plotly.offline import get_plotlyjs
-
-    return get_plotlyjs()
+    return plotly_offline.get_plotlyjs()
 
 
 def render(template: str, **context: Any) -> str:
     """Render ``templates/<template>`` with autoescaping."""
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
-
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters["num"] = number_text

@@ -36,12 +36,17 @@ import threading
 import time
 import urllib.request
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any, Callable, Iterable, Sequence
+from urllib.parse import urlsplit
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
+import optuna
+from optuna_dashboard import wsgi as optuna_wsgi
+
+from cnnkeras.studies.storage import open_storage
+from cnnkeras.tracking import default_tracking_uri
 from cnnkeras.tracking.values import redact
 
 from . import render
@@ -137,10 +142,6 @@ class Dashboards:
 
 def find_storages(root: str | os.PathLike[str], extra: Sequence[str] = ()) -> list[StudyStorage]:
     """Study storages under ``root`` (``.cnnkeras/*.journal``) and in ``extra``, with their studies."""
-    import optuna
-
-    from cnnkeras.studies.storage import open_storage
-
     found: list[str] = []
     for folder, dirs, files in os.walk(root):
         dirs[:] = [d for d in dirs if d not in SKIP_DIRS]
@@ -215,11 +216,6 @@ def serve(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: s
     ``--static-prefix /mlflow``) is proxied at the landing page's ``/mlflow/``, any
     other is linked as it is.
     """
-    from optuna_dashboard import wsgi as optuna_wsgi
-
-    from cnnkeras.studies.storage import open_storage
-    from cnnkeras.tracking import default_tracking_uri
-
     root = Path(root)
     tracking_uri = default_tracking_uri(uri)
     state = Dashboards(landing=f"http://{host}:{port}/", mlflow=None, reports_dir=Path(reports))

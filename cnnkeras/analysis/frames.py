@@ -19,8 +19,9 @@ from typing import Any, Union
 
 import pandas as pd
 
-from ..errors import CnnkerasError
+from ..errors import CnnkerasError, TrackingError
 from ..measures import measures
+from ..tracking import iter_runs, read_run
 from .source import RunSource, resolve
 
 __all__ = ["curves_frame", "export", "runs_frame"]
@@ -30,9 +31,6 @@ EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "gap_accuracy",
 
 
 def _runs(source: RunSource) -> list[dict[str, Any]]:
-    from ..errors import TrackingError
-    from ..tracking import iter_runs, read_run
-
     where = f"tags.mlflow.parentRunId = '{source.parent_run_id}'" if source.parent_run_id else ""
     runs = list(iter_runs(source.experiment, uri=source.uri, filter_string=where))
     if not runs:

@@ -18,12 +18,19 @@ parameters and MACs.
 from __future__ import annotations
 
 import math
+import os
 from typing import Any
 
 import keras
 import pandas as pd
 
 from ..config import load_config
+from ..config.schema import ExperimentConfig
+from ..data.dataset import load_dataset
+from ..layers import (MaxPoolingWithArgmax2D, MaxUnpooling2D, MixedPooling2D, SpatialPyramidPooling2D,
+                      SpatiallySeparableConv2D, Upsample2D)
+from ..zoo.build import model_from_config
+from ..zoo.registry import get_model_info, list_models
 
 __all__ = ["inspect", "layer_macs", "model_for", "zoo_table"]
 
@@ -47,8 +54,6 @@ def _producers(layer: keras.layers.Layer) -> list[str]:
 
 def layer_macs(layer: keras.layers.Layer, in_shape: tuple, out_shape: tuple) -> int:
     """Multiply-accumulates of ``layer`` for one example (batch dimension ignored)."""
-    from ..layers.spatially_separable import SpatiallySeparableConv2D
-
     L = keras.layers
     if isinstance(layer, L.SeparableConv2D):
         kh, kw = layer.kernel_size
@@ -76,9 +81,6 @@ def layer_macs(layer: keras.layers.Layer, in_shape: tuple, out_shape: tuple) -> 
 
 def _field_step(layer: keras.layers.Layer, rf: tuple[float, float], jump: tuple[float, float]):
     """(rf, jump) per axis after ``layer``, given those of its input."""
-    from ..layers import (MaxPoolingWithArgmax2D, MaxUnpooling2D, MixedPooling2D, SpatialPyramidPooling2D,
-                          SpatiallySeparableConv2D, Upsample2D)
-
     L = keras.layers
     if rf[0] == GLOBAL or isinstance(layer, (L.Flatten, L.Dense, L.GlobalAveragePooling2D, L.GlobalMaxPooling2D,
                                               SpatialPyramidPooling2D, L.AdaptiveAveragePooling2D,
@@ -157,21 +159,13 @@ def inspect(target: Any, *, input_shape: tuple[int, int, int] | None = None,
 
 
 def _resolve(target: Any, input_shape, num_classes) -> keras.Model:
-    import os
-
-    from ..config.schema import ExperimentConfig
-
     if isinstance(target, keras.Model):
         return target
     if isinstance(target, (str, os.PathLike)) and (str(target).endswith((".yaml", ".yml")) or os.path.isfile(target)):
 
         target = load_config(target)
     if isinstance(target, ExperimentConfig):
-        from ..zoo.build import model_from_config
-
         if input_shape is None or num_classes is None:
-            from ..data.dataset import load_dataset
-
             data = load_dataset(target.data, seed=target.seed)
             input_shape, num_classes = input_shape or data.input_shape, num_classes or data.num_classes
         return model_from_config(target.model, input_shape=input_shape, num_classes=num_classes)
@@ -181,8 +175,6 @@ def _resolve(target: Any, input_shape, num_classes) -> keras.Model:
 def model_for(arch: str, *, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
               **options: Any) -> keras.Model:
     """Build a registered architecture, switching on its small-input stem when the input needs it."""
-    from ..zoo.registry import get_model_info
-
     info = get_model_info(arch)
     shape = tuple(input_shape or info.input_shape)
     if "small_input" in info.options and "small_input" not in options and min(shape[:2]) < info.min_input:
@@ -192,8 +184,6 @@ def model_for(arch: str, *, input_shape: tuple[int, int, int] | None = None, num
 
 def zoo_table(*, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None) -> pd.DataFrame:
     """Every registered architecture with its parameters and MACs for one input (or its reference input)."""
-    from ..zoo.registry import get_model_info, list_models
-
     rows = []
     for name in list_models():
         info = get_model_info(name)

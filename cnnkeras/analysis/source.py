@@ -21,6 +21,9 @@ from typing import Any
 
 from ..config import config_from_dict, load_config
 from ..config.schema import ExperimentConfig
+from ..errors import CnnkerasError
+from ..studies.storage import PARENT_ATTR
+from ..studies.study import find_study
 
 __all__ = ["RunSource", "resolve"]
 
@@ -55,23 +58,16 @@ def resolve(target: str | os.PathLike[str] | RunSource, *, uri: str | None = Non
         if config.search is None:
             return RunSource(Path(text).stem, config.tracking.experiment or config.name,
                              uri or config.tracking.uri, config=config)
-        from ..studies.study import find_study
-
         study, storage = find_study(text, storage)
         return _from_study(study, storage, uri, config)
     default = storage or str(Path(".cnnkeras") / f"{text}.journal")
     if storage is not None or "://" in default or os.path.exists(default):
-        from ..studies.study import find_study
-
         study, storage = find_study(text, storage)
         return _from_study(study, storage, uri, None)
     return RunSource(text, text, uri)
 
 
 def _from_study(study: Any, storage: str, uri: str | None, config: ExperimentConfig | None) -> RunSource:
-    from ..errors import CnnkerasError
-    from ..studies.storage import PARENT_ATTR
-
     if config is None:
         raw = study.user_attrs.get("config")
         if raw is None:

@@ -17,6 +17,10 @@ from typing import Sequence
 
 import numpy as np
 
+from ..lazy import lazy_import
+
+stats = lazy_import("scipy.stats")
+
 __all__ = ["MeanCI", "Trend", "mean_ci", "trend"]
 
 
@@ -41,8 +45,6 @@ class MeanCI:
 
 
 def _t(confidence: float, df: int) -> float:
-    from scipy import stats
-
     return float(stats.t.ppf((1 + confidence) / 2, df))
 
 
@@ -99,8 +101,6 @@ def trend(x: Sequence[float], y: Sequence[float], covariates: np.ndarray | None 
     Rows with a non-finite value are dropped. With no degrees of freedom left the
     interval is infinite.
     """
-    from scipy import stats
-
     x = np.asarray(x, dtype=float)
     y = np.asarray(y, dtype=float)
     columns = [np.ones_like(x), x]

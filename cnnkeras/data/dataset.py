@@ -14,7 +14,11 @@ import numpy as np
 
 from ..config.schema import DataConfig
 from ..errors import DataError
+from ..lazy import lazy_import
 from .sources import load_source
+
+keras = lazy_import("keras")
+sklearn_model_selection = lazy_import("sklearn.model_selection")
 
 __all__ = ["Dataset", "load_dataset"]
 
@@ -48,12 +52,10 @@ class Dataset:
 
 
 def _stratified_split(x: np.ndarray, y: np.ndarray, size: float | int, seed: int, what: str):
-    from sklearn.model_selection import train_test_split
-
     counts = np.bincount(y) if y.size else np.array([])
     stratify = y if counts.size and counts[counts > 0].min() >= 2 else None
     try:
-        return train_test_split(x, y, test_size=size, random_state=seed, stratify=stratify)
+        return sklearn_model_selection.train_test_split(x, y, test_size=size, random_state=seed, stratify=stratify)
     except ValueError as exc:
         raise DataError(f"data.{what}: cannot split {len(y)} images this way: {exc}") from None
 
@@ -80,8 +82,6 @@ def _select_classes(x, y, classes: list[int] | None, where: str):
 def _resize(x: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or tuple(x.shape[1:3]) == tuple(size):
         return x
-    import keras
-
     out = [keras.ops.convert_to_numpy(keras.ops.image.resize(x[i : i + 2048], size, interpolation="bilinear"))
            for i in range(0, len(x), 2048)]
     return np.concatenate(out).astype("float32")

@@ -16,6 +16,10 @@ from typing import Callable
 import numpy as np
 
 from ..errors import DataError
+from ..lazy import lazy_import
+
+keras = lazy_import("keras")
+sklearn_datasets = lazy_import("sklearn.datasets")
 
 __all__ = ["RawData", "load_source", "SOURCES"]
 
@@ -40,9 +44,7 @@ def _nhwc(x: np.ndarray) -> np.ndarray:
 
 def load_digits_source(_path: str | None = None, **_: object) -> RawData:
     """scikit-learn's 1,797 embedded 8x8 digit images, pixel values 0..16."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
+    bunch = sklearn_datasets.load_digits()
     x = bunch.images.astype("float32")[..., None]
     return RawData(x, bunch.target.astype("int64"), None, None, max_value=16.0,
                    class_names=[str(c) for c in bunch.target_names])
@@ -97,8 +99,6 @@ def load_npz(path: str | None, **_: object) -> RawData:
 
 def _keras_dataset(name: str) -> Callable[..., RawData]:
     def load(_path: str | None = None, **_: object) -> RawData:
-        import keras
-
         module = getattr(keras.datasets, name)
         try:
             (x_train, y_train), (x_test, y_test) = module.load_data()
@@ -117,8 +117,6 @@ def _keras_dataset(name: str) -> Callable[..., RawData]:
 def load_image_folder(path: str | None, *, color_mode: str = "grayscale",
                       resize: tuple[int, int] | None = None, **_: object) -> RawData:
     """A folder with one subfolder per class, read with ``keras.utils.load_img``."""
-    import keras
-
     assert path is not None
     root = Path(path)
     if not root.is_dir():

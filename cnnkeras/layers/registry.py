@@ -15,7 +15,9 @@ from typing import Any, Iterable
 
 import keras
 
+from ..config.errors import suggestion
 from ..errors import UnknownName
+from .blocks import BLOCKS
 
 __all__ = ["LAYERS", "check_layer_args", "get_layer_class", "layer_arguments", "register_layer"]
 
@@ -59,19 +61,17 @@ def register_layer(name: str):
 
 
 def _ensure_loaded() -> None:
-    from .. import layers  # noqa: F401  (importing registers the custom layers)
+    """Import the package, whose modules register the custom layers (here, not at the top:
+    those modules import this registry, so a top-level import would be circular)."""
+    from .. import layers  # noqa: F401
 
 
 def get_layer_class(name: str) -> Any:
     """The layer class, or block function, registered as ``name``; a KeyError names the closest one."""
     _ensure_loaded()
-    from .blocks import BLOCKS
-
     if name in BLOCKS:
         return BLOCKS[name]
     if name not in LAYERS:
-        from ..config.errors import suggestion
-
         raise UnknownName(f"unknown layer type '{name}'; {suggestion(name, list(LAYERS) + list(BLOCKS), 'choose from')}")
     return LAYERS[name]
 
@@ -92,8 +92,6 @@ def layer_arguments(cls: Any) -> list[str]:
 
 def check_layer_args(name: str, args: dict[str, Any]) -> Iterable[tuple[tuple[Any, ...], str]]:
     """Problems with ``{type: name, **args}``, as (relative key path, message)."""
-    from ..config.errors import suggestion
-
     cls = get_layer_class(name)
     valid = layer_arguments(cls)
     problems = [((key,), f"{cls.__name__} takes no argument '{key}'; {suggestion(key, valid, 'valid arguments')}")

@@ -27,6 +27,11 @@ import pandas as pd
 
 from ..analysis.claims import ParamScale, finished, in_range
 from ..analysis.stats import mean_ci
+from ..lazy import lazy_import
+
+go = lazy_import("plotly.graph_objects")
+plotly_colors = lazy_import("plotly.colors")
+plotly_subplots = lazy_import("plotly.subplots")
 
 __all__ = ["claim_figure", "gap_by_parameter", "importances_side_by_side", "label", "learning_curves_by",
            "lr_batch_heatmap"]
@@ -59,8 +64,6 @@ def _template(fig: Any, title: str, height: int) -> Any:
 
 def _colours(values: Sequence[Any], scale: ParamScale) -> dict[str, str]:
     """A colour per distinct value: a palette for few values, a colour scale for many."""
-    from plotly.colors import sample_colorscale
-
     distinct = sorted({v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))},
                       key=lambda v: (not isinstance(v, (int, float)), v if isinstance(v, (int, float)) else str(v)))
     if len(distinct) <= len(PALETTE):
@@ -68,7 +71,7 @@ def _colours(values: Sequence[Any], scale: ParamScale) -> dict[str, str]:
     x = scale.transform(pd.Series(distinct))
     lo, hi = np.nanmin(x), np.nanmax(x)
     where = [(float(v) - lo) / (hi - lo) if hi > lo and math.isfinite(v) else 0.5 for v in x]
-    return {str(v): c for v, c in zip(distinct, sample_colorscale("Viridis", where))}
+    return {str(v): c for v, c in zip(distinct, plotly_colors.sample_colorscale("Viridis", where))}
 
 
 def _metric_pair(curves: pd.DataFrame) -> str:
@@ -81,12 +84,9 @@ def learning_curves_by(runs: pd.DataFrame, curves: pd.DataFrame, scales: Mapping
 
     A drop-down switches the colouring between the swept parameters (``color_by`` first).
     """
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     second = _metric_pair(curves) if not curves.empty else "accuracy"
     panels = [("loss", 1, 1), ("val_loss", 1, 2), (second, 2, 1), (f"val_{second}", 2, 2)]
-    fig = make_subplots(rows=2, cols=2, shared_xaxes=True, horizontal_spacing=0.08, vertical_spacing=0.1,
+    fig = plotly_subplots.make_subplots(rows=2, cols=2, shared_xaxes=True, horizontal_spacing=0.08, vertical_spacing=0.1,
                         subplot_titles=("train loss", "validation loss", f"train {second}",
                                         f"validation {second}"))
     params = [color_by] + [p for p in scales if p != color_by and f"param.{p}" in runs]
@@ -141,8 +141,6 @@ def _axis_type(scale: ParamScale) -> str:
 def _mean_ci_trace(runs: pd.DataFrame, param: str, measure: str, confidence: float, colour: str,
                    name: str, showlegend: bool) -> Any:
     """Mean ± CI of ``measure`` per distinct value of ``param`` (None when values do not repeat)."""
-    import plotly.graph_objects as go
-
     column = f"param.{param}"
     groups = [(value, mean_ci(pd.to_numeric(group[measure], errors="coerce").tolist(), confidence))
               for value, group in runs.groupby(column, sort=True)]
@@ -165,13 +163,10 @@ def gap_by_parameter(runs: pd.DataFrame, scales: Mapping[str, ParamScale], *,
                      measures: Sequence[str] = ("final_gap_accuracy", "best_val_accuracy"),
                      confidence: float = 0.95) -> Any:
     """Each measure (rows) against each swept parameter (columns): runs as dots, mean ± CI as bars."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     runs = finished(runs)
     params = [p for p in scales if f"param.{p}" in runs]
     measures = [m for m in measures if m in runs]
-    fig = make_subplots(rows=max(1, len(measures)), cols=max(1, len(params)), shared_yaxes=True,
+    fig = plotly_subplots.make_subplots(rows=max(1, len(measures)), cols=max(1, len(params)), shared_yaxes=True,
                         horizontal_spacing=0.04, vertical_spacing=0.12,
                         column_titles=[short(p) for p in params] or None)
     pct = int(round(confidence * 100))
@@ -217,13 +212,10 @@ def find_param(scales: Mapping[str, ParamScale], suffix: str) -> str | None:
 
 def lr_batch_heatmap(runs: pd.DataFrame, scales: Mapping[str, ParamScale], lr: str, batch: str) -> Any:
     """Mean final gap and mean best validation accuracy on the learning rate x batch size grid."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     runs = finished(runs).copy()
     runs["_lr"] = _grid_values(runs[f"param.{lr}"], scales[lr])
     runs["_batch"] = _grid_values(runs[f"param.{batch}"], scales[batch])
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
+    fig = plotly_subplots.make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
                         subplot_titles=("mean final gap (train − val accuracy)", "mean best validation accuracy"))
     for col, (measure, colours) in enumerate((("final_gap_accuracy", "RdBu_r"), ("best_val_accuracy", "Viridis")),
                                              start=1):
@@ -245,8 +237,6 @@ def lr_batch_heatmap(runs: pd.DataFrame, scales: Mapping[str, ParamScale], lr: s
 
 def importances_side_by_side(importances: Mapping[str, Mapping[str, float]]) -> Any:
     """fANOVA importances of each parameter, for each target (validation accuracy, gap), as grouped bars."""
-    import plotly.graph_objects as go
-
     fig = go.Figure()
     params = sorted({p for values in importances.values() for p in values})
     for i, (target, values) in enumerate(importances.items()):
@@ -264,8 +254,6 @@ def claim_figure(runs: pd.DataFrame, result: Any, scale: ParamScale, confidence:
     only: those are drawn as usual with the mean ± CI; the runs outside are drawn
     faded, as context, with no mean.
     """
-    import plotly.graph_objects as go
-
     runs = finished(runs)
     column = f"param.{result.parameter}"
     fig = go.Figure()

@@ -29,7 +29,12 @@ from ..analysis.claims import (CONTRADICTED, NOISE, SUPPORTED, ClaimResult, Para
                                infer_scales, param_scales, setting_summary)
 from ..analysis.frames import curves_frame, runs_frame
 from ..analysis.source import RunSource, resolve
+from ..dashboards import figure_json, number_text, plotly_js, render
 from ..errors import CnnkerasError
+from ..studies.importance import frame_importances
+from ..tracking import Tracker
+from ..version import __version__
+from . import study_figures as figs
 
 __all__ = ["ReportResult", "report"]
 
@@ -100,8 +105,6 @@ def report(target: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     done = finished(runs)
     claims = [evaluate_claim(runs, claim, scales, replicate_key=replicate, confidence=confidence)
               for claim in (report_cfg.claims if report_cfg else [])]
-    from ..studies.importance import frame_importances
-
     importances = frame_importances(done, scales, IMPORTANCE_TARGETS, seed=config.seed if config else 0)
     page = _render(source, runs, curves, swept, scales, color_by, claims, importances, replicate, confidence,
                    _mlflow_url(source, mlflow_url))
@@ -112,8 +115,6 @@ def report(target: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     except OSError as exc:
         raise CnnkerasError(f"cannot write the report to {path}: {exc.strerror or exc}") from None
     if log_to_parent and source.parent_run_id:
-        from ..tracking import Tracker
-
         tracker = Tracker(uri=source.uri, experiment=source.experiment, run_id=source.parent_run_id)
         tracker.log_artifact(path, "reports")
         tracker.client.log_dict(tracker.run_id, [c.to_dict() for c in claims], "reports/claims.json")
@@ -127,12 +128,6 @@ def _slug(text: str) -> str:
 def _render(source: RunSource, runs: pd.DataFrame, curves: pd.DataFrame, swept: list[str], scales: dict,
             color_by: str | None, claims: list[ClaimResult], importances: dict, replicate: str, confidence: float,
             mlflow_url: str | None) -> str:
-    from cnnkeras.dashboards import figure_json, plotly_js, render
-
-    from ..version import __version__
-
-    from . import study_figures as figs
-
     figures: list[dict[str, str]] = []
 
     def add(fig: Any) -> str:
@@ -181,8 +176,6 @@ def _render(source: RunSource, runs: pd.DataFrame, curves: pd.DataFrame, swept: 
 
 
 def _claim_scale(source: RunSource, result: ClaimResult, scale: Any) -> Any:
-    from ..analysis.claims import ParamScale
-
     if source.config is not None:
         for claim in source.config.report.claims:
             if claim.claim == result.claim and claim.levels:
@@ -218,8 +211,6 @@ def _notes(runs: pd.DataFrame, source: RunSource) -> list[str]:
 
 
 def _cell(value: Any, *, href: str | None = None, css: str | None = None) -> dict[str, Any]:
-    from cnnkeras.dashboards import number_text
-
     if isinstance(value, float) and math.isnan(value):
         value = None
     sort = "" if value is None else (repr(float(value)) if isinstance(value, (int, float)) and not isinstance(

@@ -12,18 +12,16 @@ from typing import Any
 
 from ..config import config_from_dict
 from ..errors import CnnkerasError
+from ..runner import run
+from ..tracking import register_keras_model
+from .space import format_override
+from .study import find_study
 
 __all__ = ["best"]
 
 
 def best(target: str, *, storage: str | None = None, register: bool = True, progress: bool = True) -> Any:
     """Retrain the best trial of a study (named, or given by its experiment file) and register it."""
-    from ..runner import run
-    from ..tracking import register_keras_model
-    from .space import format_override
-
-    from .study import find_study
-
     study, storage = find_study(target, storage)
     try:
         trial = study.best_trials[0] if len(study.directions) > 1 else study.best_trial

@@ -12,14 +12,16 @@ from __future__ import annotations
 import math
 from typing import Any, Mapping
 
+import optuna
 import pandas as pd
+from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.importance import FanovaImportanceEvaluator, get_param_importances
+from optuna.trial import create_trial
 
 __all__ = ["frame_importances"]
 
 
 def _distribution(values: pd.Series, kind: str) -> Any:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
-
     numeric = pd.to_numeric(values, errors="coerce")
     if kind in ("log", "linear") and numeric.notna().all():
         low, high = float(numeric.min()), float(numeric.max())
@@ -40,10 +42,6 @@ def frame_importances(frame: pd.DataFrame, scales: Mapping[str, Any], targets: M
     Parameters that never vary are left out; a target with fewer than 3 finite
     runs gets no importances.
     """
-    import optuna
-    from optuna.importance import FanovaImportanceEvaluator, get_param_importances
-    from optuna.trial import create_trial
-
     params = [p for p in scales if f"param.{p}" in frame and frame[f"param.{p}"].nunique() > 1]
     out: dict[str, dict[str, float]] = {}
     if not params:

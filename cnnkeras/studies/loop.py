@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from rich.console import Console
 
 from ..config.schema import ExperimentConfig
 from ..errors import CnnkerasError, SweepInterrupted
@@ -303,8 +305,6 @@ def _optimize(cfg: ExperimentConfig, study: Any, storage: str, parent: Any, *, w
 
 def _resume_command(cfg: ExperimentConfig) -> str:
     """``cnnkeras sweep FILE key=value ...`` with the overrides this sweep was started with."""
-    import shlex
-
     source = cfg._source
     parts = ["cnnkeras", "sweep", source.file if source and source.file else "FILE"]
     return " ".join(shlex.quote(part) for part in parts + list(source.overrides if source else []))
@@ -337,8 +337,6 @@ class TrialFailed(Exception):
 
 
 def _console() -> Any:
-    from rich.console import Console
-
     return Console(stderr=True)
 
 

@@ -17,6 +17,8 @@ from optuna_integration.keras import KerasPruningCallback
 from ..config import config_from_dict
 from ..config.schema import OBJECTIVE_METRICS, ExperimentConfig
 from ..measures import gap_metrics
+from ..runner import run
+from ..tracking import Tracker
 
 __all__ = ["PruningCallback", "TrialOutcome", "run_trial", "trial_config"]
 
@@ -88,9 +90,6 @@ def run_trial(config: ExperimentConfig, trial: Any, *, parent_run_id: str | None
     The trial's MLflow run id is stored on the Optuna trial as soon as the run exists,
     so whichever process finds this trial dead can close the run.
     """
-    from ..runner import run
-    from ..tracking import Tracker
-
     search = config.search
     assert search is not None
     child = trial_config(config, overrides, number=trial.number)

@@ -25,7 +25,9 @@ from which :func:`sampler_seed` derives the process's sampler seed.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import sys
 import threading
 import time
@@ -35,8 +37,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+import numpy as np
 import optuna
+import sqlalchemy
+import sqlalchemy.exc
 from optuna.storages import RDBStorage
+from optuna.storages.journal import JournalFileBackend
 
 from ..errors import CnnkerasError, StorageUnavailable
 from ..tracking.values import redact
@@ -72,8 +78,6 @@ def is_journal(storage: str) -> bool:
 
 def _is_transient(exc: BaseException) -> bool:
     """A connection that broke or could not be made: worth waiting for (not a wrong query)."""
-    import sqlalchemy.exc
-
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -240,7 +244,7 @@ class JournalLock:
         self._handle: Any = None
 
     def acquire(self) -> "JournalLock":
-        import fcntl
+        import fcntl  # POSIX only: imported where used, so the module imports on any platform
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
         handle = open(self.path, "a+", encoding="utf-8")
@@ -283,9 +287,6 @@ def check_journal(journal: str | os.PathLike[str], *, repair: bool) -> str | Non
     last complete record; the returned line says so. A record that is not JSON anywhere
     else means real damage: :class:`~cnnkeras.errors.CnnkerasError`, the file untouched.
     """
-    import json
-    import shutil
-
     path = Path(journal)
     if not path.exists() or path.stat().st_size == 0:
         return None
@@ -322,8 +323,6 @@ def open_storage(storage: str, *, wait_s: float = WAIT_S, heartbeat_s: int | Non
     process, whose sweep process sends them).
     """
     if is_journal(storage):
-        from optuna.storages.journal import JournalFileBackend
-
         Path(storage).parent.mkdir(parents=True, exist_ok=True)
         check_journal(storage, repair=False)
         return optuna.storages.JournalStorage(JournalFileBackend(storage))
@@ -344,8 +343,6 @@ def setup_lock(storage: str, name: str, *, wait_s: float = WAIT_S) -> Iterator[N
     if not storage.startswith("postgresql"):
         yield
         return
-    import sqlalchemy
-
     key = zlib.crc32(f"cnnkeras-study:{name}".encode())
     engine = sqlalchemy.create_engine(storage, poolclass=sqlalchemy.pool.NullPool,
                                       connect_args={"connect_timeout": 5})
@@ -393,6 +390,4 @@ def sampler_seed(seed: int, worker: int) -> int:
     """
     if worker == 0:
         return seed
-    import numpy as np
-
     return int(np.random.SeedSequence([seed, worker]).generate_state(1)[0])

@@ -101,8 +101,6 @@ def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
     A study name is looked up in ``storage`` (default ``$CNNKERAS_STORAGE``, else
     ``.cnnkeras/<name>.journal``).
     """
-    import optuna
-
 
 
     def open_existing(name: str, where: str, missing: str) -> tuple[Any, str]:

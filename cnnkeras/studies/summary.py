@@ -73,7 +73,6 @@ def _trial_rows(study: Any) -> list[dict[str, Any]]:
 
 
 def _importances(study: Any, config: ExperimentConfig) -> dict[str, dict[str, float]]:
-    import optuna
     complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
     out: dict[str, dict[str, float]] = {}
     if len(complete) < 2 or len(config.search.parameters) < 1:

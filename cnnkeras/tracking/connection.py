@@ -20,7 +20,10 @@ import os
 from pathlib import Path
 
 from ..errors import TrackingError
+from ..lazy import lazy_import
 from .values import redact
+
+requests = lazy_import("requests")
 
 __all__ = ["check_tracking", "explain_http_error"]
 
@@ -57,8 +60,6 @@ def check_tracking(uri: str) -> None:
 
 
 def _check_server(uri: str) -> None:
-    import requests
-
     base = uri.rstrip("/")
     shown = redact(base)
     try:

@@ -24,8 +24,14 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 from ..errors import TrackingError
+from ..lazy import lazy_import
 from .connection import check_tracking, explain_http_error
 from .values import metric_values, param_values, tag_values
+
+mlflow = lazy_import("mlflow")
+mlflow_entities = lazy_import("mlflow.entities")
+mlflow_exceptions = lazy_import("mlflow.exceptions")
+mlflow_tracking = lazy_import("mlflow.tracking")
 
 __all__ = [
     "TAG_PREFIX",
@@ -64,9 +70,7 @@ def _artifact_root(uri: str) -> str | None:
 
 def get_client(uri: str | None = None) -> Any:
     """An ``MlflowClient`` for ``uri`` (resolved with :func:`default_tracking_uri`)."""
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=default_tracking_uri(uri))
+    return mlflow_tracking.MlflowClient(tracking_uri=default_tracking_uri(uri))
 
 
 def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -115,8 +119,6 @@ class Tracker:
                 self.set_tags(all_tags)
 
     def _experiment_id(self, name: str) -> str:
-        from mlflow.exceptions import MlflowException
-
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             if found.lifecycle_stage == "deleted":
@@ -124,30 +126,25 @@ class Tracker:
             return found.experiment_id
         try:
             return self.client.create_experiment(name, artifact_location=_artifact_root(self.uri))
-        except MlflowException:  # created meanwhile by a parallel worker
+        except mlflow_exceptions.MlflowException:  # created meanwhile by a parallel worker
             return self.client.get_experiment_by_name(name).experiment_id
 
     # ---------------------------------------------------------------- logging
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        from mlflow.entities import Param
-
-        items = [Param(k, v) for k, v in param_values(params).items()]
+        items = [mlflow_entities.Param(k, v) for k, v in param_values(params).items()]
         for start in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[start : start + 100])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        from mlflow.entities import RunTag
-
         if tags:
-            self.client.log_batch(self.run_id, tags=[RunTag(k, v) for k, v in tag_values(tags).items()])
+            items = [mlflow_entities.RunTag(k, v) for k, v in tag_values(tags).items()]
+            self.client.log_batch(self.run_id, tags=items)
 
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
         """Log the finite metrics in one batch (see :func:`~cnnkeras.tracking.values.metric_values`)."""
-        from mlflow.entities import Metric
-
         now = int(time.time() * 1000)
-        items = [Metric(k, v, now, step or 0) for k, v in metric_values(metrics).items()]
+        items = [mlflow_entities.Metric(k, v, now, step or 0) for k, v in metric_values(metrics).items()]
         for start in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
 
@@ -178,11 +175,9 @@ class Tracker:
 @contextmanager
 def server_errors(uri: str) -> Iterator[None]:
     """Turn an MLflow server's refusal (HTTP 401/403) into a one-line :class:`TrackingError`."""
-    from mlflow.exceptions import MlflowException
-
     try:
         yield
-    except MlflowException as exc:
+    except mlflow_exceptions.MlflowException as exc:
         status = exc.get_http_status_code()
         if status in (401, 403):
             raise TrackingError(explain_http_error(uri, status)) from None
@@ -200,12 +195,10 @@ def reading_client(uri: str | None = None) -> Any:
 
 def read_run(run_id: str, *, uri: str | None = None) -> dict[str, Any]:
     """A logged run as plain data: info, params, tags, final metrics and per-epoch histories."""
-    from mlflow.exceptions import MlflowException
-
     client = reading_client(uri)
     try:
         run = client.get_run(run_id)
-    except MlflowException as exc:
+    except mlflow_exceptions.MlflowException as exc:
         raise TrackingError(f"no run {run_id!r} in {default_tracking_uri(uri)}: {exc.message}") from None
     histories = {
         key: [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
@@ -225,11 +218,9 @@ def read_run(run_id: str, *, uri: str | None = None) -> dict[str, Any]:
 
 def download_artifact(run_id: str, path: str, dst: str | os.PathLike[str], *, uri: str | None = None) -> Path:
     """Download one artifact of a run into ``dst`` and return its local path."""
-    from mlflow.exceptions import MlflowException
-
     try:
         return Path(get_client(uri).download_artifacts(run_id, path, str(dst)))
-    except (MlflowException, OSError) as exc:
+    except (mlflow_exceptions.MlflowException, OSError) as exc:
         raise TrackingError(f"run {run_id} has no artifact {path!r}: {exc}") from None
 
 
@@ -247,10 +238,8 @@ def register_keras_model(run_id: str, model: Any, *, name: str, uri: str | None 
 
     Returns the new model version. (No input example: passing one raised with this stack.)
     """
-    import mlflow
-
     mlflow.set_tracking_uri(default_tracking_uri(uri))
     with mlflow.start_run(run_id=run_id):
         info = mlflow.keras.log_model(model, name="registered_model", registered_model_name=name)
-    mlflow.tracking.MlflowClient(default_tracking_uri(uri)).set_tag(run_id, f"{TAG_PREFIX}registered_model", name)
+    mlflow_tracking.MlflowClient(default_tracking_uri(uri)).set_tag(run_id, f"{TAG_PREFIX}registered_model", name)
     return info.registered_model_version

@@ -17,6 +17,8 @@ import time
 from typing import Any, Protocol, Sequence
 
 import keras
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import interrupts
 from ..measures import gap_metrics
@@ -90,8 +92,6 @@ class RichProgress(keras.callbacks.Callback):
 
     def __init__(self, epochs: int, steps: int, *, title: str = "training", console: Any = None):
         super().__init__()
-        from rich.console import Console
-
         self.console = console or Console(stderr=True)
         self.epochs, self.steps, self.title = epochs, steps, title
         self._progress: Any = None
@@ -99,8 +99,6 @@ class RichProgress(keras.callbacks.Callback):
 
     def on_train_begin(self, logs: dict | None = None) -> None:
         if self.console.is_terminal:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
             self._progress = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                                       TimeElapsedColumn(), TextColumn("{task.fields[metrics]}"),
                                       console=self.console, transient=False)

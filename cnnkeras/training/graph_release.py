@@ -29,6 +29,10 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+from ..lazy import lazy_import
+
+keras = lazy_import("keras")
+
 __all__ = ["release_traced_graphs", "custom_gradient_entries"]
 
 _PREFIX = "CustomGradient-"
@@ -39,11 +43,9 @@ _baseline: frozenset[str] = frozenset()
 
 def _registry() -> dict | None:
     """TensorFlow's gradient registry (a private dict), or None off TensorFlow."""
-    import keras
-
     if keras.backend.backend() != "tensorflow":
         return None
-    try:
+    try:  # TensorFlow is optional (JAX and PyTorch machines have none): imported only on its backend
         from tensorflow.python.framework import ops
     except ImportError:  # pragma: no cover - a backend name without the package
         return None

@@ -11,16 +11,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Mapping, Sequence
 
+from ..lazy import lazy_import
+
+go = lazy_import("plotly.graph_objects")
+plotly_subplots = lazy_import("plotly.subplots")
+
 __all__ = ["learning_curves", "write_html"]
 
 
 def learning_curves(history: Mapping[str, Sequence[float]], *, best_epoch: int | None = None, title: str = ""):
     """A two-panel figure: loss, and accuracy (or MAE), train vs validation per epoch."""
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
-
     second = "accuracy" if "accuracy" in history else "mae"
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("loss", second))
+    fig = plotly_subplots.make_subplots(rows=1, cols=2, subplot_titles=("loss", second))
     palette = {"train": "#1f77b4", "validation": "#d62728"}
     for col, metric in ((1, "loss"), (2, second)):
         for split, key in (("train", metric), ("validation", f"val_{metric}")):

@@ -17,6 +17,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from ..lazy import lazy_import
+
+keras = lazy_import("keras")
+
 __all__ = ["environment", "git_commit", "seed_everything"]
 
 PACKAGES = ("cnnkeras", "keras", "tensorflow", "jax", "jaxlib", "torch", "numpy", "mlflow", "optuna",
@@ -25,8 +29,6 @@ PACKAGES = ("cnnkeras", "keras", "tensorflow", "jax", "jaxlib", "torch", "numpy"
 
 def seed_everything(seed: int, *, deterministic: bool = False) -> None:
     """Seed every random generator a run uses; optionally ask for deterministic ops."""
-    import keras
-
     keras.utils.set_random_seed(seed)
     if deterministic and keras.backend.backend() == "tensorflow":
         import tensorflow as tf
@@ -52,8 +54,6 @@ def git_commit(folder: str | os.PathLike[str] | None = None) -> dict[str, Any] |
 
 def environment(config_file: str | None = None) -> dict[str, Any]:
     """Versions, backend, machine and git state, as a JSON-able dict."""
-    import keras
-
     versions = {}
     for name in PACKAGES:
         try:
@@ -76,8 +76,6 @@ def environment(config_file: str | None = None) -> dict[str, Any]:
 
 
 def _devices() -> list[str]:
-    import keras
-
     try:
         if keras.backend.backend() == "jax":
             import jax

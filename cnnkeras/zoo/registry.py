@@ -20,6 +20,7 @@ import inspect
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..config.errors import suggestion
 from ..errors import UnknownName
 
 __all__ = ["ModelInfo", "build_model", "get_model_info", "list_models", "register_model"]
@@ -101,7 +102,7 @@ def register_model(
 
 
 def _ensure_loaded() -> None:
-    from . import families  # noqa: F401  (importing registers every family)
+    from . import families  # noqa: F401  (registers every family; they import this module: not at the top)
 
 
 def list_models() -> list[str]:
@@ -116,8 +117,6 @@ def get_model_info(name: str) -> ModelInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        from ..config.errors import suggestion
-
         raise UnknownName(f"unknown architecture '{name}'; {suggestion(name, list(_REGISTRY), 'choose from')}") from None
 
 

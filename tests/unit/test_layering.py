@@ -16,7 +16,7 @@ import cnnkeras.config
 REPO = Path(__file__).resolve().parents[2]
 
 LAYERS = [
-    {"errors", "measures", "config", "interrupts", "quiet_imports", "version"},
+    {"errors", "measures", "config", "interrupts", "lazy", "quiet_imports", "version"},
     {"data", "layers"},
     {"zoo"},
     {"training"},
@@ -43,6 +43,9 @@ def _imports(path: Path, parts: list[str]):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield node.lineno, alias.name, ""
+        elif (isinstance(node, ast.Call) and getattr(node.func, "id", None) == "lazy_import" and node.args
+              and isinstance(node.args[0], ast.Constant)):  # a deferred import is a dependency too
+            yield node.lineno, node.args[0].value, ""
         elif isinstance(node, ast.ImportFrom):
             if node.level:
                 base = package[: len(package) - (node.level - 1)]
@@ -118,3 +121,53 @@ def test_mlflow_and_optuna_each_have_their_own_importers():
             if root in allowed and own not in allowed[root]:
                 wrong.append(f"{path.relative_to(REPO)}:{line} imports {module}")
     assert not wrong, "\n".join(wrong)
+
+
+# Imports that stay inside functions, each for a reason a top-level import cannot meet.
+INSIDE_FUNCTIONS = {
+    ("cnnkeras/layers/registry.py", "cnnkeras"): "the package registers its layers and imports this registry",
+    ("cnnkeras/zoo/registry.py", "cnnkeras.zoo"): "the families register themselves and import this registry",
+    ("cnnkeras/studies/storage.py", "fcntl"): "POSIX only",
+    ("cnnkeras/training/graph_release.py", "tensorflow.python.framework"): "the TensorFlow backend only",
+    ("cnnkeras/training/reproducibility.py", "tensorflow"): "the TensorFlow backend only",
+    ("cnnkeras/training/reproducibility.py", "jax"): "the JAX backend only",
+    ("cnnkeras/training/reproducibility.py", "torch"): "the PyTorch backend only",
+}
+
+
+def test_imports_sit_at_the_top_and_heavy_ones_go_through_lazy_import():
+    """Every dependency is named at the top of its module; heavy ones as ``x = lazy_import("x")``."""
+    hidden = []
+    for path, parts in _modules():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for function in ast.walk(tree):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            for node in ast.walk(function):
+                if isinstance(node, (ast.Import, ast.ImportFrom)):
+                    for _, module, _ in _imports_of(node, parts):
+                        if (str(path.relative_to(REPO)), module) not in INSIDE_FUNCTIONS:
+                            hidden.append(f"{path.relative_to(REPO)}:{node.lineno} imports {module} in "
+                                          f"{function.name}()")
+    assert not hidden, "\n".join(hidden)
+
+
+def _imports_of(node, parts):
+    package = parts[:-1]
+    if isinstance(node, ast.Import):
+        return [(node.lineno, alias.name, "") for alias in node.names]
+    base = package[: len(package) - (node.level - 1)] if node.level else []
+    module = ".".join(base + ([node.module] if node.module else [])) if node.level else node.module or ""
+    return [(node.lineno, module, alias.name) for alias in node.names]
+
+
+def test_importing_the_package_and_the_cli_loads_no_heavy_library():
+    import subprocess
+    import sys
+
+    code = ("import sys, cnnkeras, cnnkeras.cli, cnnkeras.api; "
+            "print(sorted(m for m in ('keras', 'tensorflow', 'mlflow', 'plotly', 'scipy', 'sklearn', 'pandas') "
+            "if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
