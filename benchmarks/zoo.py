@@ -26,7 +26,7 @@ import numpy as np
 from common import RESULTS, median, save, timed
 
 from cnnkeras import layers as L
-from cnnkeras.analysis.inspect import model_for
+from cnnkeras.zoo.inspect import model_for
 from cnnkeras.layers._windows import window_positions
 from cnnkeras.zoo import get_model_info, list_models
 

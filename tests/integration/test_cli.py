@@ -50,3 +50,9 @@ def test_zoo_and_inspect_fit_80_columns_without_cutting_numbers():
         assert not re.search(r"\b(None|nan)\b", result.output)
     assert re.search(r"vgg16 +│ 224x224x3 │ +138\.36M │ +15\.47G │ +same │ Simonyan 2015", zoo.output)
     assert re.search(r"│ total +│ +│ +│ +11,\d{3},\d{3} │", inspect.output)  # whole, with thousands separators
+
+
+def test_an_unknown_architecture_is_one_line_with_the_nearest_name_and_exit_2():
+    result = runner.invoke(app, ["inspect", "resnt18"])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: unknown architecture 'resnt18'; did you mean 'resnet18'?"

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import cnnkeras
-from cnnkeras.analysis.inspect import inspect
+from cnnkeras.zoo.inspect import inspect
 
 
 @settings(max_examples=60, deadline=None)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import cnnkeras
-from cnnkeras.analysis.inspect import model_for
+from cnnkeras.zoo.inspect import model_for
 from cnnkeras.zoo import get_model_info, list_models
 
 

@@ -29,8 +29,8 @@ from ..config.schema import ExperimentConfig
 from ..data.dataset import load_dataset
 from ..layers import (MaxPoolingWithArgmax2D, MaxUnpooling2D, MixedPooling2D, SpatialPyramidPooling2D,
                       SpatiallySeparableConv2D, Upsample2D)
-from ..zoo.build import model_from_config
-from ..zoo.registry import get_model_info, list_models
+from .build import model_from_config
+from .registry import get_model_info, list_models
 
 __all__ = ["inspect", "layer_macs", "model_for", "zoo_table"]
 
