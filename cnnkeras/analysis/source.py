@@ -23,7 +23,8 @@ from ..config import config_from_dict, load_config
 from ..config.schema import ExperimentConfig
 from ..errors import CnnkerasError
 from ..studies.storage import PARENT_ATTR
-from ..studies.study import find_study
+from ..studies.study import find_study, named_study_storage
+from ..tracking.values import redact
 
 __all__ = ["RunSource", "resolve"]
 
@@ -60,8 +61,8 @@ def resolve(target: str | os.PathLike[str] | RunSource, *, uri: str | None = Non
                              uri or config.tracking.uri, config=config)
         study, storage = find_study(text, storage)
         return _from_study(study, storage, uri, config)
-    default = storage or str(Path(".cnnkeras") / f"{text}.journal")
-    if storage is not None or "://" in default or os.path.exists(default):
+    where = named_study_storage(text, storage)
+    if storage is not None or "://" in where or os.path.exists(where):
         study, storage = find_study(text, storage)
         return _from_study(study, storage, uri, None)
     return RunSource(text, text, uri)
@@ -71,10 +72,10 @@ def _from_study(study: Any, storage: str, uri: str | None, config: ExperimentCon
     if config is None:
         raw = study.user_attrs.get("config")
         if raw is None:
-            raise CnnkerasError(f"study {study.study_name} in {storage} was not made by cnnkeras (no config)")
+            raise CnnkerasError(f"study {study.study_name} in {redact(storage)} was not made by cnnkeras (no config)")
         config = config_from_dict(raw)
     parent = study.user_attrs.get(PARENT_ATTR)
     if parent is None:
         raise CnnkerasError(f"study {study.study_name} was swept with tracking off: there are no MLflow runs to read")
     return RunSource(study.study_name, config.tracking.experiment or config.name, uri or config.tracking.uri,
-                     parent_run_id=parent, study=study, storage=storage, config=config)
+                     parent_run_id=parent, study=study, storage=redact(storage), config=config)

@@ -71,11 +71,7 @@ class _DeadTrials:
     def __call__(self, study: Any, trial: Any) -> None:
         reason = trial.user_attrs.get(REASON_ATTR) or "its sweep process died; parameters queued again"
         finished_run = self._close_run(trial, reason)
-        if trial.params:
-            attrs: dict[str, Any] = {"retry_of": trial.number}
-            if finished_run:
-                attrs["adopt_run_id"] = finished_run
-            study.enqueue_trial(trial.params, user_attrs=attrs, skip_if_exists=False)
+        _queue_again(study, trial, **({"adopt_run_id": finished_run} if finished_run else {}))
 
     def _close_run(self, trial: Any, reason: str) -> str | None:
         """Close the trial's MLflow run FAILED; return its id instead when it had finished COMPLETE."""
@@ -93,6 +89,12 @@ class _DeadTrials:
             client.set_tag(run_id, "cnnkeras.failure_reason", reason)
             client.set_terminated(run_id, status="FAILED")
         return None
+
+
+def _queue_again(study: Any, trial: Any, **attrs: Any) -> None:
+    """Queue a trial's parameters again; ``retry_of`` keeps the original out of the total (see count_done)."""
+    if trial.params:
+        study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number, **attrs}, skip_if_exists=False)
 
 
 def _recover_journal(study: Any, dead: _DeadTrials) -> int:
@@ -259,7 +261,7 @@ def _optimize(cfg: ExperimentConfig, study: Any, storage: str, parent: Any, *, w
         except KeyboardInterrupt:  # not this trial's fault: it does not count, and runs again on resume
             trial.set_user_attr(STALE_ATTR, True)
             trial.set_user_attr(REASON_ATTR, "interrupted (Ctrl-C); parameters queued again")
-            study.enqueue_trial(trial.params, user_attrs={"retry_of": trial.number}, skip_if_exists=False)
+            _queue_again(study, trial)
             raise
         except Exception as exc:  # outside the run itself (tracking set-up, a storage that stayed away)
             trial.set_user_attr(REASON_ATTR, redact(f"{type(exc).__name__}: {exc}")[:500])

@@ -21,7 +21,8 @@ from ..errors import CnnkerasError
 from ..tracking.values import redact
 from .storage import is_journal, open_storage, sampler_seed
 
-__all__ = ["base_seed", "find_study", "load_study", "make_sampler", "storage_for", "study_name"]
+__all__ = ["base_seed", "find_study", "load_study", "make_sampler", "named_study_storage", "storage_for",
+           "study_name"]
 
 
 def study_name(config: ExperimentConfig) -> str:
@@ -82,17 +83,26 @@ def base_seed(config: ExperimentConfig) -> int:
     return s.seed if s.seed is not None else config.seed
 
 
-def load_study(config: ExperimentConfig, *, worker: int = 0, on_stale: Any = None) -> Any:
-    """Create or load the config's study, with the sampler seed of sweep process number ``worker``."""
+def load_study(config: ExperimentConfig, *, on_stale: Any = None) -> Any:
+    """Create or load the config's study, with the first sweep process's sampler (the config's seed).
+
+    A sweep process replaces the sampler with its own once it has claimed its index in the study.
+    """
     storage = storage_for(config)
     try:
         return optuna.create_study(
             study_name=study_name(config), storage=open_config_storage(config, storage, on_stale),
-            sampler=make_sampler(config, sampler_seed(base_seed(config), worker)), pruner=_pruner(config),
+            sampler=make_sampler(config, sampler_seed(base_seed(config), 0)), pruner=_pruner(config),
             directions=[o.direction for o in config.search.objectives], load_if_exists=True,
         )
     except ValueError as exc:  # e.g. the stored study has other directions
         raise CnnkerasError(f"study {study_name(config)} in {redact(storage)}: {exc}") from None
+
+
+def named_study_storage(name: str, storage: str | None = None) -> str:
+    """Where a study known only by its name lives: ``storage``, else ``$CNNKERAS_STORAGE``, else
+    ``.cnnkeras/<name>.journal`` in the working directory."""
+    return storage or os.environ.get("CNNKERAS_STORAGE") or str(Path(".cnnkeras") / f"{name}.journal")
 
 
 def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
@@ -118,8 +128,7 @@ def find_study(target: str, storage: str | None = None) -> tuple[Any, str]:
         name = study_name(config)
         return open_existing(name, storage_for(config),
                              f"study {name} has not been swept yet; run: cnnkeras sweep {target}")
-    where = storage or os.environ.get("CNNKERAS_STORAGE") or str(Path(".cnnkeras") / f"{target}.journal")
-    return open_existing(target, where,
+    return open_existing(target, named_study_storage(target, storage),
                          f"no study named {target!r}; pass the experiment file, or the study's --storage")
 
 

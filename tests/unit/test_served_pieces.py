@@ -67,3 +67,28 @@ def test_connection_errors_are_waited_for_and_others_are_not():
     assert _is_transient(wrapped)
     assert not _is_transient(sqlalchemy.exc.IntegrityError("INSERT", {}, Exception("duplicate key")))
     assert not _is_transient(ValueError("bad value"))
+
+
+def test_a_study_name_is_looked_up_in_one_place_and_shown_masked(tmp_path, monkeypatch):
+    """`report NAME` and `best NAME` find a study the same way, $CNNKERAS_STORAGE included."""
+    import optuna
+
+    from cnnkeras.analysis.source import _from_study, resolve
+    from cnnkeras.studies.study import named_study_storage
+
+    monkeypatch.delenv("CNNKERAS_STORAGE", raising=False)
+    assert named_study_storage("s") == ".cnnkeras/s.journal"
+    monkeypatch.setenv("CNNKERAS_STORAGE", str(tmp_path / "shared.journal"))
+    assert named_study_storage("s") == str(tmp_path / "shared.journal")
+    assert named_study_storage("s", "postgresql://x/y") == "postgresql://x/y"
+    shared = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(tmp_path / "shared.journal")))
+    optuna.create_study(study_name="s", storage=shared)  # not made by cnnkeras: resolve must find it to say so
+    with pytest.raises(CnnkerasError, match=r"study s in .*shared.journal was not made by cnnkeras"):
+        resolve("s")
+
+    study = optuna.create_study()
+    study.set_user_attr("config", {"name": "s", "search": {"parameters": {"train.l2": {"type": "float", "low": 0.0,
+                                                                                        "high": 0.1}}}})
+    study.set_user_attr("mlflow_parent_run_id", "abc")
+    source = _from_study(study, "postgresql+psycopg://team:secret-pw@db/optuna", None, None)
+    assert source.storage == "postgresql+psycopg://team:***@db/optuna"
