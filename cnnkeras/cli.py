@@ -32,7 +32,7 @@ frames = lazy_import("cnnkeras.analysis.frames")
 layer_blocks = lazy_import("cnnkeras.layers.blocks")
 layer_registry = lazy_import("cnnkeras.layers.registry")
 loop = lazy_import("cnnkeras.studies.loop")
-storage = lazy_import("cnnkeras.studies.storage")
+study_storage = lazy_import("cnnkeras.studies.storage")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Declarative CNN experiments on Keras 3, tracked in MLflow, swept with Optuna.")
@@ -78,7 +78,7 @@ def _configure_logging() -> None:
     """The one place cnnkeras configures logging (the library never does): MLflow and Optuna
     say only what went wrong (cnnkeras prints its own lines). Trial worker processes inherit it."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    storage.quiet_optuna()
+    study_storage.quiet_optuna()
 
 
 def _metrics_table(title: str, values: dict[str, float]) -> Table:
@@ -86,13 +86,7 @@ def _metrics_table(title: str, values: dict[str, float]) -> Table:
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in values.items():
-        if isinstance(value, float) and value.is_integer() and ("epoch" in key or key.endswith("_count")):
-            text = str(int(value))  # epochs are counts, not measurements
-        elif isinstance(value, float):
-            text = f"{value:.4f}"
-        else:
-            text = str(value)
-        table.add_row(key, text)
+        table.add_row(key, _cell(value, key))
     return table
 
 
@@ -266,8 +260,8 @@ def _cell(value: Any, key: str) -> str:
     """A table cell for people: '-' for missing values, epochs as integers, measurements to 4 places."""
     if value is None or (isinstance(value, float) and value != value):
         return "-"
-    if isinstance(value, float) and ("epoch" in key or key == "epochs") and value.is_integer():
-        return str(int(value))
+    if isinstance(value, float) and ("epoch" in key or key.endswith("_count")) and value.is_integer():
+        return str(int(value))  # epochs are counts, not measurements
     if isinstance(value, float):
         return f"{value:.4f}"
     return str(value)

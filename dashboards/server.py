@@ -74,6 +74,7 @@ class StudyStorage:
     storage: str
     studies: list[str]
     port: int | None = 0  # None: unreadable, no dashboard
+    opened: Any = field(default=None, repr=False)  # the Optuna storage, opened once for listing and dashboard
 
     @property
     def shown(self) -> str:
@@ -150,8 +151,9 @@ def find_storages(root: str | os.PathLike[str], extra: Sequence[str] = ()) -> li
     out = []
     for storage in [*found, *extra]:
         try:
-            names = [s.study_name for s in optuna.get_all_study_summaries(open_storage(storage, wait_s=5))]
-            out.append(StudyStorage(storage, names))
+            opened = open_storage(storage, wait_s=5)
+            names = [s.study_name for s in optuna.get_all_study_summaries(opened)]
+            out.append(StudyStorage(storage, names, opened=opened))
         except Exception as exc:  # an unreadable storage is listed with its error, without a dashboard
             out.append(StudyStorage(storage, [f"(unreadable: {type(exc).__name__})"], port=None))
     return out
@@ -237,7 +239,7 @@ def serve(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: s
         dashboard = None
         readable = [item for item in state.storages if item.port is not None]
         for offset, item in enumerate(readable, start=1):
-            app = read_only(optuna_wsgi(open_storage(item.storage, wait_s=5)))
+            app = read_only(optuna_wsgi(item.opened))
             if dashboard is None:
                 dashboard, item.port = app, 0  # the first storage's dashboard shares the landing port
             else:

@@ -44,7 +44,7 @@ from rich.console import Console
 from ..config.schema import ExperimentConfig
 from ..errors import CnnkerasError, SweepInterrupted
 from ..interrupts import deferred_interrupts, raise_if_requested
-from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten, get_client, read_run
+from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten, read_run
 from ..tracking.values import redact, redact_data
 from .objective import STATE_TAG, STUDY_TAG, TrialOutcome, outcome_attrs, run_trial
 from .space import trial_overrides
@@ -77,17 +77,16 @@ class _DeadTrials:
         """Close the trial's MLflow run FAILED; return its id instead when it had finished COMPLETE."""
         if self.tracking_uri is None:
             return None
-        client = get_client(self.tracking_uri)
         run_id = trial.user_attrs.get("mlflow_run_id")
         if not run_id:
             return None
-        run = client.get_run(run_id)
+        tracker = Tracker.attach(run_id, uri=self.tracking_uri)
+        run = tracker.client.get_run(run_id)
         if run.info.status == "FINISHED" and run.data.tags.get(STATE_TAG) == "COMPLETE":
             return run_id
         if run.info.status == "RUNNING":
-            client.set_tag(run_id, STATE_TAG, "FAIL")
-            client.set_tag(run_id, "cnnkeras.failure_reason", reason)
-            client.set_terminated(run_id, status="FAILED")
+            tracker.set_tags({STATE_TAG: "FAIL"})
+            tracker.end("FAILED", reason)
         return None
 
 

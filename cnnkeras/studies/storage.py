@@ -324,8 +324,11 @@ def open_storage(storage: str, *, wait_s: float = WAIT_S, heartbeat_s: int | Non
     """
     if is_journal(storage):
         Path(storage).parent.mkdir(parents=True, exist_ok=True)
-        check_journal(storage, repair=False)
-        return optuna.storages.JournalStorage(JournalFileBackend(storage))
+        try:
+            return optuna.storages.JournalStorage(JournalFileBackend(storage))
+        except ValueError:  # a record Optuna cannot read: name its line, in one line
+            check_journal(storage, repair=False)
+            raise
     heartbeat = heartbeat_s if not storage.startswith("sqlite") else None  # SQLite: one machine, no heartbeats
     return ResilientRDBStorage(storage, wait_s=wait_s, heartbeat_s=heartbeat, grace_s=grace_s if heartbeat else None,
                                on_stale=on_stale if heartbeat else None)

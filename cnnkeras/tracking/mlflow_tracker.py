@@ -118,6 +118,17 @@ class Tracker:
                 self.run_id = run_id
                 self.set_tags(all_tags)
 
+    @classmethod
+    def attach(cls, run_id: str, *, uri: str | None = None) -> "Tracker":
+        """A Tracker for an existing run known only by its id (a sweep closing a dead trial's run)."""
+        tracker = cls.__new__(cls)
+        tracker.uri = default_tracking_uri(uri)
+        tracker.client = get_client(tracker.uri)
+        with server_errors(tracker.uri):
+            tracker.experiment_id = tracker.client.get_run(run_id).info.experiment_id
+        tracker.run_id, tracker.ended = run_id, False
+        return tracker
+
     def _experiment_id(self, name: str) -> str:
         found = self.client.get_experiment_by_name(name)
         if found is not None:
