@@ -41,6 +41,7 @@ def _zoo_check(config: Any) -> Any:
 from .version import __version__  # noqa: E402
 
 _EXPORTS = {
+    "BackendError": "cnnkeras.errors",
     "CnnkerasError": "cnnkeras.errors",
     "ConfigError": "cnnkeras.config.errors",
     "DataError": "cnnkeras.errors",
@@ -61,7 +62,7 @@ _EXPORTS = {
     "load_config": "cnnkeras.config",
     "load_model": "cnnkeras.api",
     "report": "cnnkeras.reporting.study_report",
-    "reproduce": "cnnkeras.runner",
+    "reproduce": "cnnkeras.api",
     "run": "cnnkeras.api",
     "runs_frame": "cnnkeras.analysis.frames",
     "schema": "cnnkeras.api",

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+from .backend import use_backend
 from .config import config_from_dict, load_config
 from .config.schema import ExperimentConfig
 from .lazy import lazy_import
@@ -24,8 +25,9 @@ layers = lazy_import("cnnkeras.layers")
 loop = lazy_import("cnnkeras.studies.loop")
 runner = lazy_import("cnnkeras.runner")
 server = lazy_import("cnnkeras.dashboards.server")
+tracking = lazy_import("cnnkeras.tracking")
 
-__all__ = ["config_from_dict", "load_config", "load_model", "run", "schema", "sweep", "ui", "validate"]
+__all__ = ["config_from_dict", "load_config", "load_model", "reproduce", "run", "schema", "sweep", "ui", "validate"]
 
 
 def _config(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[str]) -> ExperimentConfig:
@@ -42,7 +44,9 @@ def run(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[s
 
     The options are :func:`cnnkeras.runner.run`'s (``progress``, ``callbacks``, ``listeners``, ...).
     """
-    return runner.run(_config(config, overrides), **options)
+    cfg = _config(config, overrides)
+    use_backend(cfg.backend, tracking_uri=cfg.tracking.uri)  # before anything imports Keras
+    return runner.run(cfg, **options)
 
 
 def sweep(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[str] = (), **options: Any) -> Any:
@@ -50,7 +54,16 @@ def sweep(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence
 
     The options are :func:`cnnkeras.studies.loop.sweep`'s (``jobs``, ``n_trials``, ``progress``).
     """
-    return loop.sweep(_config(config, overrides), **options)
+    cfg = _config(config, overrides)
+    use_backend(cfg.backend, tracking_uri=cfg.tracking.uri)  # trial processes inherit it
+    return loop.sweep(cfg, **options)
+
+
+def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, progress: bool = True) -> Any:
+    """Re-run a logged run from its saved config, on the backend it ran on, and compare every metric."""
+    recorded = tracking.read_run(run_id, uri=uri)["tags"].get("cnnkeras.backend")
+    use_backend(recorded, tracking_uri=tracking.default_tracking_uri(uri))
+    return runner.reproduce(run_id, uri=uri, tolerance=tolerance, progress=progress)
 
 
 def validate(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:

@@ -42,6 +42,8 @@ err = Console(stderr=True)
 ConfigArg = typer.Argument(..., exists=False, help="Experiment YAML file.")
 OverridesArg = typer.Argument(None, help="Overrides like train.batch_size=64 model.dropout=0.3")
 StorageOpt = typer.Option(None, "--storage", help="Optuna storage of a named study (default .cnnkeras/NAME.journal).")
+BackendOpt = typer.Option(None, "--backend", help="Keras backend: tensorflow, jax or torch (overrides the "
+                          "config's backend key).")
 UriOpt = typer.Option(None, "--uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db).")
 
 
@@ -93,9 +95,10 @@ def _metrics_table(title: str, values: dict[str, float]) -> Table:
 @app.command()
 @handle_errors
 def run(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
-        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display.")) -> None:
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+        backend: Optional[str] = BackendOpt) -> None:
     """Train and evaluate one experiment, tracked in MLflow."""
-    result = cnnkeras.run(cnnkeras.load_config(config, overrides or []), progress=not quiet)
+    result = cnnkeras.run(cnnkeras.load_config(config, _with_backend(overrides, backend)), progress=not quiet)
     keys = ["epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy", "final_gap_accuracy",
             "final_gap_loss", "test_loss", "test_accuracy", "test_mae"]
     out.print(_metrics_table(f"{result.config.name}: results", {k: result.summary[k] for k in keys
@@ -104,6 +107,11 @@ def run(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
         out.print(f"MLflow run [bold]{result.run_id}[/] in {result.tracking_uri}")
         out.print("Look at it with: [bold]cnnkeras ui[/] (then open http://127.0.0.1:5000)"
                   f"; reproduce it with: [bold]cnnkeras reproduce {result.run_id}[/]")
+
+
+def _with_backend(overrides: Optional[List[str]], backend: Optional[str]) -> list[str]:
+    """``--backend jax`` is the override ``backend=jax``: validated with the config, saved with the run."""
+    return [*(overrides or []), *([f"backend={backend}"] if backend else [])]
 
 
 @app.command()
@@ -164,10 +172,11 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
                                              help="Trials at once (each in its own process)."),
           trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1,
                                                help="Total trials (default: search.n_trials)."),
-          quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-trial lines.")) -> None:
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-trial lines."),
+          backend: Optional[str] = BackendOpt) -> None:
     """Run or resume the config's Optuna sweep; every trial is a nested MLflow run."""
     try:
-        result = cnnkeras.sweep(cnnkeras.load_config(config, overrides or []), jobs=jobs, n_trials=trials,
+        result = cnnkeras.sweep(cnnkeras.load_config(config, _with_backend(overrides, backend)), jobs=jobs, n_trials=trials,
                                 progress=not quiet)
     except SweepInterrupted as exc:
         err.print(f"[bold yellow]interrupted:[/] {exc}", highlight=False)

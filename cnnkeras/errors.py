@@ -8,7 +8,7 @@ Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-__all__ = ["CnnkerasError", "DataError", "ModelError", "StorageUnavailable", "SweepInterrupted",
+__all__ = ["BackendError", "CnnkerasError", "DataError", "ModelError", "StorageUnavailable", "SweepInterrupted",
            "TrackingError", "TrainingDiverged", "UnknownName"]
 
 
@@ -26,6 +26,10 @@ class UnknownName(CnnkerasError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class BackendError(CnnkerasError):
+    """The Keras backend asked for is not installed, or Keras is already loaded with another one."""
 
 
 class DataError(CnnkerasError):

@@ -29,6 +29,7 @@ from typing import Any, Iterator, Mapping, Sequence
 import numpy as np
 import yaml
 
+from .backend import use_backend
 from .config import config_from_dict
 from .config.schema import ExperimentConfig
 from .data.augment import with_augmentation
@@ -158,6 +159,7 @@ def run(
     source_file = cfg._source.file if cfg._source is not None else None
 
     # Everything that can fail on bad input happens before the MLflow run starts.
+    use_backend(cfg.backend)  # Keras is loaded by now: this only refuses a config asking for another backend
     keras.backend.clear_session()
     keras.config.set_dtype_policy("mixed_float16" if cfg.train.mixed_precision else "float32")
     seed_everything(cfg.seed, deterministic=cfg.deterministic)

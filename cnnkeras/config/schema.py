@@ -646,6 +646,10 @@ class ExperimentConfig(StrictModel):
     deterministic: bool = Field(
         False, description="Also ask the backend for deterministic ops (slower; needed for tf.data randomness)."
     )
+    backend: Literal["tensorflow", "jax", "torch"] | None = Field(
+        None, description="Keras backend, chosen before Keras is imported (`--backend` on the command line). "
+        "Default: $KERAS_BACKEND, else tensorflow.",
+    )
     data: DataConfig = Field(default_factory=DataConfig, description="Data source and preprocessing.")
     model: ModelConfig = Field(default_factory=ModelConfig, description="Architecture.")
     train: TrainConfig = Field(default_factory=TrainConfig, description="Training.")

@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..backend import use_backend
 from ..config import config_from_dict
 from ..errors import CnnkerasError
-from ..runner import run
+from ..lazy import lazy_import
 from ..tracking import register_keras_model
 from .space import format_override
 from .study import find_study
+
+# Keras (through the runner) is imported only after the study's backend is chosen.
+runner = lazy_import("cnnkeras.runner")
 
 __all__ = ["best"]
 
@@ -37,7 +41,8 @@ def best(target: str, *, storage: str | None = None, register: bool = True, prog
     if (raw.get("train") or {}).get("schedule", {}).get("name") == "reduce_on_plateau":
         overrides.append("train.schedule.monitor=loss")
     config = config_from_dict(raw, overrides)
-    result = run(config, progress=progress, tags={"cnnkeras.best_of_study": study.study_name,
+    use_backend(config.backend, tracking_uri=config.tracking.uri)
+    result = runner.run(config, progress=progress, tags={"cnnkeras.best_of_study": study.study_name,
                                                   "cnnkeras.best_trial": str(trial.number)})
     if register and result.run_id:
         register_keras_model(result.run_id, result.model, name=study.study_name, uri=config.tracking.uri)

@@ -9,13 +9,14 @@ paper's local response normalization after conv1 and conv2 (no parameters).
 
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from ..layers.local_response_norm import LocalResponseNormalization
+from ..lazy import lazy_import
 from .common import scaled
 from .heads import classifier
 from .registry import register_model
+
+keras = lazy_import("keras")
+layers = lazy_import("keras.layers")
+custom_layers = lazy_import("cnnkeras.layers")
 
 __all__ = ["alexnet"]
 
@@ -39,7 +40,7 @@ def alexnet(*, input_shape=(224, 224, 3), num_classes=1000, head="multiclass", d
         if batch_norm:
             x = layers.BatchNormalization(name=f"conv{i}_bn")(x)
         if lrn:
-            x = LocalResponseNormalization(name=f"conv{i}_lrn")(x)
+            x = custom_layers.LocalResponseNormalization(name=f"conv{i}_lrn")(x)
         x = layers.MaxPooling2D(3, strides=2, padding=pool_padding, name=f"pool{i}")(x)
     for i, filters in ((3, 384), (4, 256), (5, 256)):
         x = layers.Conv2D(scaled(filters, w), 3, padding="same", activation="relu", name=f"conv{i}")(x)

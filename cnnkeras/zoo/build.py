@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from ..backend import use_backend
 from ..config.errors import suggestion
 from ..config.schema import ExperimentConfig, ModelConfig
 from ..errors import ModelError
@@ -45,6 +46,9 @@ def check_model_config(config: ExperimentConfig) -> Iterable[tuple[tuple[Any, ..
         for key in sorted(model_options(model)) if key not in info.options
     ]
     if "layers" in info.options and model.layers is not None:
+        # Declarative layers are checked by building each once: that needs Keras, so the
+        # config's backend is chosen first. Zoo names and options need no Keras.
+        use_backend(config.backend)
         problems.extend(check_layer_specs(model.layers))
     return problems
 

@@ -21,11 +21,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-import keras
-
-from ..layers.registry import check_layer_args, get_layer_class, is_block
+from ..lazy import lazy_import
 from .heads import output_head
 from .registry import register_model
+
+keras = lazy_import("keras")
+layer_registry = lazy_import("cnnkeras.layers.registry")
 
 __all__ = ["check_layer_specs", "expand_layer_specs", "sequential"]
 
@@ -60,7 +61,7 @@ def check_layer_specs(specs: Any, path: Path = ("model", "layers")) -> list[tupl
         else:
             args = {k: v for k, v in spec.items() if k != "type"}
             try:
-                problems.extend((where + rel, msg) for rel, msg in check_layer_args(spec["type"], args))
+                problems.extend((where + rel, msg) for rel, msg in layer_registry.check_layer_args(spec["type"], args))
             except KeyError as exc:
                 problems.append((where + ("type",), exc.args[0]))
     return problems
@@ -90,8 +91,8 @@ def sequential(*, input_shape=(28, 28, 1), num_classes=10, head="multiclass", la
         counts[kind] = counts.get(kind, 0) + 1
         args = {k: v for k, v in spec.items() if k != "type"}
         args.setdefault("name", f"{kind}_{counts[kind]}")
-        target = get_layer_class(kind)
-        x = target(x, **args) if is_block(target) else target(**args)(x)
+        target = layer_registry.get_layer_class(kind)
+        x = target(x, **args) if layer_registry.is_block(target) else target(**args)(x)
     if len(x.shape) > 2:
         x = keras.layers.Flatten(name="flatten")(x)
     if dropout:

@@ -8,13 +8,14 @@ DenseNet-121: a 7x7 stem, dense blocks of 6, 12, 24 and 16 bottleneck layers
 
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from ..layers.blocks import conv_bn_act, dense_block, transition
+from ..lazy import lazy_import
 from .common import scaled
 from .heads import classifier
 from .registry import register_model
+
+keras = lazy_import("keras")
+layers = lazy_import("keras.layers")
+blocks = lazy_import("cnnkeras.layers.blocks")
 
 __all__ = ["densenet121"]
 
@@ -28,14 +29,14 @@ def densenet121(*, input_shape=(224, 224, 3), num_classes=1000, head="multiclass
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     stem = {"batch_norm": batch_norm, "use_bias": not batch_norm, "bn_epsilon": 1.001e-5}
     if small_input:
-        x = conv_bn_act(inputs, 2 * k, 3, name="conv1", **stem)
+        x = blocks.conv_bn_act(inputs, 2 * k, 3, name="conv1", **stem)
     else:
-        x = conv_bn_act(inputs, 2 * k, 7, strides=2, name="conv1", **stem)
+        x = blocks.conv_bn_act(inputs, 2 * k, 7, strides=2, name="conv1", **stem)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
     for i, num_layers in enumerate((6, 12, 24, 16), start=1):
-        x = dense_block(x, num_layers, k, batch_norm=batch_norm, name=f"dense{i}")
+        x = blocks.dense_block(x, num_layers, k, batch_norm=batch_norm, name=f"dense{i}")
         if i < 4:
-            x = transition(x, 0.5, batch_norm=batch_norm, name=f"transition{i}")
+            x = blocks.transition(x, 0.5, batch_norm=batch_norm, name=f"transition{i}")
     if batch_norm:
         x = layers.BatchNormalization(epsilon=1.001e-5, name="final_bn")(x)
     x = layers.Activation("relu", name="final_relu")(x)

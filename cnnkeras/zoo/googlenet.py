@@ -9,13 +9,14 @@ path uses a 3x3 kernel, a known deviation kept there for its weights.
 
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from ..layers.blocks import conv_bn_act, inception_block
+from ..lazy import lazy_import
 from .common import scaled
 from .heads import classifier
 from .registry import register_model
+
+keras = lazy_import("keras")
+layers = lazy_import("keras.layers")
+blocks = lazy_import("cnnkeras.layers.blocks")
 
 __all__ = ["googlenet"]
 
@@ -38,12 +39,12 @@ def googlenet(*, input_shape=(224, 224, 3), num_classes=1000, head="multiclass",
     kw = {"batch_norm": batch_norm, "bn_epsilon": 1e-3}
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     if small_input:
-        x = conv_bn_act(inputs, scaled(192, w), 3, name="stem", **kw)
+        x = blocks.conv_bn_act(inputs, scaled(192, w), 3, name="stem", **kw)
     else:
-        x = conv_bn_act(inputs, scaled(64, w), 7, strides=2, name="conv1", **kw)
+        x = blocks.conv_bn_act(inputs, scaled(64, w), 7, strides=2, name="conv1", **kw)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-        x = conv_bn_act(x, scaled(64, w), 1, name="conv2", **kw)
-        x = conv_bn_act(x, scaled(192, w), 3, name="conv3", **kw)
+        x = blocks.conv_bn_act(x, scaled(64, w), 1, name="conv2", **kw)
+        x = blocks.conv_bn_act(x, scaled(192, w), 3, name="conv3", **kw)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
     pools = 0
     for block in BLOCKS:
@@ -52,7 +53,7 @@ def googlenet(*, input_shape=(224, 224, 3), num_classes=1000, head="multiclass",
             x = layers.MaxPooling2D(3, strides=2, padding="same", name=f"pool{2 + pools}")(x)
             continue
         name, channels = block
-        x = inception_block(x, *(scaled(c, w) for c in channels), batch_norm=batch_norm,
+        x = blocks.inception_block(x, *(scaled(c, w) for c in channels), batch_norm=batch_norm,
                             branch3_kernel=branch3_kernel, name=f"inception{name}")
     x = classifier(x, num_classes=num_classes, head=head, dropout=dropout)
     return keras.Model(inputs, x, name="googlenet")

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import keras
+from ..lazy import lazy_import
+
+keras = lazy_import("keras")
 
 __all__ = ["HEADS", "head_loss_and_metrics", "output_head"]
 

@@ -11,12 +11,14 @@ padding 2 = 'same'), tanh activations, average pooling:
 
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from .common import conv_bn_act, scaled
+from ..lazy import lazy_import
+from .common import scaled
 from .heads import output_head
 from .registry import register_model
+
+keras = lazy_import("keras")
+layers = lazy_import("keras.layers")
+blocks = lazy_import("cnnkeras.layers.blocks")
 
 __all__ = ["lenet5"]
 
@@ -42,10 +44,10 @@ def lenet5(
         raise ValueError(f"pooling must be 'average' or 'max'. Received: pooling={pooling}")
     pool = layers.AveragePooling2D if pooling == "average" else layers.MaxPooling2D
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = conv_bn_act(inputs, scaled(6, width_multiplier), 5, padding="same", activation=activation,
+    x = blocks.conv_bn_act(inputs, scaled(6, width_multiplier), 5, padding="same", activation=activation,
                     batch_norm=batch_norm, name="c1")
     x = pool(2, name="s2")(x)
-    x = conv_bn_act(x, scaled(16, width_multiplier), 5, padding="valid", activation=activation,
+    x = blocks.conv_bn_act(x, scaled(16, width_multiplier), 5, padding="valid", activation=activation,
                     batch_norm=batch_norm, name="c3")
     x = pool(2, name="s4")(x)
     x = layers.Flatten(name="flatten")(x)

@@ -8,13 +8,14 @@ pointwise, each with BN and ReLU6); ``width_multiplier`` is the paper's alpha.
 
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from ..layers.blocks import conv_bn_act
+from ..lazy import lazy_import
 from .common import scaled
 from .heads import classifier
 from .registry import register_model
+
+keras = lazy_import("keras")
+layers = lazy_import("keras.layers")
+blocks = lazy_import("cnnkeras.layers.blocks")
 
 __all__ = ["mobilenet"]
 
@@ -31,7 +32,7 @@ def mobilenet(*, input_shape=(224, 224, 3), num_classes=1000, head="multiclass",
     w = width_multiplier
     kw = {"batch_norm": batch_norm, "activation": "relu6", "use_bias": not batch_norm}
     inputs = keras.Input(shape=tuple(input_shape), name="image")
-    x = conv_bn_act(inputs, scaled(32, w), 3, strides=1 if small_input else 2, name="conv1", **kw)
+    x = blocks.conv_bn_act(inputs, scaled(32, w), 3, strides=1 if small_input else 2, name="conv1", **kw)
     for i, (filters, stride) in enumerate(SEPARABLE, start=1):
         if small_input and i <= 2:
             stride = 1  # keep 32x32 inputs from shrinking below 2x2 before the last stage
@@ -39,6 +40,6 @@ def mobilenet(*, input_shape=(224, 224, 3), num_classes=1000, head="multiclass",
         if batch_norm:
             x = layers.BatchNormalization(name=f"dw{i}_bn")(x)
         x = layers.Activation("relu6", name=f"dw{i}_act")(x)
-        x = conv_bn_act(x, scaled(filters, w), 1, name=f"pw{i}", **kw)
+        x = blocks.conv_bn_act(x, scaled(filters, w), 1, name=f"pw{i}", **kw)
     x = classifier(x, num_classes=num_classes, head=head, dropout=dropout)
     return keras.Model(inputs, x, name="mobilenet")

@@ -9,13 +9,14 @@ ResNet101 44,707,176 (which give every conv a bias: ``conv_bias=True``).
 
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from ..layers.blocks import conv_bn_act, residual_basic, residual_bottleneck
+from ..lazy import lazy_import
 from .common import scaled
 from .heads import classifier
 from .registry import register_model
+
+keras = lazy_import("keras")
+layers = lazy_import("keras.layers")
+blocks = lazy_import("cnnkeras.layers.blocks")
 
 __all__ = ["resnet18", "resnet34", "resnet50", "resnet101"]
 
@@ -28,15 +29,16 @@ def _resnet(name, block, depths, *, input_shape, num_classes, head, dropout, wid
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     stem = {"batch_norm": batch_norm, "use_bias": conv_bias or not batch_norm, "bn_epsilon": 1.001e-5}
     if small_input:  # CIFAR-style stem: 3x3 stride 1, no max pooling
-        x = conv_bn_act(inputs, scaled(64, w), 3, name="conv1", **stem)
+        x = blocks.conv_bn_act(inputs, scaled(64, w), 3, name="conv1", **stem)
     else:
-        x = conv_bn_act(inputs, scaled(64, w), 7, strides=2, name="conv1", **stem)
+        x = blocks.conv_bn_act(inputs, scaled(64, w), 7, strides=2, name="conv1", **stem)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    residual = getattr(blocks, f"residual_{block}")  # "basic" or "bottleneck"
     for stage, depth in enumerate(depths):
         for i in range(depth):
             stride = 2 if stage > 0 and i == 0 else 1
-            x = block(x, scaled(64 * 2**stage, w), stride=stride, batch_norm=batch_norm, conv_bias=conv_bias,
-                      name=f"stage{stage + 2}_block{i + 1}")
+            x = residual(x, scaled(64 * 2**stage, w), stride=stride, batch_norm=batch_norm, conv_bias=conv_bias,
+                         name=f"stage{stage + 2}_block{i + 1}")
     x = classifier(x, num_classes=num_classes, head=head, dropout=dropout)
     return keras.Model(inputs, x, name=name)
 
@@ -50,17 +52,16 @@ def _variant(name, block, depths, params, source, reference_kwargs=None, count="
 
     builder.__name__ = builder.__qualname__ = name
     builder.__module__ = __name__
-    kind = "basic" if block is residual_basic else "bottleneck"
-    builder.__doc__ = f"ResNet-{name[6:]}: {kind} blocks {list(depths)} with 1x1 projection shortcuts."
+    builder.__doc__ = f"ResNet-{name[6:]}: {block} blocks {list(depths)} with 1x1 projection shortcuts."
     return register_model(paper=PAPER, params=params, reference=source, reference_kwargs=reference_kwargs,
                           min_input=32, count=count)(builder)
 
 
-resnet18 = _variant("resnet18", residual_basic, (2, 2, 2, 2), 11_689_512, "torchvision resnet18 (trainable)",
+resnet18 = _variant("resnet18", "basic", (2, 2, 2, 2), 11_689_512, "torchvision resnet18 (trainable)",
                    count="trainable")
-resnet34 = _variant("resnet34", residual_basic, (3, 4, 6, 3), 21_797_672, "torchvision resnet34 (trainable)",
+resnet34 = _variant("resnet34", "basic", (3, 4, 6, 3), 21_797_672, "torchvision resnet34 (trainable)",
                    count="trainable")
-resnet50 = _variant("resnet50", residual_bottleneck, (3, 4, 6, 3), 25_636_712, "keras.applications.ResNet50",
+resnet50 = _variant("resnet50", "bottleneck", (3, 4, 6, 3), 25_636_712, "keras.applications.ResNet50",
                     {"conv_bias": True})
-resnet101 = _variant("resnet101", residual_bottleneck, (3, 4, 23, 3), 44_707_176, "keras.applications.ResNet101",
+resnet101 = _variant("resnet101", "bottleneck", (3, 4, 23, 3), 44_707_176, "keras.applications.ResNet101",
                      {"conv_bias": True})

@@ -8,12 +8,14 @@ Configurations A (VGG-11), B (13), D (16) and E (19); parameter counts at
 
 from __future__ import annotations
 
-import keras
-from keras import layers
-
-from .common import conv_bn_act, scaled
+from ..lazy import lazy_import
+from .common import scaled
 from .heads import classifier
 from .registry import register_model
+
+keras = lazy_import("keras")
+layers = lazy_import("keras.layers")
+blocks = lazy_import("cnnkeras.layers.blocks")
 
 __all__ = ["vgg11", "vgg13", "vgg16", "vgg19"]
 
@@ -31,7 +33,7 @@ def _vgg(depth, *, input_shape, num_classes, head, dropout, width_multiplier, ba
     x = inputs
     for stage, (convs, filters) in enumerate(zip(CONFIGS[depth], STAGE_FILTERS), start=1):
         for i in range(1, convs + 1):
-            x = conv_bn_act(x, scaled(filters, width_multiplier), 3, batch_norm=batch_norm,
+            x = blocks.conv_bn_act(x, scaled(filters, width_multiplier), 3, batch_norm=batch_norm,
                             use_bias=True, name=f"block{stage}_conv{i}")
         if not small_input or x.shape[1] >= 2:
             x = layers.MaxPooling2D(2, name=f"block{stage}_pool")(x)
