@@ -22,6 +22,24 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
     return time.perf_counter() - start, value
 
 
+def run_process(command: list[str], *, cwd: str | os.PathLike[str] | None = None,
+                env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run a whole process as a user would; its wall seconds, CPU seconds (user + system, its own
+    children included), peak RSS in MB, exit code and output."""
+    import subprocess
+
+    start = time.perf_counter()
+    process = subprocess.Popen(command, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+    output = process.stdout.read()  # until the child closes it; communicate() would reap the child first
+    _, status, usage = os.wait4(process.pid, 0)  # the child's own resource usage
+    process.returncode = os.waitstatus_to_exitcode(status)
+    process.stdout.close()
+    wall = time.perf_counter() - start
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_rss_mb": usage.ru_maxrss / 1024,
+            "returncode": process.returncode, "output": output}
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values)
 

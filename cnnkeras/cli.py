@@ -23,6 +23,7 @@ from rich.table import Table
 
 import cnnkeras
 
+from . import quiet_imports
 from .config.docs import schema_markdown
 from .errors import CnnkerasError, SweepInterrupted, TrainingDiverged
 from .lazy import lazy_import
@@ -80,7 +81,7 @@ def _configure_logging() -> None:
     """The one place cnnkeras configures logging (the library never does): MLflow and Optuna
     say only what went wrong (cnnkeras prints its own lines). Trial worker processes inherit it."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    study_storage.quiet_optuna()
+    quiet_imports.when_imported("optuna", lambda _: study_storage.quiet_optuna())  # not imported before use
 
 
 def _metrics_table(title: str, values: dict[str, float]) -> Table:

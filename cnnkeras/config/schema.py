@@ -318,6 +318,18 @@ class CosineSchedule(StrictModel):
     alpha: float = Field(0.0, ge=0.0, le=1.0, description="Final learning rate as a fraction of the initial one.")
 
 
+class OneCycleSchedule(StrictModel):
+    """One-cycle policy (Smith and Topin, "Super-convergence", 2019; PyTorch's ``OneCycleLR``): the learning
+    rate rises linearly from ``lr / div_factor`` to the optimizer's ``learning_rate`` over the first
+    ``pct_start`` of all steps, then falls along a cosine to ``lr / (div_factor * final_div_factor)``.
+    A high peak for a few epochs: the short, fixed-length recipes (``experiments/mnist-99.yaml``)."""
+
+    name: Literal["one_cycle"] = "one_cycle"
+    pct_start: float = Field(0.25, gt=0.0, lt=1.0, description="Fraction of all steps spent rising.")
+    div_factor: float = Field(25.0, ge=1.0, le=1e6, description="Peak / starting learning rate.")
+    final_div_factor: float = Field(1e4, ge=1.0, le=1e9, description="Starting / final learning rate.")
+
+
 class PlateauSchedule(StrictModel):
     """Divide the learning rate when a monitored metric stops improving."""
 
@@ -334,6 +346,7 @@ Schedule = Annotated[
         Annotated[StepSchedule, Tag("step")],
         Annotated[ExponentialSchedule, Tag("exponential")],
         Annotated[CosineSchedule, Tag("cosine")],
+        Annotated[OneCycleSchedule, Tag("one_cycle")],
         Annotated[PlateauSchedule, Tag("reduce_on_plateau")],
     ],
     Discriminator(_name_or("constant")),

@@ -43,6 +43,12 @@ def make_schedule(train: TrainConfig, steps_per_epoch: int) -> Any:
         if warmup:
             return schedules.CosineDecay(0.0, decay, alpha=schedule.alpha, warmup_target=lr, warmup_steps=warmup)
         return schedules.CosineDecay(lr, decay, alpha=schedule.alpha)
+    if schedule.name == "one_cycle":  # Keras' CosineDecay with a warm-up is exactly this shape
+        total = max(2, train.epochs * steps_per_epoch)
+        rise = min(total - 1, max(1, round(schedule.pct_start * total)))
+        return schedules.CosineDecay(lr / schedule.div_factor, total - rise,
+                                     alpha=1.0 / (schedule.div_factor * schedule.final_div_factor),
+                                     warmup_target=lr, warmup_steps=rise)
     return lr  # constant, and reduce_on_plateau (a callback)
 
 
