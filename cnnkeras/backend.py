@@ -15,7 +15,7 @@ user's own folders, and ``CNNKERAS_COMPILE_CACHE=off`` turns it off.
 
 from __future__ import annotations
 
-import importlib.util
+import importlib.machinery
 import os
 import sys
 from pathlib import Path
@@ -64,7 +64,8 @@ def use_backend(name: str | None, *, tracking_uri: str | None = None) -> str:
             raise BackendError(f"Keras is already loaded with the {current} backend in this process, so it cannot "
                                f"switch to {wanted}: start a new process (or set KERAS_BACKEND={wanted} first)")
         return current
-    if importlib.util.find_spec(BACKENDS[wanted]) is None:
+    # PathFinder, not importlib.util.find_spec: the meta-path hooks (quiet_imports) act once, on the real import
+    if importlib.machinery.PathFinder.find_spec(BACKENDS[wanted]) is None:
         raise BackendError(f"the {wanted} backend is not installed here ({_INSTALL[wanted]}), "
                            f"or choose another: {', '.join(b for b in BACKENDS if b != wanted)}")
     os.environ["KERAS_BACKEND"] = wanted

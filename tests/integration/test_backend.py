@@ -69,3 +69,11 @@ def test_a_process_that_already_loaded_keras_refuses_another_backend():
     assert use_backend(None) == "tensorflow"
     with pytest.raises(BackendError, match="already loaded with the tensorflow backend"):
         use_backend("jax")
+
+
+def test_a_run_writes_nothing_to_stderr_no_native_tensorflow_lines(tiny_config, tmp_path):
+    """TensorFlow's C++ start-up lines (oneDNN, cuInit, absl) are silenced while it loads; checking
+    whether a backend is installed must not use up that one-time import hook."""
+    done = cnnkeras("run", str(tiny_config), "train.epochs=1", "-q", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
