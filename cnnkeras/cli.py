@@ -8,6 +8,7 @@ a run whose loss diverged exits 1.
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
@@ -81,6 +82,9 @@ def _configure_logging() -> None:
     """The one place cnnkeras configures logging (the library never does): MLflow and Optuna
     say only what went wrong (cnnkeras prints its own lines). Trial worker processes inherit it."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+    # cnnkeras works offline: MLflow's usage telemetry would try the network from every run
+    # (a thread and a 1 s timeout). MLFLOW_DISABLE_TELEMETRY=false turns it back on.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     quiet_imports.when_imported("optuna", lambda _: study_storage.quiet_optuna())  # not imported before use
 
 
@@ -377,8 +381,32 @@ def _short_citation(text: Optional[str]) -> str:
 
 
 def main() -> None:
-    """Console-script entry point."""
-    app()
+    """Console-script entry point.
+
+    A finished command ends its process without tearing its modules down: once the output is
+    flushed and every ``atexit`` handler has run (MLflow's, logging's), nothing is left to save,
+    and unloading TensorFlow, MLflow and SQLAlchemy takes 1-2 s of a short run on this CPU
+    (docs/benchmarks.md). An unexpected exception keeps the normal exit and its traceback.
+    """
+    try:
+        app()
+        code = 0
+    except SystemExit as exc:
+        if exc.code is not None and not isinstance(exc.code, int):
+            print(exc.code, file=sys.stderr)
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    _exit_now(code)
+
+
+def _exit_now(code: int) -> None:
+    """Flush, run the atexit handlers, and leave without the interpreter's module teardown."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe (cnnkeras runs | head)
+            pass
+    atexit._run_exitfuncs()
+    os._exit(code)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -38,7 +38,7 @@ from .errors import CnnkerasError, DataError, TrainingDiverged
 from .interrupts import deferred_interrupts
 from .lazy import lazy_import
 from .measures import TIMING_KEYS, summarize
-from .tracking import TAG_PREFIX, Tracker, default_tracking_uri, download_artifact, flatten, read_run
+from .tracking import TAG_PREFIX, BackgroundTracker, default_tracking_uri, download_artifact, flatten, read_run
 from .training.compile import compile_model, steps_per_epoch
 from .training.fit import fit_and_evaluate
 from .training.graph_release import release_traced_graphs
@@ -172,15 +172,15 @@ def run(
     env = environment(source_file)
 
     owns_tracker = tracker is None
-    if tracker is None and cfg.tracking.enabled:
-        tracker = Tracker(
+    if tracker is None and cfg.tracking.enabled:  # the run is created while training starts
+        tracker = BackgroundTracker(
             uri=cfg.tracking.uri, experiment=cfg.tracking.experiment or cfg.name,
             run_name=run_name or cfg.tracking.run_name or _fresh_run_name(cfg), parent_run_id=parent_run_id,
             tags={**cfg.tracking.tags, **(tags or {})},
         )
     all_listeners = ([tracker] if tracker is not None else []) + list(listeners)
     try:
-        with tempfile.TemporaryDirectory(prefix="cnnkeras-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="cnnkeras-") as tmp, _flushed(tracker):
             folder = Path(tmp)
             if tracker is not None:
                 _start_logging(tracker, cfg, data, model, env, folder, source_file)
@@ -211,6 +211,16 @@ def run(
         epochs_run=result.epochs_run, best_epoch=result.best_epoch, summary=summary,
         stopped_early=result.stopped_early, tracking_uri=tracker.uri if tracker is not None else None, model=model,
     )
+
+
+@contextmanager
+def _flushed(tracker: Any) -> Iterator[None]:
+    """On every way out, the tracker's queued calls are done before the files they log are deleted."""
+    try:
+        yield
+    finally:
+        if tracker is not None:
+            tracker.flush()
 
 
 def _log_artifacts(tracker: Any, folder: Path, cfg: ExperimentConfig, model: Any, result: Any) -> None:

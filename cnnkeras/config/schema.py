@@ -387,6 +387,11 @@ class TrainConfig(StrictModel):
     checkpoint: Checkpoint | None = Field(None, description="Keep the best model during training; off when unset.")
     monitor: Monitor = Field("val_loss", description="Metric that defines the best epoch in reports.")
     shuffle: bool = Field(True, description="Shuffle the training set every epoch.")
+    steps_per_execution: int = Field(
+        1, ge=1, le=10_000,
+        description="Training steps per compiled call (Keras' steps_per_execution): fewer round trips "
+        "from Python for small models; per-batch callbacks and the progress bar then update once per call.",
+    )
     mixed_precision: bool = Field(
         False, description="Compute in float16 with float32 weights (keras mixed_float16); for GPUs."
     )

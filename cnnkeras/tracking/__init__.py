@@ -1,9 +1,10 @@
 """MLflow tracking (the only package that imports mlflow)."""
 
+from .background import BackgroundTracker
 from .connection import check_tracking
 from .mlflow_tracker import (TAG_PREFIX, Tracker, default_tracking_uri, download_artifact, flatten, get_client,
                              iter_runs, read_run, register_keras_model, server_errors)
 from .values import redact, redact_data
 
-__all__ = ["TAG_PREFIX", "Tracker", "check_tracking", "default_tracking_uri", "download_artifact", "flatten",
+__all__ = ["TAG_PREFIX", "BackgroundTracker", "Tracker", "check_tracking", "default_tracking_uri", "download_artifact", "flatten",
            "get_client", "iter_runs", "read_run", "redact", "redact_data", "register_keras_model", "server_errors"]

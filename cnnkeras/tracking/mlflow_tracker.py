@@ -152,9 +152,10 @@ class Tracker:
             items = [mlflow_entities.RunTag(k, v) for k, v in tag_values(tags).items()]
             self.client.log_batch(self.run_id, tags=items)
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, *,
+                    timestamp_ms: int | None = None) -> None:
         """Log the finite metrics in one batch (see :func:`~cnnkeras.tracking.values.metric_values`)."""
-        now = int(time.time() * 1000)
+        now = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
         items = [mlflow_entities.Metric(k, v, now, step or 0) for k, v in metric_values(metrics).items()]
         for start in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
@@ -168,6 +169,9 @@ class Tracker:
 
     def log_artifacts(self, folder: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+    def flush(self) -> None:
+        """Every call is done when it returns (the interface :class:`BackgroundTracker` shares)."""
 
     def end(self, status: str = "FINISHED", reason: str | None = None) -> None:
         """Close the run as FINISHED, FAILED or KILLED (with the reason as a tag)."""

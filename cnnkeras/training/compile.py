@@ -97,7 +97,8 @@ def compile_model(model: keras.Model, train: TrainConfig, *, head: str, steps_pe
     apply_weight_penalty(model, l1=train.l1, l2=train.l2)
     loss, metrics = head_loss_and_metrics(head, label_smoothing=train.label_smoothing,
                                           data_loss=bool(train.l1 or train.l2))
-    model.compile(optimizer=make_optimizer(train, steps_per_epoch), loss=loss, metrics=metrics)
+    model.compile(optimizer=make_optimizer(train, steps_per_epoch), loss=loss, metrics=metrics,
+                  steps_per_execution=train.steps_per_execution)
 
 
 def steps_per_epoch(n_train: int, batch_size: int) -> int:

@@ -22,6 +22,7 @@ from ..config.schema import ExperimentConfig
 from ..data.dataset import Dataset
 from .callbacks import EpochListener, EpochRecorder, NanGuard, RichProgress, StopOnInterrupt
 from .compile import steps_per_epoch
+from .device_data import on_device
 
 __all__ = ["FitResult", "fit_and_evaluate", "prepare_targets"]
 
@@ -95,12 +96,13 @@ def fit_and_evaluate(
                                                                save_best_only=True))
     keras_callbacks.extend(callbacks)
 
+    x_train, y_train, x_val, y_val = on_device(data.x_train, targets["train"], data.x_val, targets["val"])
     started = time.perf_counter()
     try:
         with interrupts.watch(model):  # a Ctrl-C stops the model after its current batch
             model.fit(
-                data.x_train, targets["train"],
-                validation_data=(data.x_val, targets["val"]) if len(data.x_val) else None,
+                x_train, y_train,
+                validation_data=(x_val, y_val) if len(data.x_val) else None,
                 epochs=train.epochs, batch_size=train.batch_size, shuffle=train.shuffle,
                 callbacks=keras_callbacks, verbose=0,
             )

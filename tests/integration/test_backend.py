@@ -77,3 +77,16 @@ def test_a_run_writes_nothing_to_stderr_no_native_tensorflow_lines(tiny_config, 
     done = cnnkeras("run", str(tiny_config), "train.epochs=1", "-q", cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+@needs_jax
+def test_arrays_placed_on_the_device_train_exactly_as_arrays_fed_from_the_host(tiny_config, tmp_path):
+    """On a GPU, JAX runs keep in-memory data on the device (no copy per batch); forced here on the
+    CPU, the same batches in the same order give the same numbers."""
+    finals = []
+    for forced in ("0", "1"):
+        done = cnnkeras("run", str(tiny_config), "train.epochs=2", "--backend", "jax", "tracking.enabled=false",
+                        cwd=tmp_path, env={"CNNKERAS_DATA_ON_DEVICE": forced})
+        assert done.returncode == 0, done.stderr
+        finals.append([line for line in done.stdout.splitlines() if "val_" in line or "test_" in line])
+    assert finals[0] == finals[1] and finals[0]
