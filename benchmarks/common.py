@@ -44,13 +44,16 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def save(name: str, payload: dict[str, Any]) -> Path:
-    import keras
+def save(name: str, payload: dict[str, Any], *, backend: str | None = None) -> Path:
+    """Write ``results/NAME.json`` with the machine (and the backend measured, default Keras' own)."""
+    if backend is None:
+        import keras
 
+        backend = keras.backend.backend()
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {
         "benchmark": name,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "backend": keras.backend.backend()},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "backend": backend},
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         **payload,
     }

@@ -73,7 +73,7 @@ def main() -> None:
           f"{'met' if met else 'NOT met'}")
     save("time_to_accuracy", {"args": vars(args), "target": TARGET, "recipe": RECIPE.read_text(),
                               "runs": rows, "summary": summary, "every_seed_reached_target": every_seed,
-                              "goal": 0.5, "met": met})
+                              "goal": 0.5, "met": met}, backend=args.backend)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ value (used by ``normalization: scale``). Nothing here is ever unpickled:
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -133,7 +134,7 @@ def load_image_folder(path: str | None, *, color_mode: str = "grayscale",
             try:
                 image = keras.utils.load_img(file, color_mode=color_mode, target_size=resize)
             except Exception as exc:
-                raise DataError(f"data.path: cannot read image {file}: {type(exc).__name__}: {exc}") from None
+                raise DataError(f"data.path: cannot read image {file}: {_why_unreadable(exc)}") from None
             images.append(keras.utils.img_to_array(image))
             labels.append(label)
     shapes = {im.shape for im in images}
@@ -143,6 +144,14 @@ def load_image_folder(path: str | None, *, color_mode: str = "grayscale",
         )
     return RawData(np.stack(images), np.asarray(labels, dtype="int64"), None, None, max_value=255.0,
                    class_names=classes)
+
+
+def _why_unreadable(exc: Exception) -> str:
+    """PIL's reason in words, without the Python object reprs it embeds (``<_io.BytesIO object at 0x...>``)."""
+    text = str(exc)
+    if "cannot identify image file" in text:
+        return "not an image file Pillow can read (corrupt, empty, or another format than its name says)"
+    return f"{type(exc).__name__}: {re.sub(r'<[^<>]* at 0x[0-9a-fA-F]+>', 'the file', text)}"
 
 
 SOURCES: dict[str, Callable[..., RawData]] = {

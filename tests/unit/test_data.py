@@ -105,7 +105,15 @@ def test_image_folder(tmp_path):
 def test_image_folder_corrupt_image_is_named(tmp_path):
     root = _image_folder(tmp_path / "imgs")
     (root / "dog" / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(DataError, match=r"cannot read image .*broken\.png"):
+    with pytest.raises(DataError, match=r"cannot read image .*broken\.png") as caught:
+        load_dataset(DataConfig(source="image_folder", path=str(root)), seed=0)
+    assert "0x" not in str(caught.value) and "BytesIO" not in str(caught.value)  # no Python object reprs
+    assert "not an image" in str(caught.value)
+
+
+def test_an_image_folder_of_one_class_is_refused_before_training(tmp_path):
+    root = _image_folder(tmp_path / "imgs", classes=("cat",))
+    with pytest.raises(DataError, match=r"the training images hold 1 class \(\[0\]\): a classifier needs at least 2"):
         load_dataset(DataConfig(source="image_folder", path=str(root)), seed=0)
 
 
