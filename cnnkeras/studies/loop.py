@@ -276,8 +276,8 @@ def _optimize(cfg: ExperimentConfig, study: Any, storage: str, parent: Any, *, w
 
     started = time.time()
     callbacks: list[Any] = [_stop_on_interrupt]
-    if console:
-        callbacks.insert(0, _TrialLine(console, search))
+    # Quiet (-q) drops the per-trial lines, never a failure: a failed trial is one line either way.
+    callbacks.insert(0, _TrialLine(console or _console(), search, failures_only=console is None))
     if total:
         callbacks.append(_StopAtTotal(total))
     # In-process trials defer Ctrl-C to an epoch boundary (cnnkeras.interrupts); worker
@@ -348,11 +348,13 @@ class _TrialLine:
     outside the trial function (a storage error, a worker killed before it reported).
     """
 
-    def __init__(self, console: Any, search: Any):
-        self.console, self.search = console, search
+    def __init__(self, console: Any, search: Any, *, failures_only: bool = False):
+        self.console, self.search, self.failures_only = console, search, failures_only
 
     def __call__(self, study: Any, trial: Any) -> None:
         state = trial.state.name
+        if self.failures_only and state != "FAIL":
+            return
         colour = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red"}.get(state, "dim")
         metric = self.search.objectives[0].metric
         value = (trial.user_attrs.get("summary") or {}).get(metric)

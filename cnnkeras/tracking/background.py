@@ -21,9 +21,10 @@ import threading
 import time
 from typing import Any, Mapping
 
-from ..errors import TrackingError
+from ..errors import CnnkerasError, TrackingError
 from .connection import check_tracking
 from .mlflow_tracker import Tracker, default_tracking_uri
+from .values import redact
 
 __all__ = ["BackgroundTracker"]
 
@@ -56,8 +57,12 @@ class BackgroundTracker:
     def _work(self, **run: Any) -> None:
         try:
             self._tracker = Tracker(uri=self.uri, **run)
-        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+        except CnnkerasError as exc:
             self._error = exc
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, in one line
+            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            self._error = TrackingError(f"could not open the MLflow run in {redact(self.uri)}: "
+                                        f"{type(exc).__name__}: {first}")
         finally:
             self._created.set()
         while True:

@@ -267,3 +267,62 @@ def test_runs_and_report_outputs_that_cannot_be_written_are_one_line(finished, t
         result = CliRunner().invoke(app, command)
         assert result.exit_code == 2 and message in result.output, result.output
         assert "Traceback" not in result.output
+
+
+def test_background_tracking_keeps_order_and_epoch_times_and_a_failed_call_fails_the_run(tracking_uri, tmp_path):
+    """A run's tracking is done by a worker thread (BackgroundTracker): calls happen in order,
+    metrics keep the time they were logged at, and a call that failed does not vanish: the run
+    is closed FAILED with the reason and end() raises it."""
+    import time
+
+    from cnnkeras.errors import TrackingError
+    from cnnkeras.tracking import BackgroundTracker
+
+    tracker = BackgroundTracker(uri=tracking_uri, experiment="background")
+    before = int(time.time() * 1000)
+    for epoch in (1, 2, 3):
+        tracker.on_epoch(epoch, {"loss": 1.0 / epoch})
+    tracker.log_params({"a": 1})
+    tracker.end("FINISHED")
+    client = MlflowClient(tracking_uri)
+    history = client.get_metric_history(tracker.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
+    assert all(before <= m.timestamp <= before + 5000 for m in history)
+    assert client.get_run(tracker.run_id).info.status == "FINISHED"
+    assert client.get_run(tracker.run_id).data.params == {"a": "1"}
+
+    failing = BackgroundTracker(uri=tracking_uri, experiment="background")
+    failing.log_artifact(tmp_path / "no-such-file.txt")
+    failing.log_metrics({"after": 1.0})  # skipped: nothing is written after a failed call but the end
+    with pytest.raises(TrackingError, match="tracking failed"):
+        failing.end("FINISHED")
+    run = client.get_run(failing.run_id)
+    assert run.info.status == "FAILED"
+    assert "no-such-file.txt" in run.data.tags["cnnkeras.failure_reason"]
+    assert "after" not in run.data.metrics
+
+
+def test_a_store_that_cannot_open_the_run_stops_training_within_an_epoch(write_config, tmp_path):
+    """The URI is checked at once; a store that then cannot create the run (here a file that is
+    not a database) stops training at the next tracking call, in one line, instead of training
+    to the end untracked."""
+    from ..conftest import TINY_MODEL
+
+    store = tmp_path / "broken.db"
+    store.write_bytes(b"this is not an SQLite database" * 100)
+    path = write_config(f"""
+        name: broken
+        data: {{source: digits, validation_split: 0.2}}
+        train: {{epochs: 50, batch_size: 64}}
+        tracking: {{uri: "sqlite:///{store}"}}
+        """, TINY_MODEL)
+    epochs = []
+
+    class Count:
+        def on_epoch(self, epoch, record):
+            epochs.append(epoch)
+
+    with pytest.raises(cnnkeras.CnnkerasError, match="could not open the MLflow run in sqlite:///") as caught:
+        cnnkeras.run(path, progress=False, listeners=[Count()])
+    assert "\n" not in str(caught.value)
+    assert len(epochs) <= 3

@@ -333,6 +333,14 @@ def test_a_sweep_whose_every_trial_failed_exits_1(tmp_path):
     assert "every trial of the study failed" in output and output.count(" FAIL ") >= 2
     assert "Traceback" not in output
 
+    quiet = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "sweep", path, "-q", "--trials", "3"],
+                           capture_output=True, text=True, timeout=300)
+    lines = [line for line in (quiet.stdout + quiet.stderr).splitlines() if line.strip()]
+    assert quiet.returncode == 1, lines
+    assert "Traceback" not in quiet.stderr
+    failed = [line for line in lines if line.startswith("trial ")]
+    assert len(failed) == 1 and " FAIL " in failed[0], lines  # -q: only the new trial's failure, in one line
+
 
 def test_a_torn_journal_is_cut_back_with_a_backup_and_a_corrupt_one_refused_in_one_line(tmp_path):
     path = sweep_file(tmp_path, """

@@ -33,3 +33,14 @@ def test_one_cycle_values_are_checked(write_config):
     path = write_config("name: a\ntrain: {schedule: {name: one_cycle, pct_start: 1.5}}\n")
     with pytest.raises(cnnkeras.ConfigError, match="train.schedule.pct_start"):
         cnnkeras.load_config(path)
+
+
+def test_steps_per_execution_reaches_keras_compile():
+    import keras
+
+    from cnnkeras.training.compile import compile_model
+
+    train = cnnkeras.config_from_dict({"name": "s", "train": {"steps_per_execution": 8}}).train
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, activation="softmax")])
+    compile_model(model, train, head="multiclass", steps_per_epoch=10)
+    assert model.steps_per_execution == 8
