@@ -35,7 +35,6 @@ frames = lazy_import("cnnkeras.analysis.frames")
 layer_blocks = lazy_import("cnnkeras.layers.blocks")
 layer_registry = lazy_import("cnnkeras.layers.registry")
 loop = lazy_import("cnnkeras.studies.loop")
-study_storage = lazy_import("cnnkeras.studies.storage")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Declarative CNN experiments on Keras 3, tracked in MLflow, swept with Optuna.")
@@ -86,7 +85,9 @@ def _configure_logging() -> None:
     # cnnkeras works offline: MLflow's usage telemetry would try the network from every run
     # (a thread and a 1 s timeout). MLFLOW_DISABLE_TELEMETRY=false turns it back on.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    quiet_imports.when_imported("optuna", lambda _: study_storage.quiet_optuna())  # not imported before use
+    # Optuna logs only errors (cnnkeras prints one line per trial): set when Optuna is imported,
+    # on the module itself (importing cnnkeras.studies from inside that import would be circular).
+    quiet_imports.when_imported("optuna", lambda optuna: optuna.logging.set_verbosity(optuna.logging.ERROR))
 
 
 def _metrics_table(title: str, values: dict[str, float]) -> Table:

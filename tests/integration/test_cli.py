@@ -56,3 +56,11 @@ def test_an_unknown_architecture_is_one_line_with_the_nearest_name_and_exit_2():
     result = runner.invoke(app, ["inspect", "resnt18"])
     assert result.exit_code == 2
     assert result.output.strip() == "error: unknown architecture 'resnt18'; did you mean 'resnet18'?"
+
+
+def test_inspect_with_an_input_too_small_for_the_model_is_one_line_and_exit_2():
+    result = runner.invoke(app, ["inspect", "lenet5", "--input", "8,8,1"])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: model 'lenet5' cannot take input shape (8, 8, 1)")
+    assert "data.resize" in lines[0]

@@ -186,3 +186,19 @@ def test_validating_a_zoo_config_loads_no_keras_and_declarative_layers_do():
         done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
         assert done.returncode == 0, done.stderr
         assert done.stdout.strip() == expected, config
+
+
+def test_the_cli_quiets_optuna_when_it_is_imported_from_any_command_path():
+    """The CLI sets Optuna's verbosity when Optuna is first imported (not before: 0.3 s per
+    command); the hook must work whichever cnnkeras module imports Optuna first."""
+    import subprocess
+    import sys
+
+    for module in ("cnnkeras.reporting.study_report", "cnnkeras.studies.loop", "cnnkeras.dashboards.server",
+                   "optuna"):
+        code = ("from cnnkeras.cli import _configure_logging; _configure_logging(); import sys; "
+                "assert 'optuna' not in sys.modules; "
+                f"import {module}; import optuna; print(optuna.logging.get_verbosity())")
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert done.stdout.strip() == "40", module  # logging.ERROR
