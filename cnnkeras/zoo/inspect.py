@@ -27,6 +27,7 @@ import pandas as pd
 from ..config import load_config
 from ..config.schema import ExperimentConfig
 from ..data.dataset import load_dataset
+from ..errors import ModelError
 from ..layers import (MaxPoolingWithArgmax2D, MaxUnpooling2D, MixedPooling2D, SpatialPyramidPooling2D,
                       SpatiallySeparableConv2D, Upsample2D)
 from .build import model_from_config
@@ -169,7 +170,15 @@ def _resolve(target: Any, input_shape, num_classes) -> keras.Model:
             data = load_dataset(target.data, seed=target.seed)
             input_shape, num_classes = input_shape or data.input_shape, num_classes or data.num_classes
         return model_from_config(target.model, input_shape=input_shape, num_classes=num_classes)
-    return model_for(str(target), input_shape=input_shape, num_classes=num_classes)
+    try:
+        return model_for(str(target), input_shape=input_shape, num_classes=num_classes)
+    except ValueError as exc:
+        if input_shape is None:
+            raise  # the model's own reference input: a bug, not the user's shape
+        info = get_model_info(str(target))
+        raise ModelError(f"model '{target}' cannot take input shape {tuple(input_shape)}: "
+                         f"{str(exc).splitlines()[0][:300]}. Hint: a larger --input (at least "
+                         f"{info.min_input}x{info.min_input}).") from None
 
 
 def model_for(arch: str, *, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,

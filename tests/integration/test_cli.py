@@ -63,4 +63,4 @@ def test_inspect_with_an_input_too_small_for_the_model_is_one_line_and_exit_2():
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: model 'lenet5' cannot take input shape (8, 8, 1)")
-    assert "data.resize" in lines[0]
+    assert "a larger --input (at least 12x12)" in lines[0]
