@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from common import MNIST, median, run_process, save, timed
+from peers.lenet_plain import lenet5
 
 PEERS = Path(__file__).resolve().parent / "peers"
 CNNKERAS = str(Path(sys.executable).with_name("cnnkeras"))
@@ -84,17 +85,7 @@ def plain_fit(subset: int, epochs: int, batch_size: int, seed: int) -> dict:
     x, _, y, _ = train_test_split(x, y, train_size=subset, random_state=seed, stratify=y)
     x_train, x_val, y_train, y_val = train_test_split(x, y, test_size=0.1, random_state=seed, stratify=y)
     x_train, x_val, x_test = (a[..., None].astype("float32") / 255.0 for a in (x_train, x_val, x_test))
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)),
-        keras.layers.Conv2D(6, 5, padding="same", activation="tanh"),
-        keras.layers.AveragePooling2D(2),
-        keras.layers.Conv2D(16, 5, activation="tanh"),
-        keras.layers.AveragePooling2D(2),
-        keras.layers.Flatten(),
-        keras.layers.Dense(120, activation="tanh"),
-        keras.layers.Dense(84, activation="tanh"),
-        keras.layers.Dense(10, activation="softmax"),
-    ])
+    model = lenet5()
     model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     epoch_times: list[float] = []
