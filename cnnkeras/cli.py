@@ -9,11 +9,13 @@ a run whose loss diverged exits 1.
 from __future__ import annotations
 
 import atexit
+import faulthandler
 import functools
 import gc
 import json
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Callable, List, Optional
@@ -394,6 +396,8 @@ def main() -> None:
     # threshold (700 allocations) the collector walks the growing heap thousands of times,
     # about 0.5 CPU s of the start-up here; at 50,000 it runs a few dozen times.
     gc.set_threshold(50_000, 20, 20)
+    if hasattr(signal, "SIGUSR1"):  # kill -USR1 PID prints every thread's stack: where a command hangs
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
     try:
         app()
         code = 0

@@ -187,9 +187,14 @@ def test_ui_command_serves_until_ctrl_c_or_sigterm_and_then_stops_everything(swe
 
     folder, _, _ = swept
     base = free_ports(4)
+    import threading
+
     process = subprocess.Popen([sys.executable, "-m", "cnnkeras.cli", "ui", "--port", str(base), "--root", str(folder),
                                 "--reports", str(folder / "reports"), "--uri", f"sqlite:///{folder / 'mlflow.db'}"],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    output: list[str] = []  # read as it comes: a full pipe would block the servers' logging
+    reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
+    reader.start()
     try:
         deadline = time.time() + 120
         while True:
@@ -198,12 +203,17 @@ def test_ui_command_serves_until_ctrl_c_or_sigterm_and_then_stops_everything(swe
                     assert answer.status == 200
                 break
             except OSError:
-                assert process.poll() is None and time.time() < deadline, process.stdout.read()
+                assert process.poll() is None and time.time() < deadline, "".join(output)
                 time.sleep(0.5)
         with urllib.request.urlopen(f"http://127.0.0.1:{base}/", timeout=5) as answer:
             assert b"cnnkeras dashboards" in answer.read()
         process.send_signal(getattr(signal, stop_signal))
-        assert process.wait(timeout=60) == 0
+        try:
+            assert process.wait(timeout=60) == 0, "".join(output)
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)  # the CLI dumps every thread's stack (faulthandler)
+            time.sleep(2)
+            raise AssertionError("cnnkeras ui did not stop within 60 s:\n" + "".join(output)[-6000:]) from None
         for url in (f"http://127.0.0.1:{base}/", f"http://127.0.0.1:{base + 1}/mlflow/health"):  # all closed
             try:
                 urllib.request.urlopen(url, timeout=2)
