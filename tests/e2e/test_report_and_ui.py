@@ -191,7 +191,10 @@ def test_ui_command_serves_until_ctrl_c_or_sigterm_and_then_stops_everything(swe
 
     process = subprocess.Popen([sys.executable, "-m", "cnnkeras.cli", "ui", "--port", str(base), "--root", str(folder),
                                 "--reports", str(folder / "reports"), "--uri", f"sqlite:///{folder / 'mlflow.db'}"],
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               # as from a terminal: a job started in the background (nohup, `&` in a
+                               # script, some CI runners) inherits SIGINT ignored, and Ctrl-C is then off
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     output: list[str] = []  # read as it comes: a full pipe would block the servers' logging
     reader = threading.Thread(target=lambda: output.extend(process.stdout), daemon=True)
     reader.start()
