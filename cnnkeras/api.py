@@ -61,9 +61,9 @@ def sweep(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence
 
 def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, progress: bool = True) -> Any:
     """Re-run a logged run from its saved config, on the backend it ran on, and compare every metric."""
-    recorded = tracking.read_run(run_id, uri=uri)["tags"].get("cnnkeras.backend")
-    use_backend(recorded, tracking_uri=tracking.default_tracking_uri(uri))
-    return runner.reproduce(run_id, uri=uri, tolerance=tolerance, progress=progress)
+    original = tracking.read_run(run_id, uri=uri)  # read once: the runner compares against it
+    use_backend(original["tags"].get("cnnkeras.backend"), tracking_uri=tracking.default_tracking_uri(uri))
+    return runner.reproduce(run_id, uri=uri, tolerance=tolerance, progress=progress, original=original)
 
 
 def validate(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:

@@ -40,6 +40,8 @@ def active_backend() -> str:
 
 def compile_cache_dir(tracking_uri: str | None) -> Path:
     """Where compiled programs are cached: ``.cnnkeras-cache/`` beside a SQLite store, else the user cache."""
+    # tracking.default_tracking_uri's rule, restated: this layer sits below tracking and config
+    # checks choose the backend before any tracking module is loaded.
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
     if tracking_uri.startswith("sqlite:///"):
         return Path(tracking_uri.removeprefix("sqlite:///")).expanduser().resolve().parent / ".cnnkeras-cache"

@@ -45,70 +45,62 @@ def silenced_stderr() -> Iterator[None]:
         os.close(devnull)
 
 
-class _QuietLoader(importlib.abc.Loader):
-    def __init__(self, loader: Any):
-        self.loader = loader
+class _HookedLoader(importlib.abc.Loader):
+    """The real loader, its module executed by ``run(exec_module, module)``."""
+
+    def __init__(self, loader: Any, run: Callable[[Callable[[Any], None], Any], None]):
+        self.loader, self.run = loader, run
 
     def create_module(self, spec: Any) -> Any:
         return self.loader.create_module(spec)
 
     def exec_module(self, module: Any) -> None:
-        with silenced_stderr():
-            self.loader.exec_module(module)
-            try:  # device discovery prints "failed call to cuInit" on a machine without a GPU: do it now
-                module.config.list_physical_devices("GPU")
-            except Exception:  # no tf.config (a partial install): the import itself went fine
-                pass
+        self.run(self.loader.exec_module, module)
 
 
-class _ThenLoader(importlib.abc.Loader):
-    def __init__(self, loader: Any, then: Callable[[Any], None]):
-        self.loader, self.then = loader, then
+class _ImportHook(importlib.abc.MetaPathFinder):
+    """Once, on the first import of top-level module ``name``: find its real spec, step aside,
+    and hand its execution to ``run``."""
 
-    def create_module(self, spec: Any) -> Any:
-        return self.loader.create_module(spec)
-
-    def exec_module(self, module: Any) -> None:
-        self.loader.exec_module(module)
-        self.then(module)
-
-
-class _ThenFinder(importlib.abc.MetaPathFinder):
-    def __init__(self, name: str, then: Callable[[Any], None]):
-        self.name, self.then = name, then
+    def __init__(self, name: str, run: Callable[[Callable[[Any], None], Any], None]):
+        self.name, self.run = name, run
 
     def find_spec(self, fullname: str, path: Sequence[str] | None, target: Any = None) -> Any:
         if fullname != self.name:
             return None
-        sys.meta_path.remove(self)  # once
+        sys.meta_path.remove(self)
         spec = importlib.util.find_spec(fullname)
         if spec is not None and spec.loader is not None:
-            spec.loader = _ThenLoader(spec.loader, self.then)
+            spec.loader = _HookedLoader(spec.loader, self.run)
         return spec
+
+
+def _silenced(exec_module: Callable[[Any], None], module: Any) -> None:
+    with silenced_stderr():
+        exec_module(module)
+        try:  # device discovery prints "failed call to cuInit" on a machine without a GPU: do it now
+            module.config.list_physical_devices("GPU")
+        except Exception:  # no tf.config (a partial install): the import itself went fine
+            pass
 
 
 def when_imported(name: str, then: Callable[[Any], None]) -> None:
     """Call ``then(module)`` once top-level module ``name`` is imported (at once if it already is)."""
     if name in sys.modules:
         then(sys.modules[name])
-    else:
-        sys.meta_path.insert(0, _ThenFinder(name, then))
+        return
 
+    def run(exec_module: Callable[[Any], None], module: Any) -> None:
+        exec_module(module)
+        then(module)
 
-class _QuietFinder(importlib.abc.MetaPathFinder):
-    def find_spec(self, fullname: str, path: Sequence[str] | None, target: Any = None) -> Any:
-        if fullname not in QUIET_MODULES:
-            return None
-        sys.meta_path.remove(self)  # once: find the real spec, then step aside
-        spec = importlib.util.find_spec(fullname)
-        if spec is not None and spec.loader is not None:
-            spec.loader = _QuietLoader(spec.loader)
-        return spec
+    sys.meta_path.insert(0, _ImportHook(name, run))
 
 
 def install() -> None:
     """Silence TensorFlow's native start-up lines the first time it is imported (idempotent)."""
     if os.environ.get("CNNKERAS_NATIVE_LOGS") or any(m in sys.modules for m in QUIET_MODULES):
         return
-    if not any(isinstance(finder, _QuietFinder) for finder in sys.meta_path):
-        sys.meta_path.insert(0, _QuietFinder())
+    for name in QUIET_MODULES:
+        if not any(isinstance(f, _ImportHook) and f.run is _silenced and f.name == name for f in sys.meta_path):
+            sys.meta_path.insert(0, _ImportHook(name, _silenced))

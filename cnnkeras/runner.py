@@ -302,10 +302,15 @@ def _largest_difference(a: Sequence[float], b: Sequence[float]) -> float:
     return max(diffs, default=0.0)
 
 
-def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, progress: bool = True) -> ReproduceResult:
-    """Re-run a logged run from its saved config and compare every metric, epoch by epoch."""
+def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, progress: bool = True,
+              original: Mapping[str, Any] | None = None) -> ReproduceResult:
+    """Re-run a logged run from its saved config and compare every metric, epoch by epoch.
+
+    ``original`` is the run as :func:`~cnnkeras.tracking.read_run` returned it, when the
+    caller has read it already (``cnnkeras.reproduce``, to choose its backend).
+    """
     uri = default_tracking_uri(uri)
-    original = read_run(run_id, uri=uri)
+    original = original if original is not None else read_run(run_id, uri=uri)
     if original["status"] != "FINISHED":
         raise CnnkerasError(f"run {run_id} is {original['status']}, not FINISHED: only a finished run has "
                             "every epoch and the test metrics to compare against")

@@ -104,14 +104,6 @@ class BackgroundTracker:
     def run_id(self) -> str:
         return self._wait_created().run_id
 
-    @property
-    def experiment_id(self) -> str:
-        return self._wait_created().experiment_id
-
-    @property
-    def ui_path(self) -> str:
-        return self._wait_created().ui_path
-
     # ----------------------------------------------------------------- logging
 
     def log_params(self, params: Mapping[str, Any]) -> None:

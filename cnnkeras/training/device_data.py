@@ -41,8 +41,7 @@ def wanted(nbytes: int) -> bool:
 
 
 def on_device(*arrays: Any) -> tuple[Any, ...]:
-    """The arrays on the default JAX device when :func:`wanted`, else unchanged (None stays None)."""
-    present = [a for a in arrays if a is not None and len(a)]
-    if not present or not wanted(sum(a.nbytes for a in present)):
+    """The arrays on the default JAX device when :func:`wanted`, else unchanged (empty ones stay)."""
+    if not wanted(sum(a.nbytes for a in arrays)):
         return arrays
-    return tuple(None if a is None or not len(a) else jax.device_put(a) for a in arrays)
+    return tuple(jax.device_put(a) if len(a) else a for a in arrays)

@@ -18,7 +18,7 @@ from ..errors import ModelError
 from .declarative import check_layer_specs
 from .registry import _REGISTRY, _ensure_loaded, get_model_info
 
-__all__ = ["check_model_config", "model_from_config", "model_options"]
+__all__ = ["check_model_config", "input_shape_error", "model_from_config", "model_options"]
 
 # ModelConfig keys that are not builder options.
 _NOT_OPTIONS = ("arch", "head", "input_shape")
@@ -48,7 +48,7 @@ def check_model_config(config: ExperimentConfig) -> Iterable[tuple[tuple[Any, ..
     if "layers" in info.options and model.layers is not None:
         # Declarative layers are checked by building each once: that needs Keras, so the
         # config's backend is chosen first. Zoo names and options need no Keras.
-        use_backend(config.backend)
+        use_backend(config.backend, tracking_uri=config.tracking.uri)  # (its JAX cache beside the store)
         problems.extend(check_layer_specs(model.layers))
     return problems
 
@@ -76,11 +76,13 @@ def model_from_config(config: ModelConfig, *, input_shape: tuple[int, int, int],
     except ValueError as exc:
         if not _builds_at(info, (224, 224, input_shape[-1]), num_classes, config.head, options):
             raise  # it fails at any size: a bug, not the data's shape
-        text = str(exc)
         hint = "set data.resize: [H, W] to a larger size"
         if "small_input" in info.options:
             hint += " or model.small_input: true"
-        raise ModelError(
-            f"model '{config.arch}' cannot take input shape {tuple(input_shape)}: {text.splitlines()[0][:300]}. "
-            f"Hint: {hint}."
-        ) from None
+        raise input_shape_error(config.arch, input_shape, exc, hint) from None
+
+
+def input_shape_error(arch: str, input_shape: Any, exc: Exception, hint: str) -> ModelError:
+    """One line for a model that cannot take an input: Keras' reason, then what to change."""
+    return ModelError(f"model '{arch}' cannot take input shape {tuple(input_shape)}: "
+                      f"{str(exc).splitlines()[0][:300]}. Hint: {hint}.")

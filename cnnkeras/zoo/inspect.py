@@ -27,10 +27,9 @@ import pandas as pd
 from ..config import load_config
 from ..config.schema import ExperimentConfig
 from ..data.dataset import load_dataset
-from ..errors import ModelError
 from ..layers import (MaxPoolingWithArgmax2D, MaxUnpooling2D, MixedPooling2D, SpatialPyramidPooling2D,
                       SpatiallySeparableConv2D, Upsample2D)
-from .build import model_from_config
+from .build import input_shape_error, model_from_config
 from .registry import get_model_info, list_models
 
 __all__ = ["inspect", "layer_macs", "model_for", "zoo_table"]
@@ -175,10 +174,9 @@ def _resolve(target: Any, input_shape, num_classes) -> keras.Model:
     except ValueError as exc:
         if input_shape is None:
             raise  # the model's own reference input: a bug, not the user's shape
-        info = get_model_info(str(target))
-        raise ModelError(f"model '{target}' cannot take input shape {tuple(input_shape)}: "
-                         f"{str(exc).splitlines()[0][:300]}. Hint: a larger --input (at least "
-                         f"{info.min_input}x{info.min_input}).") from None
+        smallest = get_model_info(str(target)).min_input
+        raise input_shape_error(str(target), input_shape, exc,
+                                f"a larger --input (at least {smallest}x{smallest})") from None
 
 
 def model_for(arch: str, *, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,
