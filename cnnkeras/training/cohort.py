@@ -1,0 +1,257 @@
+"""Train K compiled models as one program: a sweep's cohort of trials.
+
+K trials that share their data, batch size and epochs are K models fed the same
+batches. :class:`CohortModel` holds the K member models side by side (the input
+``(batch, H, W, C)`` goes to every member; the output is a list of K ``(batch,
+classes)`` predictions), so ``model.fit`` traces and compiles one train step for
+all of them and dispatches it once per batch: one compilation instead of K, and
+the members' small convolutions are scheduled together.
+
+Every member stays the model its trial would have trained alone:
+
+- its own weights, initialised under its own seed, and its own compiled loss,
+  metrics and weight penalty: the cohort's loss is the sum of the members'
+  losses, and since no weight is shared, the gradient a member's weights get is
+  its own loss's gradient;
+- its own optimizer (learning rate, schedule, betas, clipping), applied by
+  :class:`CohortOptimizer` to that member's weights only;
+- its own Keras callbacks (epoch records, NaN guard, early stopping, pruning),
+  driven by :class:`MemberCallbacks` with that member's logs.
+
+A member that stops (pruned, early-stopped, non-finite loss) is frozen: its
+updates are masked from then on, and its weights as they were when it stopped
+are restored after the fit. A member whose gradients are not finite is frozen
+in the same step, so it cannot poison the others (they share nothing anyway).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import keras
+import numpy as np
+
+__all__ = ["CohortModel", "CohortOptimizer", "MemberCallbacks", "member_logs"]
+
+
+class CohortOptimizer(keras.optimizers.Optimizer):
+    """K optimizers, each applied to its own member's weights, as one optimizer.
+
+    ``active`` (a ``(K,)`` variable, 1 or 0) masks a member's whole update (weights
+    and optimizer state); a member whose gradients are not all finite is masked
+    for that step too.
+
+    Args:
+        members: The K member optimizers, in member order.
+        sizes: How many trainable variables each member has, in the order of the
+            cohort model's ``trainable_variables``.
+    """
+
+    def __init__(self, members: Sequence[keras.optimizers.Optimizer], sizes: Sequence[int], **kwargs: Any):
+        if len(members) != len(sizes) or not members:
+            raise ValueError(f"One optimizer per member is needed. Received: members={len(members)}, "
+                             f"sizes={len(sizes)}")
+        super().__init__(learning_rate=0.0, name="cohort_optimizer", **kwargs)
+        self.members = list(members)
+        self.sizes = list(sizes)
+
+    def build(self, variables: Sequence[Any]) -> None:
+        if sum(self.sizes) != len(variables):
+            raise ValueError(f"The members' variables must add up to the model's. Received: sizes={self.sizes}, "
+                             f"variables={len(variables)}")
+        super().build(variables)
+        self.active = self.add_variable((len(self.members),), initializer="ones", name="active")
+        for optimizer, chunk in zip(self.members, self._split(variables)):
+            if not optimizer.built:
+                optimizer.build(chunk)
+
+    def _split(self, values: Sequence[Any]) -> list[list[Any]]:
+        chunks, start = [], 0
+        for size in self.sizes:
+            chunks.append(list(values[start:start + size]))
+            start += size
+        return chunks
+
+    @property
+    def variables(self) -> list[Any]:
+        return self._variables[:] + [v for optimizer in self.members for v in optimizer.variables]
+
+    def apply(self, grads: Sequence[Any], trainable_variables: Sequence[Any] | None = None) -> None:
+        if trainable_variables is None:
+            trainable_variables = self._trainable_variables
+        elif not self.built:
+            self.build(list(trainable_variables))
+        ops = keras.ops
+        for index, (optimizer, chunk, chunk_grads) in enumerate(
+                zip(self.members, self._split(list(trainable_variables)), self._split(list(grads)))):
+            state = chunk + list(optimizer.variables)
+            before = [ops.convert_to_tensor(v.value) for v in state]
+            finite = ops.all(ops.stack([ops.all(ops.isfinite(g)) for g in chunk_grads]))
+            keep = ops.logical_and(self.active[index] > 0, finite)
+            optimizer.apply(chunk_grads, chunk)
+            for variable, old in zip(state, before):
+                variable.assign(ops.where(keep, variable.value, old))
+        self._iterations.assign_add(1)
+
+    def update_step(self, gradient: Any, variable: Any, learning_rate: Any) -> None:  # pragma: no cover
+        raise NotImplementedError("CohortOptimizer applies its members' optimizers; it has no update of its own")
+
+
+class CohortModel(keras.Model):
+    """K compiled member models trained side by side on the same batches.
+
+    Args:
+        members: The K member models, each compiled (its own optimizer, loss and
+            metrics) and built for the same input shape.
+
+    Input shape:
+        The members' input shape, ``(batch, ...)``.
+
+    Output shape:
+        A list of K member outputs, each the member's own output shape.
+
+    Logs name member ``i``'s metric ``name`` ``m{i}/{name}`` (and ``val_m{i}/{name}``);
+    :func:`member_logs` splits them back. ``loss`` is the sum of the members' losses.
+    """
+
+    def __init__(self, members: Sequence[keras.Model], **kwargs: Any):
+        if not members:
+            raise ValueError(f"A cohort needs at least one member. Received: members={len(members)}")
+        for member in members:
+            if not member.compiled:
+                raise ValueError(f"Every member must be compiled first. Received: member={member.name}")
+        super().__init__(name=kwargs.pop("name", "cohort"), **kwargs)
+        self.members = list(members)
+
+    def call(self, inputs: Any, training: bool = False) -> list[Any]:
+        return [member(inputs, training=training) for member in self.members]
+
+    def _symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
+        """Build each member's loss and metric state symbolically from the first batch.
+
+        A member trained alone builds these in its own ``_symbolic_build``, which takes
+        the first batch from the epoch iterator; the cohort takes it the same way, so
+        a shuffled fit sees the same batches in the same order as the member's own fit.
+        """
+        unbuilt = [part for member in self.members for part in (member._compile_loss, member._compile_metrics)
+                   if part is not None and not part.built]
+        if unbuilt:
+            if data_batch is None:
+                for _, _, data in iterator:
+                    data_batch = data[0] if isinstance(data, (list, tuple)) else next(data)
+                    break
+            symbolic = keras.tree.map_structure(
+                lambda v: None if v is None else keras.KerasTensor(v.shape, keras.backend.standardize_dtype(v.dtype)),
+                data_batch)
+            x, y, _ = keras.utils.unpack_x_y_sample_weight(symbolic)
+            predictions = self.compute_output_spec(x, training=False)
+            for member, y_pred in zip(self.members, predictions):
+                for part in (member._compile_loss, member._compile_metrics):
+                    if part is not None and not part.built:
+                        part.build(y, y_pred)
+        super()._symbolic_build(iterator=None, data_batch=data_batch)
+
+    def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
+                     training: bool = True) -> Any:
+        total = 0.0
+        batch = keras.ops.shape(x)[0]
+        for member, member_pred in zip(self.members, y_pred):
+            loss = member.compute_loss(x, y, member_pred, sample_weight, training=training)
+            member._loss_tracker.update_state(loss, sample_weight=batch)
+            total = total + loss
+        return total
+
+    def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> dict[str, Any]:
+        for member, member_pred in zip(self.members, y_pred):
+            if member._compile_metrics is not None:
+                member._compile_metrics.update_state(y, member_pred, sample_weight)
+        return self.get_metrics_result()
+
+    @property
+    def metrics(self) -> list[Any]:
+        own = [self._loss_tracker] if self.compiled and self._loss_tracker is not None else []
+        return own + [metric for member in self.members for metric in member._get_own_metrics()]
+
+    def get_metrics_result(self) -> dict[str, Any]:
+        results: dict[str, Any] = {}
+        if self._loss_tracker is not None:
+            results["loss"] = self._loss_tracker.result()
+        for index, member in enumerate(self.members):
+            for metric in member._get_own_metrics():
+                value = metric.result()
+                for name, result in (value.items() if isinstance(value, dict) else [(metric.name, value)]):
+                    results[f"m{index}/{name}"] = result
+        return results
+
+
+def member_logs(logs: dict[str, Any] | None, index: int) -> dict[str, float]:
+    """Member ``index``'s logs from the cohort's (``m3/accuracy`` -> ``accuracy``)."""
+    own, val = f"m{index}/", f"val_m{index}/"
+    out: dict[str, float] = {}
+    for key, value in (logs or {}).items():
+        if key.startswith(own):
+            out[key[len(own):]] = float(value)
+        elif key.startswith(val):
+            out["val_" + key[len(val):]] = float(value)
+    return out
+
+
+class MemberCallbacks(keras.callbacks.Callback):
+    """Drive each member's own Keras callbacks with its own logs; freeze members that stop.
+
+    A member stops when one of its callbacks sets ``member.stop_training`` (early
+    stopping, a NaN guard, a pruner). Its callbacks then get ``on_train_end``
+    (early stopping restores its best weights), its weights are kept as they are
+    (:attr:`kept`), and its updates are masked. When every member has stopped, the
+    cohort stops.
+
+    Args:
+        members: The member models.
+        callbacks: One list of Keras callbacks per member.
+    """
+
+    def __init__(self, members: Sequence[keras.Model], callbacks: Sequence[Sequence[keras.callbacks.Callback]]):
+        super().__init__()
+        self.members = list(members)
+        self.lists = [keras.callbacks.CallbackList(list(c), model=m) for m, c in zip(members, callbacks)]
+        self.active = [True] * len(self.members)
+        self.kept: dict[int, list[Any]] = {}
+        self.stopped_at: dict[int, int] = {}
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        for member, callbacks in zip(self.members, self.lists):
+            member.stop_training = False
+            callbacks.on_train_begin()
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        for index, callbacks in enumerate(self.lists):
+            if self.active[index]:
+                callbacks.on_epoch_begin(epoch)
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        for index, (member, callbacks) in enumerate(zip(self.members, self.lists)):
+            if not self.active[index]:
+                continue
+            callbacks.on_epoch_end(epoch, member_logs(logs, index))
+            if member.stop_training:
+                self._freeze(index, epoch + 1)
+        if not any(self.active):
+            self.model.stop_training = True
+
+    def _freeze(self, index: int, epoch: int) -> None:
+        self.active[index] = False
+        self.stopped_at[index] = epoch
+        self.lists[index].on_train_end()
+        self.kept[index] = self.members[index].get_weights()
+        mask = np.asarray(self.active, dtype="float32")
+        self.model.optimizer.active.assign(mask)
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        for index, callbacks in enumerate(self.lists):
+            if self.active[index]:
+                callbacks.on_train_end()
+
+    def restore_stopped(self) -> None:
+        """Put back the weights each stopped member had when it stopped."""
+        for index, weights in self.kept.items():
+            self.members[index].set_weights(weights)
