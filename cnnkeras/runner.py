@@ -160,15 +160,7 @@ def run(
 
     # Everything that can fail on bad input happens before the MLflow run starts.
     use_backend(cfg.backend)  # Keras is loaded by now: this only refuses a config asking for another backend
-    keras.backend.clear_session()
-    keras.config.set_dtype_policy("mixed_float16" if cfg.train.mixed_precision else "float32")
-    seed_everything(cfg.seed, deterministic=cfg.deterministic)
-    data = load_dataset(cfg.data, seed=cfg.seed)
-    check_labels(data.y_train, head=cfg.model.head, num_outputs=data.num_classes)
-    model = model_from_config(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes)
-    model = with_augmentation(model, cfg.data.augmentation, seed=cfg.seed)
-    compile_model(model, cfg.train, head=cfg.model.head,
-                  steps_per_epoch=steps_per_epoch(len(data.x_train), cfg.train.batch_size))
+    data, model = prepare(cfg)
     env = environment(source_file)
 
     owns_tracker = tracker is None
@@ -180,24 +172,13 @@ def run(
         )
     all_listeners = ([tracker] if tracker is not None else []) + list(listeners)
     try:
-        with tempfile.TemporaryDirectory(prefix="cnnkeras-") as tmp, _flushed(tracker):
+        with tempfile.TemporaryDirectory(prefix="cnnkeras-") as tmp, flushed(tracker):
             folder = Path(tmp)
             if tracker is not None:
-                _start_logging(tracker, cfg, data, model, env, folder, source_file)
+                start_logging(tracker, cfg, data, model, env, folder, source_file)
             result = fit_and_evaluate(model, data, cfg, listeners=all_listeners, callbacks=callbacks,
                                       checkpoint_dir=folder, progress=progress)
-            summary = summarize(result.history, result.best_epoch, result.test)
-            summary["train_time_s"] = result.train_time_s
-            if tracker is not None:
-                tracker.log_metrics(summary)
-            if result.diverged is not None:
-                where = f" (MLflow run {tracker.run_id}, closed FAILED)" if tracker is not None else ""
-                raise TrainingDiverged(f"training diverged: {result.diverged}{where}",
-                                       tracker.run_id if tracker is not None else None)
-            if tracker is not None:
-                _log_artifacts(tracker, folder, cfg, model, result)
-                if owns_tracker:
-                    tracker.end("FINISHED")
+            summary = finish(tracker, folder, cfg, model, result, close=owns_tracker)
     except KeyboardInterrupt:
         if tracker is not None:
             tracker.end("KILLED", "interrupted (Ctrl-C)")
@@ -213,8 +194,47 @@ def run(
     )
 
 
+def prepare(cfg: ExperimentConfig, data: Any = None) -> tuple[Any, Any]:
+    """Seed, load and check the data (unless given), build and compile the model: ``(data, model)``.
+
+    The same steps in the same order for a run and for each member of a cohort
+    (:mod:`cnnkeras.cohort`), so both draw the same initial weights for a seed.
+    """
+    keras.backend.clear_session()
+    keras.config.set_dtype_policy("mixed_float16" if cfg.train.mixed_precision else "float32")
+    seed_everything(cfg.seed, deterministic=cfg.deterministic)
+    if data is None:
+        data = load_dataset(cfg.data, seed=cfg.seed)
+        check_labels(data.y_train, head=cfg.model.head, num_outputs=data.num_classes)
+    model = model_from_config(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    model = with_augmentation(model, cfg.data.augmentation, seed=cfg.seed)
+    compile_model(model, cfg.train, head=cfg.model.head,
+                  steps_per_epoch=steps_per_epoch(len(data.x_train), cfg.train.batch_size))
+    return data, model
+
+
+def finish(tracker: Any, folder: Path, cfg: ExperimentConfig, model: Any, result: Any, *, close: bool) -> dict:
+    """A trained model's summary metrics, logged with its artifacts; the run closed FINISHED when ``close``.
+
+    Raises :class:`TrainingDiverged` (after logging the summary) when the loss stopped being finite.
+    """
+    summary = summarize(result.history, result.best_epoch, result.test)
+    summary["train_time_s"] = result.train_time_s
+    if tracker is not None:
+        tracker.log_metrics(summary)
+    if result.diverged is not None:
+        where = f" (MLflow run {tracker.run_id}, closed FAILED)" if tracker is not None else ""
+        raise TrainingDiverged(f"training diverged: {result.diverged}{where}",
+                               tracker.run_id if tracker is not None else None)
+    if tracker is not None:
+        _log_artifacts(tracker, folder, cfg, model, result)
+        if close:
+            tracker.end("FINISHED")
+    return summary
+
+
 @contextmanager
-def _flushed(tracker: Any) -> Iterator[None]:
+def flushed(tracker: Any) -> Iterator[None]:
     """On every way out, the tracker's queued calls are done before the files they log are deleted."""
     try:
         yield
@@ -248,7 +268,7 @@ def _fresh_run_name(config: ExperimentConfig) -> str:
     return f"{config.name}-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def _start_logging(tracker: Any, cfg: ExperimentConfig, data: Any, model: Any, env: dict[str, Any],
+def start_logging(tracker: Any, cfg: ExperimentConfig, data: Any, model: Any, env: dict[str, Any],
                    folder: Path, source_file: str | None) -> None:
     """Params, tags, resolved config and environment: logged before training starts."""
     params = flatten(cfg.to_dict())

@@ -26,12 +26,22 @@ in the same step, so it cannot poison the others (they share nothing anyway).
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
 from typing import Any, Sequence
 
 import keras
 import numpy as np
 
-__all__ = ["CohortModel", "CohortOptimizer", "MemberCallbacks", "member_logs"]
+from .. import interrupts
+from ..config.schema import ExperimentConfig
+from ..data.dataset import Dataset
+from .callbacks import EpochListener, RichProgress, StopOnInterrupt
+from .compile import steps_per_epoch
+from .device_data import on_device
+from .fit import FitResult, targets_of, training_callbacks
+
+__all__ = ["CohortModel", "CohortOptimizer", "MemberCallbacks", "fit_cohort", "member_logs"]
 
 
 class CohortOptimizer(keras.optimizers.Optimizer):
@@ -255,3 +265,85 @@ class MemberCallbacks(keras.callbacks.Callback):
         """Put back the weights each stopped member had when it stopped."""
         for index, weights in self.kept.items():
             self.members[index].set_weights(weights)
+
+
+class _CohortProgress:
+    """The cohort's epoch line: how many members still train, and the best validation accuracy."""
+
+    def __init__(self, bar: RichProgress, callbacks: MemberCallbacks):
+        self.bar, self.callbacks = bar, callbacks
+
+    def on_epoch(self, epoch: int, record: dict[str, float]) -> None:
+        members = self.callbacks.lists
+        values = [lst.callbacks[0].history for lst in members]  # each member's EpochRecorder comes first
+        best = [h["val_accuracy"][-1] for h in values if h.get("val_accuracy") and len(h["val_accuracy"]) == epoch]
+        summary = {"epoch_time_s": record.get("epoch_time_s", 0.0)}
+        if best:
+            summary["val_accuracy"] = max(best)
+        self.bar.on_epoch(epoch, summary)
+
+
+def fit_cohort(
+    members: Sequence[keras.Model],
+    data: Dataset,
+    configs: Sequence[ExperimentConfig],
+    *,
+    listeners: Sequence[Sequence[EpochListener]] | None = None,
+    callbacks: Sequence[Sequence[keras.callbacks.Callback]] | None = None,
+    checkpoint_dirs: Sequence[str | Path | None] | None = None,
+    progress: bool = True,
+    title: str | None = None,
+) -> list[FitResult]:
+    """Train K compiled members on ``data`` as one program, then evaluate each on the test split.
+
+    ``configs[i]`` is member ``i``'s config; they share data, batch size, epochs and
+    shuffling (see :func:`cnnkeras.cohort.cohort_key`). Each member gets the callbacks
+    :func:`~cnnkeras.training.fit.training_callbacks` makes from its config, its own
+    ``listeners[i]`` and ``callbacks[i]``, and a :class:`FitResult` as if it had been
+    trained alone; ``train_time_s`` is its share of the cohort's time.
+    """
+    k = len(members)
+    listeners = listeners or [()] * k
+    callbacks = callbacks or [()] * k
+    checkpoint_dirs = checkpoint_dirs or [None] * k
+    first = configs[0]
+    train = first.train
+    made = [training_callbacks(cfg, listeners=lst, callbacks=cbs, checkpoint_dir=folder)
+            for cfg, lst, cbs, folder in zip(configs, listeners, callbacks, checkpoint_dirs)]
+    driver = MemberCallbacks(members, [m.callbacks for m in made])
+    cohort = CohortModel(members)
+    cohort.compile(optimizer=CohortOptimizer([m.optimizer for m in members],
+                                             [len(m.trainable_variables) for m in members]),
+                   steps_per_execution=train.steps_per_execution)
+    keras_callbacks: list[keras.callbacks.Callback] = [StopOnInterrupt(), driver]
+    bar = None
+    if progress:
+        bar = RichProgress(train.epochs, steps_per_epoch(len(data.x_train), train.batch_size),
+                           title=title or f"cohort of {k}")
+        keras_callbacks.append(bar)
+        made[0].recorder.listeners.append(_CohortProgress(bar, driver))
+    targets = targets_of(data, first)
+    x_train, y_train, x_val, y_val = on_device(data.x_train, targets["train"], data.x_val, targets["val"])
+    started = time.perf_counter()
+    try:
+        with interrupts.watch(cohort):
+            cohort.fit(x_train, y_train, validation_data=(x_val, y_val) if len(data.x_val) else None,
+                       epochs=train.epochs, batch_size=train.batch_size, shuffle=train.shuffle,
+                       callbacks=keras_callbacks, verbose=0)
+    finally:
+        if bar is not None:
+            bar.on_train_end()
+    interrupts.raise_if_requested()
+    elapsed = time.perf_counter() - started
+    driver.restore_stopped()
+    tests: list[dict[str, float]] = [{} for _ in members]
+    if len(data.x_test) and any(m.guard.reason is None for m in made):
+        with interrupts.watch(cohort):
+            scores = cohort.evaluate(data.x_test, targets["test"], batch_size=max(train.batch_size, 256),
+                                     verbose=0, return_dict=True)
+        interrupts.raise_if_requested()
+        for index, m in enumerate(made):
+            if m.guard.reason is None:
+                tests[index] = {f"test_{key}": value for key, value in member_logs(scores, index).items()}
+    return [m.result(test=test, elapsed=elapsed / k, monitor=cfg.train.monitor)
+            for m, test, cfg in zip(made, tests, configs)]

@@ -24,7 +24,7 @@ from .callbacks import EpochListener, EpochRecorder, NanGuard, RichProgress, Sto
 from .compile import steps_per_epoch
 from .device_data import on_device
 
-__all__ = ["FitResult", "fit_and_evaluate", "prepare_targets"]
+__all__ = ["FitResult", "TrainingCallbacks", "fit_and_evaluate", "prepare_targets", "targets_of", "training_callbacks"]
 
 
 
@@ -51,34 +51,45 @@ def prepare_targets(y: np.ndarray, *, head: str, num_classes: int, label_smoothi
     return y
 
 
-def fit_and_evaluate(
-    model: keras.Model,
-    data: Dataset,
+@dataclass
+class TrainingCallbacks:
+    """The Keras callbacks of one training, and the ones whose state the result reads."""
+
+    callbacks: list[keras.callbacks.Callback]
+    recorder: EpochRecorder
+    guard: NanGuard
+    stopper: keras.callbacks.EarlyStopping | None
+    checkpoint: Path | None
+
+    def result(self, *, test: dict[str, float], elapsed: float, monitor: str) -> FitResult:
+        history = self.recorder.history
+        return FitResult(
+            history=history,
+            epochs_run=len(history.get("loss", [])),
+            best_epoch=best_epoch_of(history, monitor),
+            stopped_early=bool(self.stopper is not None and self.stopper.stopped_epoch > 0),
+            diverged=self.guard.reason,
+            test=test,
+            train_time_s=elapsed,
+            checkpoint=self.checkpoint if self.checkpoint is not None and self.checkpoint.exists() else None,
+        )
+
+
+def training_callbacks(
     config: ExperimentConfig,
     *,
     listeners: Sequence[EpochListener] = (),
     callbacks: Sequence[keras.callbacks.Callback] = (),
     checkpoint_dir: str | Path | None = None,
-    progress: bool = True,
-    title: str | None = None,
-) -> FitResult:
-    """Train ``model`` as ``config.train`` says, then evaluate on the test split."""
+) -> TrainingCallbacks:
+    """What ``config.train`` asks of a training, as Keras callbacks: epoch records with gaps
+    (fanned out to ``listeners``), the NaN guard, early stopping, the plateau schedule, the
+    best-model checkpoint, then ``callbacks``. The same list serves a model trained alone
+    and a member of a cohort (:mod:`cnnkeras.training.cohort`)."""
     train = config.train
-    steps = steps_per_epoch(len(data.x_train), train.batch_size)
-    targets = {
-        split: prepare_targets(y, head=config.model.head, num_classes=data.num_classes,
-                               label_smoothing=train.label_smoothing)
-        for split, y in (("train", data.y_train), ("val", data.y_val), ("test", data.y_test))
-    }
-    all_listeners = list(listeners)
-    keras_callbacks: list[keras.callbacks.Callback] = []
-    if progress:
-        bar = RichProgress(train.epochs, steps, title=title or config.name)
-        all_listeners.append(bar)
-        keras_callbacks.append(bar)
-    recorder = EpochRecorder(all_listeners)
+    recorder = EpochRecorder(listeners)
     guard = NanGuard()
-    keras_callbacks[:0] = [StopOnInterrupt(), recorder, guard]  # first: a Ctrl-C stops before any logging
+    keras_callbacks: list[keras.callbacks.Callback] = [recorder, guard]
     stopper = None
     if train.early_stopping is not None:
         es = train.early_stopping
@@ -95,6 +106,42 @@ def fit_and_evaluate(
         keras_callbacks.append(keras.callbacks.ModelCheckpoint(str(checkpoint), monitor=train.checkpoint.monitor,
                                                                save_best_only=True))
     keras_callbacks.extend(callbacks)
+    return TrainingCallbacks(keras_callbacks, recorder, guard, stopper, checkpoint)
+
+
+def targets_of(data: Dataset, config: ExperimentConfig) -> dict[str, np.ndarray]:
+    """The train/val/test labels in the form the head's loss wants."""
+    return {
+        split: prepare_targets(y, head=config.model.head, num_classes=data.num_classes,
+                               label_smoothing=config.train.label_smoothing)
+        for split, y in (("train", data.y_train), ("val", data.y_val), ("test", data.y_test))
+    }
+
+
+def fit_and_evaluate(
+    model: keras.Model,
+    data: Dataset,
+    config: ExperimentConfig,
+    *,
+    listeners: Sequence[EpochListener] = (),
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    checkpoint_dir: str | Path | None = None,
+    progress: bool = True,
+    title: str | None = None,
+) -> FitResult:
+    """Train ``model`` as ``config.train`` says, then evaluate on the test split."""
+    train = config.train
+    steps = steps_per_epoch(len(data.x_train), train.batch_size)
+    targets = targets_of(data, config)
+    all_listeners = list(listeners)
+    extra: list[keras.callbacks.Callback] = []
+    if progress:
+        bar = RichProgress(train.epochs, steps, title=title or config.name)
+        all_listeners.append(bar)
+        extra.append(bar)
+    made = training_callbacks(config, listeners=all_listeners, callbacks=[*extra, *callbacks],
+                              checkpoint_dir=checkpoint_dir)
+    keras_callbacks = [StopOnInterrupt(), *made.callbacks]  # first: a Ctrl-C stops before any logging
 
     x_train, y_train, x_val, y_val = on_device(data.x_train, targets["train"], data.x_val, targets["val"])
     started = time.perf_counter()
@@ -111,22 +158,11 @@ def fit_and_evaluate(
             bar.on_train_end()  # idempotent; an interrupted fit never reaches on_train_end
     interrupts.raise_if_requested()
     elapsed = time.perf_counter() - started
-    history = recorder.history
-    epochs_run = len(history.get("loss", []))
     test: dict[str, float] = {}
-    if guard.reason is None and len(data.x_test):
+    if made.guard.reason is None and len(data.x_test):
         with interrupts.watch(model):
             scores = model.evaluate(data.x_test, targets["test"], batch_size=max(train.batch_size, 256),
                                     verbose=0, return_dict=True)
         interrupts.raise_if_requested()  # cut short by Ctrl-C: not a test score
         test = {f"test_{k}": float(v) for k, v in scores.items()}
-    return FitResult(
-        history=history,
-        epochs_run=epochs_run,
-        best_epoch=best_epoch_of(history, train.monitor),
-        stopped_early=bool(stopper is not None and stopper.stopped_epoch > 0),
-        diverged=guard.reason,
-        test=test,
-        train_time_s=elapsed,
-        checkpoint=checkpoint if checkpoint is not None and checkpoint.exists() else None,
-    )
+    return made.result(test=test, elapsed=elapsed, monitor=train.monitor)
