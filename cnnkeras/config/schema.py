@@ -575,6 +575,17 @@ class SearchConfig(StrictModel):
     )
     jobs: int = Field(1, gt=0, description="Trials at once (each in its own process); --jobs overrides.")
     log_models: bool = Field(False, description="Log each trial's model and plot (the best is retrained by `best`).")
+    cohort: int = Field(
+        1, ge=1, le=256,
+        description="Trials trained together as one compiled program (a cohort): Optuna is asked for this many "
+        "at a time, and those that share data, batch size, epochs and seed train side by side, each still its own "
+        "trial and MLflow run. 1: one trial at a time.",
+    )
+    cohort_probe: bool = Field(
+        True,
+        description="Before the first cohort, time a few steps at sizes 1, 2, 4, ... up to `cohort` and use the "
+        "size with the least time per trial (1 when cohorts do not pay on this machine, said in one line).",
+    )
 
     @model_validator(mode="before")
     @classmethod

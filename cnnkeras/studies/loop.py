@@ -46,7 +46,8 @@ from ..errors import CnnkerasError, SweepInterrupted
 from ..interrupts import deferred_interrupts, raise_if_requested
 from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten, read_run
 from ..tracking.values import redact, redact_data
-from .objective import STATE_TAG, STUDY_TAG, TrialOutcome, outcome_attrs, run_trial
+from .cohort_loop import optimize_cohorts
+from .objective import STATE_TAG, STUDY_TAG, TrialOutcome, outcome_attrs, run_cohort_trials, run_trial
 from .space import trial_overrides
 from .storage import (PARENT_ATTR, REASON_ATTR, STALE_ATTR, JournalLock, check_journal, claim_worker, is_journal,
                       sampler_seed, setup_lock)
@@ -145,25 +146,15 @@ def _parent_run(study: Any, config: ExperimentConfig, storage: str) -> Any:
 def _worker_trial(config: ExperimentConfig, storage: str, study_name: str, trial: Any, overrides: list[str],
                   parent_run_id: str | None, slot: int, worker: int, seed: int) -> TrialOutcome:
     """Run one trial in a fresh Python process; a crash there is this trial's failure only."""
-    with tempfile.TemporaryDirectory(prefix="cnnkeras-trial-") as tmp:  # mode 0700: the storage URL stays private
-        payload = Path(tmp) / "trial.json"
-        result = Path(tmp) / "result.json"
-        payload.write_text(json.dumps({
-            "config": config.to_dict(), "storage": storage, "study": study_name, "trial_id": trial._trial_id,
-            "number": trial.number, "overrides": overrides, "parent_run_id": parent_run_id,
-            "tracking_uri": config.tracking.uri, "result": str(result), "worker": worker, "sampler_seed": seed,
-        }))
-        env = dict(os.environ)
-        # JAX would otherwise claim 75% of the GPU per process; workers share devices politely.
-        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
-        gpus = [g for g in os.environ.get("CNNKERAS_GPUS", "").split(",") if g]
-        if gpus:  # one trial per GPU slot
-            env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
-        process = subprocess.run([sys.executable, "-m", "cnnkeras.studies.worker", str(payload)], env=env)
-        if result.exists():
-            return TrialOutcome(json.loads(result.read_text()))
-        reason = f"worker process died (exit code {process.returncode})"
-        return TrialOutcome(state="FAIL", values=None, summary={}, run_id=None, reason=reason)
+    result, code = _worker_process({
+        "config": config.to_dict(), "storage": storage, "study": study_name, "trial_id": trial._trial_id,
+        "number": trial.number, "overrides": overrides, "parent_run_id": parent_run_id,
+        "tracking_uri": config.tracking.uri, "worker": worker, "sampler_seed": seed,
+    }, slot)
+    if result is not None:
+        return TrialOutcome(result)
+    return TrialOutcome(state="FAIL", values=None, summary={}, run_id=None,
+                        reason=f"worker process died (exit code {code})")
 
 
 def _adopted(config: ExperimentConfig, run_id: str) -> TrialOutcome:
@@ -284,7 +275,12 @@ def _optimize(cfg: ExperimentConfig, study: Any, storage: str, parent: Any, *, w
     # processes get the signal themselves.
     try:
         with deferred_interrupts() if isolation != "process" else nullcontext():
-            if remaining is None or remaining > 0:
+            if search.cohort > 1 and (remaining is None or remaining > 0):
+                _optimize_in_cohorts(cfg, study, storage, parent, worker=worker, seed=seed, total=total, jobs=jobs,
+                                     isolation=isolation, callbacks=callbacks[:1],
+                                     say=lambda text: (console or _console()).print(
+                                         text, style="cyan", highlight=False, markup=False, soft_wrap=True))
+            elif remaining is None or remaining > 0:
                 study.optimize(objective, n_trials=remaining, timeout=search.timeout_s, n_jobs=jobs,
                                catch=(TrialFailed, Exception), callbacks=callbacks)
     except KeyboardInterrupt:
@@ -301,6 +297,92 @@ def _optimize(cfg: ExperimentConfig, study: Any, storage: str, parent: Any, *, w
         else:
             parent.set_tags({"cnnkeras.sweep_state": "finished"})
             parent.end("FINISHED")
+    return result
+
+
+def _optimize_in_cohorts(cfg: ExperimentConfig, study: Any, storage: str, parent: Any, *, worker: int, seed: int,
+                         total: int | None, jobs: int, isolation: str, callbacks: list[Any],
+                         say: Any) -> None:
+    """The trial loop for ``search.cohort > 1`` (:mod:`cnnkeras.studies.cohort_loop`), wired to this sweep."""
+    search = cfg.search
+    parent_id = parent.run_id if parent else None
+    slots = iter(range(10**9))
+    lock = threading.Lock()
+
+    def run_group(trials: list[Any], overrides: list[list[str]]) -> list[TrialOutcome]:
+        if isolation == "process":
+            with lock:
+                slot = next(slots)
+            return _worker_cohort(cfg, storage, study.study_name, trials, overrides, parent_id, slot, worker, seed)
+        if len(trials) == 1:
+            return [run_trial(cfg, trials[0], parent_run_id=parent_id, study_name=study.study_name,
+                              overrides=overrides[0], worker=worker, sampler_seed=seed)]
+        return run_cohort_trials(cfg, trials, parent_run_id=parent_id, study_name=study.study_name,
+                                 overrides=overrides, worker=worker, sampler_seed=seed, say=say)
+
+    def choose_size(configs: list[ExperimentConfig]) -> int:
+        if not search.cohort_probe:
+            return search.cohort
+        if isolation == "process":
+            probe = _worker_probe(configs, min(search.cohort, len(configs)))
+        else:
+            from ..training.cohort_probe import measure_cohort_sizes
+
+            result = measure_cohort_sizes(configs, min(search.cohort, len(configs)))
+            probe = {"size": result.size, "line": result.line(configs[0].backend or _backend_name())}
+        say(probe["line"])
+        if parent is not None:
+            parent.set_tags({"cnnkeras.cohort_size": probe["size"]})
+        return probe["size"]
+
+    optimize_cohorts(cfg, study, worker=worker, seed=seed, total=total, jobs=jobs, run_group=run_group,
+                     adopt=lambda run_id: _adopted(cfg, run_id), choose_size=choose_size, callbacks=callbacks,
+                     say=say)
+
+
+def _backend_name() -> str:
+    import keras
+
+    return keras.backend.backend()
+
+
+def _worker_process(payload: dict[str, Any], slot: int = 0) -> tuple[Any, int]:
+    """Run ``python -m cnnkeras.studies.worker`` on ``payload``; its JSON result (or None) and exit code."""
+    with tempfile.TemporaryDirectory(prefix="cnnkeras-trial-") as tmp:  # mode 0700: the storage URL stays private
+        path = Path(tmp) / "payload.json"
+        result = Path(tmp) / "result.json"
+        path.write_text(json.dumps({**payload, "result": str(result)}))
+        env = dict(os.environ)
+        # JAX would otherwise claim 75% of the GPU per process; workers share devices politely.
+        env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+        gpus = [g for g in os.environ.get("CNNKERAS_GPUS", "").split(",") if g]
+        if gpus:  # one trial (or cohort) per GPU slot
+            env["CUDA_VISIBLE_DEVICES"] = gpus[slot % len(gpus)]
+        process = subprocess.run([sys.executable, "-m", "cnnkeras.studies.worker", str(path)], env=env)
+        return (json.loads(result.read_text()) if result.exists() else None), process.returncode
+
+
+def _worker_cohort(config: ExperimentConfig, storage: str, study_name: str, trials: list[Any],
+                   overrides: list[list[str]], parent_run_id: str | None, slot: int, worker: int,
+                   seed: int) -> list[TrialOutcome]:
+    """Run one cohort in a fresh Python process; a crash there fails its trials only."""
+    members = [{"trial_id": t._trial_id, "number": t.number, "overrides": o} for t, o in zip(trials, overrides)]
+    result, code = _worker_process({
+        "config": config.to_dict(), "storage": storage, "study": study_name, "members": members,
+        "parent_run_id": parent_run_id, "tracking_uri": config.tracking.uri, "worker": worker, "sampler_seed": seed,
+    }, slot)
+    if result is not None:
+        return [TrialOutcome(o) for o in result]
+    reason = f"worker process died (exit code {code}) while training a cohort of {len(trials)}"
+    return [TrialOutcome(state="FAIL", values=None, summary={}, run_id=None, reason=reason) for _ in trials]
+
+
+def _worker_probe(configs: list[ExperimentConfig], largest: int) -> dict[str, Any]:
+    """The cohort size measurement, in a worker process (the sweep process itself loads no Keras)."""
+    result, code = _worker_process({"probe": [c.to_dict() for c in configs], "largest": largest})
+    if result is None:
+        return {"size": 1, "line": f"cohorts: one trial at a time (the size measurement's process died, exit code "
+                                   f"{code})"}
     return result
 
 
