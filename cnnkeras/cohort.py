@@ -28,8 +28,9 @@ from .backend import use_backend
 from .config.schema import ExperimentConfig
 from .errors import CnnkerasError
 from .lazy import lazy_import
-from .runner import RunResult, _fresh_run_name, _run_guards, finish, flushed, prepare, start_logging
+from .runner import RunResult, fresh_run_name, run_guards, finish, flushed, prepare, start_logging
 from .tracking import BackgroundTracker, flatten
+from .training.cohort import fit_cohort
 from .training.reproducibility import environment
 
 keras = lazy_import("keras")
@@ -80,7 +81,7 @@ def split_reason(configs: Sequence[ExperimentConfig], groups: Sequence[Sequence[
     return ", ".join(keys)
 
 
-@_run_guards
+@run_guards
 def run_cohort(
     configs: Sequence[ExperimentConfig],
     *,
@@ -125,7 +126,7 @@ def run_cohort(
     owns = trackers is None
     if trackers is None:
         trackers = [BackgroundTracker(uri=c.tracking.uri, experiment=c.tracking.experiment or c.name,
-                                      run_name=c.tracking.run_name or _fresh_run_name(c), parent_run_id=parent_run_id,
+                                      run_name=c.tracking.run_name or fresh_run_name(c), parent_run_id=parent_run_id,
                                       tags={**c.tracking.tags, "cnnkeras.cohort_size": str(k)})
                     if c.tracking.enabled else None for c in configs]
     outcomes: list[RunResult | Exception] = []
@@ -164,8 +165,6 @@ def run_cohort(
 
 def _fit(models: list, data: Any, configs: Sequence[ExperimentConfig], trackers: Sequence[Any],
          folders: list[Path], callbacks: Sequence[Sequence[Any]] | None, progress: bool, title: str | None) -> list:
-    from .training.cohort import fit_cohort
-
     listeners = [[t] if t is not None else [] for t in trackers]
     return fit_cohort(models, data, configs, listeners=listeners, callbacks=callbacks, checkpoint_dirs=folders,
                       progress=progress, title=title)

@@ -113,7 +113,7 @@ def _dtype_policy_restored() -> Iterator[None]:
         keras.config.set_dtype_policy(previous)
 
 
-def _run_guards(fn: Any) -> Any:
+def run_guards(fn: Any) -> Any:
     """Wrap a run: Ctrl-C stops at an epoch boundary, never inside an MLflow write
     (:mod:`cnnkeras.interrupts`), TensorFlow drops the graphs the run traced
     (:mod:`cnnkeras.training.graph_release`), and the dtype policy is restored."""
@@ -126,7 +126,7 @@ def _run_guards(fn: Any) -> Any:
     return guarded
 
 
-@_run_guards
+@run_guards
 def run(
     config: ExperimentConfig,
     *,
@@ -167,7 +167,7 @@ def run(
     if tracker is None and cfg.tracking.enabled:  # the run is created while training starts
         tracker = BackgroundTracker(
             uri=cfg.tracking.uri, experiment=cfg.tracking.experiment or cfg.name,
-            run_name=run_name or cfg.tracking.run_name or _fresh_run_name(cfg), parent_run_id=parent_run_id,
+            run_name=run_name or cfg.tracking.run_name or fresh_run_name(cfg), parent_run_id=parent_run_id,
             tags={**cfg.tracking.tags, **(tags or {})},
         )
     all_listeners = ([tracker] if tracker is not None else []) + list(listeners)
@@ -262,7 +262,7 @@ def _log_artifacts(tracker: Any, folder: Path, cfg: ExperimentConfig, model: Any
                                 f"(MLflow run {tracker.run_id}, closed FAILED)") from None
 
 
-def _fresh_run_name(config: ExperimentConfig) -> str:
+def fresh_run_name(config: ExperimentConfig) -> str:
     """``<name>-<month><day>-<time>-<4 hex>``: MLflow's own names come from ``random``, which the
     run has just seeded, so every run of one seed would get the same name."""
     return f"{config.name}-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"

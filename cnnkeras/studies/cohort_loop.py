@@ -15,7 +15,7 @@ once, so this loop uses Optuna's ask-and-tell interface:
 The guarantees of :mod:`cnnkeras.studies.loop` hold per member: an interrupted or
 killed cohort's trials are FAIL, not counted, and queued again; the study ends with
 exactly the total. Before the first cohort, the cohort size is chosen by a short
-measurement (:mod:`cnnkeras.training.cohort_probe`) unless ``cohort_probe: false``.
+measurement (:mod:`cnnkeras.cohort_probe`) unless ``cohort_probe: false``.
 """
 
 from __future__ import annotations
@@ -28,10 +28,11 @@ from typing import Any, Callable, Sequence
 import optuna
 from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize uses for its trial
 
+from ..cohort import group_by_cohort, split_reason
 from ..config.schema import ExperimentConfig
 from ..interrupts import raise_if_requested
 from ..tracking.values import redact
-from .objective import TrialOutcome, outcome_attrs, run_cohort_trials, trial_config
+from .objective import TrialOutcome, outcome_attrs, trial_config
 from .space import trial_overrides
 from .storage import REASON_ATTR, STALE_ATTR
 from .summary import count_done
@@ -161,8 +162,6 @@ def optimize_cohorts(
         return True
 
     def _run_groups(pending: list[tuple[Any, list[str]]]) -> None:
-        from ..cohort import group_by_cohort, split_reason
-
         if not pending:
             return
         configs, ready = [], []

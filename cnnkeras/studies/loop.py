@@ -41,9 +41,11 @@ from typing import Any
 import optuna
 from rich.console import Console
 
+from ..cohort_probe import measure_cohort_sizes
 from ..config.schema import ExperimentConfig
 from ..errors import CnnkerasError, SweepInterrupted
 from ..interrupts import deferred_interrupts, raise_if_requested
+from ..lazy import lazy_import
 from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten, read_run
 from ..tracking.values import redact, redact_data
 from .cohort_loop import optimize_cohorts
@@ -53,6 +55,8 @@ from .storage import (PARENT_ATTR, REASON_ATTR, STALE_ATTR, JournalLock, check_j
                       sampler_seed, setup_lock)
 from .study import base_seed, load_study, make_sampler, storage_for, study_name
 from .summary import SweepResult, count_done, summarize
+
+keras = lazy_import("keras")
 
 __all__ = ["SweepResult", "TrialFailed", "short_number", "sweep"]
 
@@ -326,8 +330,6 @@ def _optimize_in_cohorts(cfg: ExperimentConfig, study: Any, storage: str, parent
         if isolation == "process":
             probe = _worker_probe(configs, min(search.cohort, len(configs)))
         else:
-            from ..training.cohort_probe import measure_cohort_sizes
-
             result = measure_cohort_sizes(configs, min(search.cohort, len(configs)))
             probe = {"size": result.size, "line": result.line(configs[0].backend or _backend_name())}
         say(probe["line"])
@@ -341,8 +343,6 @@ def _optimize_in_cohorts(cfg: ExperimentConfig, study: Any, storage: str, parent
 
 
 def _backend_name() -> str:
-    import keras
-
     return keras.backend.backend()
 
 
@@ -378,7 +378,7 @@ def _worker_cohort(config: ExperimentConfig, storage: str, study_name: str, tria
 
 
 def _worker_probe(configs: list[ExperimentConfig], largest: int) -> dict[str, Any]:
-    """The cohort size measurement, in a worker process (the sweep process itself loads no Keras)."""
+    """The cohort size measurement, in a worker process like the cohorts (a crash there fails no trial)."""
     result, code = _worker_process({"probe": [c.to_dict() for c in configs], "largest": largest})
     if result is None:
         return {"size": 1, "line": f"cohorts: one trial at a time (the size measurement's process died, exit code "

@@ -5,7 +5,7 @@ overrides, parent run), this process attaches to the same Optuna trials through 
 shared storage (so it can report intermediate values and be pruned), runs them, and
 writes the outcome JSON. If this process dies (SIGKILL, OOM), the parent records the
 trials as failed and the sweep goes on. A payload with ``probe`` measures cohort sizes
-instead (:mod:`cnnkeras.training.cohort_probe`) and writes the chosen size.
+instead (:mod:`cnnkeras.cohort_probe`) and writes the chosen size.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ from typing import Any
 
 import optuna
 
+from ..cohort_probe import measure_cohort_sizes
 from ..config import config_from_dict
+from ..lazy import lazy_import
 from .objective import run_cohort_trials, run_trial
 from .storage import open_storage, quiet_optuna
 
+keras = lazy_import("keras")
+
 
 def _probe(payload: dict[str, Any]) -> dict[str, Any]:
-    import keras
-
-    from ..training.cohort_probe import measure_cohort_sizes
-
     configs = [config_from_dict(raw) for raw in payload["probe"]]
     result = measure_cohort_sizes(configs, payload["largest"])
     return {"size": result.size, "line": result.line(keras.backend.backend())}

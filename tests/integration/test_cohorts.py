@@ -293,7 +293,7 @@ def test_ctrl_c_mid_cohort_fails_every_member_and_resume_retries_them(tmp_path):
     resumed = cnnkeras.sweep(path, ["train.epochs=2"], progress=False)
     counted = [t for t in resumed.trials if not t["stale"]]
     assert len(counted) == 3
-    assert {t["number"] for t in interrupted} <= {t["user_attrs"].get("retry_of") for t in counted}
+    assert {t.number for t in interrupted} <= {t["user_attrs"].get("retry_of") for t in counted}
 
 
 def test_jobs_run_cohorts_in_worker_processes_and_the_size_is_measured(tmp_path):

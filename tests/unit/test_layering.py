@@ -21,7 +21,7 @@ LAYERS = [
     {"zoo"},
     {"training"},
     {"tracking"},
-    {"runner"},
+    {"runner", "cohort", "cohort_probe"},
     {"studies"},
     {"analysis", "reporting", "dashboards"},
     {"api", "cli", "__init__"},

@@ -21,8 +21,11 @@ from typing import Sequence
 
 import numpy as np
 
-from ..config.schema import ExperimentConfig
-from .compile import steps_per_epoch
+from .config.schema import ExperimentConfig
+from .runner import prepare
+from .training.cohort import CohortModel, CohortOptimizer
+from .training.compile import steps_per_epoch
+from .training.fit import targets_of
 
 __all__ = ["ProbeResult", "measure_cohort_sizes"]
 
@@ -60,10 +63,6 @@ def _sizes(largest: int) -> list[int]:
 
 def measure_cohort_sizes(configs: Sequence[ExperimentConfig], largest: int, *, steps: int = 5) -> ProbeResult:
     """Time cohorts of 1, 2, 4, ... ``largest`` members built from ``configs`` (cycled); see the module."""
-    from ..runner import prepare
-    from .cohort import CohortModel, CohortOptimizer
-    from .fit import targets_of
-
     first = configs[0]
     train = first.train
     data, _ = prepare(first)
