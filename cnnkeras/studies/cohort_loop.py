@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import threading
 import time
+import warnings
 from contextlib import ExitStack
 from typing import Any, Callable, Sequence
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread  # what study.optimize uses for its trial
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled  # as study.optimize
 
 from ..cohort import group_by_cohort, split_reason
 from ..config.schema import ExperimentConfig
@@ -135,6 +136,10 @@ def optimize_cohorts(
     errors: list[BaseException] = []
 
     def one_round() -> bool:
+        if is_heartbeat_enabled(study._storage):  # as study.optimize does before each trial: dead workers' trials
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(study)
         want = size[0] if size else search.cohort
         n = budget.take(want)
         if n == 0:

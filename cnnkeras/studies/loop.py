@@ -28,6 +28,7 @@ import json
 import math
 import os
 import shlex
+import signal
 import subprocess
 import sys
 import tempfile
@@ -158,7 +159,7 @@ def _worker_trial(config: ExperimentConfig, storage: str, study_name: str, trial
     if result is not None:
         return TrialOutcome(result)
     return TrialOutcome(state="FAIL", values=None, summary={}, run_id=None,
-                        reason=f"worker process died (exit code {code})")
+                        reason=f"worker process died ({_death(code)})")
 
 
 def _adopted(config: ExperimentConfig, run_id: str) -> TrialOutcome:
@@ -313,11 +314,26 @@ def _optimize_in_cohorts(cfg: ExperimentConfig, study: Any, storage: str, parent
     slots = iter(range(10**9))
     lock = threading.Lock()
 
+    dead = _DeadTrials(cfg.tracking.uri if cfg.tracking.enabled else None)
+
     def run_group(trials: list[Any], overrides: list[list[str]]) -> list[TrialOutcome]:
         if isolation == "process":
             with lock:
                 slot = next(slots)
-            return _worker_cohort(cfg, storage, study.study_name, trials, overrides, parent_id, slot, worker, seed)
+            outcomes, code = _worker_cohort(cfg, storage, study.study_name, trials, overrides, parent_id, slot,
+                                            worker, seed)
+            if outcomes is not None:
+                return outcomes
+            how = _death(code)
+            reason = f"worker process died ({how}) while training a cohort of {len(trials)}"
+            for trial in trials:  # its runs were left RUNNING
+                dead._close_run(study._storage.get_trial(trial._trial_id), reason)
+            if len(trials) > 1:  # the OOM killer's SIGKILL, an aborted allocation: a smaller cohort may fit
+                half = len(trials) // 2
+                say(f"the worker training a cohort of {len(trials)} died ({how}; out of memory?): trying two "
+                    f"cohorts of {half} and {len(trials) - half}")
+                return run_group(trials[:half], overrides[:half]) + run_group(trials[half:], overrides[half:])
+            return [TrialOutcome(state="FAIL", values=None, summary={}, run_id=None, reason=reason) for _ in trials]
         if len(trials) == 1:
             return [run_trial(cfg, trials[0], parent_run_id=parent_id, study_name=study.study_name,
                               overrides=overrides[0], worker=worker, sampler_seed=seed)]
@@ -362,19 +378,26 @@ def _worker_process(payload: dict[str, Any], slot: int = 0) -> tuple[Any, int]:
         return (json.loads(result.read_text()) if result.exists() else None), process.returncode
 
 
+def _death(code: int) -> str:
+    """How a worker process ended, in words: "killed by SIGKILL", "exit code 1"."""
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            pass
+    return f"exit code {code}"
+
+
 def _worker_cohort(config: ExperimentConfig, storage: str, study_name: str, trials: list[Any],
                    overrides: list[list[str]], parent_run_id: str | None, slot: int, worker: int,
-                   seed: int) -> list[TrialOutcome]:
-    """Run one cohort in a fresh Python process; a crash there fails its trials only."""
+                   seed: int) -> tuple[list[TrialOutcome] | None, int]:
+    """Run one cohort in a fresh Python process: its outcomes (None if it died) and its exit code."""
     members = [{"trial_id": t._trial_id, "number": t.number, "overrides": o} for t, o in zip(trials, overrides)]
     result, code = _worker_process({
         "config": config.to_dict(), "storage": storage, "study": study_name, "members": members,
         "parent_run_id": parent_run_id, "tracking_uri": config.tracking.uri, "worker": worker, "sampler_seed": seed,
     }, slot)
-    if result is not None:
-        return [TrialOutcome(o) for o in result]
-    reason = f"worker process died (exit code {code}) while training a cohort of {len(trials)}"
-    return [TrialOutcome(state="FAIL", values=None, summary={}, run_id=None, reason=reason) for _ in trials]
+    return ([TrialOutcome(o) for o in result] if result is not None else None), code
 
 
 def _worker_probe(configs: list[ExperimentConfig], largest: int) -> dict[str, Any]:

@@ -9,6 +9,7 @@ process (:mod:`cnnkeras.studies.worker`) alike.
 
 from __future__ import annotations
 
+import gc
 import math
 from typing import Any, Callable, Mapping, Sequence
 
@@ -189,19 +190,22 @@ def run_cohort_trials(config: ExperimentConfig, trials: Sequence[Any], *, parent
             tracker.set_tags({STATE_TAG: "FAIL"})
         raise
     except Exception as exc:
-        if len(trials) > 1 and is_out_of_memory(exc):
-            half = len(trials) // 2
-            if say is not None:
-                say(f"a cohort of {len(trials)} ran out of memory: trying two cohorts of {half} and "
-                    f"{len(trials) - half}")
-            for tracker in trackers:
-                tracker.set_tags({STATE_TAG: "FAIL"})
-                tracker.end("FAILED", f"out of memory as a cohort of {len(trials)}; retried in a smaller cohort")
-            kwargs = dict(parent_run_id=parent_run_id, study_name=study_name, worker=worker,
-                          sampler_seed=sampler_seed, say=say)
-            return (run_cohort_trials(config, trials[:half], overrides=overrides[:half], **kwargs)
-                    + run_cohort_trials(config, trials[half:], overrides=overrides[half:], **kwargs))
-        return [_failed(tracker, exc) for tracker in trackers]
+        if not (len(trials) > 1 and is_out_of_memory(exc)):
+            return [_failed(tracker, exc) for tracker in trackers]
+        results = None  # leaving this block drops the exception and its frames, which hold the models
+    if results is None:
+        gc.collect()
+        half = len(trials) // 2
+        if say is not None:
+            say(f"a cohort of {len(trials)} ran out of memory: trying two cohorts of {half} and "
+                f"{len(trials) - half}")
+        for tracker in trackers:
+            tracker.set_tags({STATE_TAG: "FAIL"})
+            tracker.end("FAILED", f"out of memory as a cohort of {len(trials)}; retried in a smaller cohort")
+        kwargs = dict(parent_run_id=parent_run_id, study_name=study_name, worker=worker,
+                      sampler_seed=sampler_seed, say=say)
+        return (run_cohort_trials(config, trials[:half], overrides=overrides[:half], **kwargs)
+                + run_cohort_trials(config, trials[half:], overrides=overrides[half:], **kwargs))
     return [_failed(tracker, result) if isinstance(result, BaseException) else _outcome(result, search, pruner, tracker)
             for result, pruner, tracker in zip(results, pruners, trackers)]
 

@@ -315,3 +315,142 @@ def test_jobs_run_cohorts_in_worker_processes_and_the_size_is_measured(tmp_path)
     assert len(runs) == 4 and {r.info.status for r in runs} == {"FINISHED"}
     parent = client.get_run(runs[0].data.tags["mlflow.parentRunId"])
     assert int(parent.data.tags["cnnkeras.cohort_size"]) in (1, 2)
+
+
+def _worker_pids(parent_pid: int) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = open(f"/proc/{entry}/stat").read()
+            cmdline = open(f"/proc/{entry}/cmdline").read()
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == parent_pid and "cnnkeras.studies.worker" in cmdline:
+            found.append(int(entry))
+    return found
+
+
+def test_a_cohort_worker_killed_like_the_oom_killer_does_is_retried_in_halves(tmp_path):
+    path = sweep_file(tmp_path, """
+        search:
+          n_trials: 2
+          cohort: 2
+          cohort_probe: false
+          isolation: process
+          pruner: {name: median, startup_trials: 5}
+          parameters:
+            train.optimizer.learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}
+        """, epochs=4)
+    process = _start(path)
+    _wait_for_cohort(path, process, members=2)
+    workers = _worker_pids(process.pid)
+    assert len(workers) == 1
+    os.kill(workers[0], signal.SIGKILL)
+    output, _ = process.communicate(timeout=300)
+    assert process.returncode == 0, output
+    assert "died (killed by SIGKILL; out of memory?): trying two cohorts of 1 and 1" in " ".join(output.split())
+    study = load_study(cnnkeras.load_config(path))
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]  # the same two trials, retried
+    _, runs = children(tmp_path)
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FAILED", "FINISHED", "FINISHED"]
+    assert all("worker process died" in r.data.tags["cnnkeras.failure_reason"]
+               for r in runs if r.info.status == "FAILED")
+
+
+MEMORY_CGROUPS = "/sys/fs/cgroup/memory"
+
+
+@pytest.fixture
+def memory_cgroup(tmp_path):
+    """A cgroup (v1) whose memory limit makes the kernel's OOM killer act on the processes in it."""
+    path = os.path.join(MEMORY_CGROUPS, f"cnnkeras-test-{os.getpid()}-{tmp_path.name}")
+    try:
+        os.mkdir(path)
+    except OSError as exc:
+        pytest.skip(f"cannot create a memory cgroup here ({exc.strerror}): the OOM killer cannot be aimed at a test")
+    yield path
+    for _ in range(50):
+        try:
+            os.rmdir(path)
+            break
+        except OSError:  # its last processes are still exiting
+            time.sleep(0.2)
+
+
+@needs_jax
+def test_a_cohort_the_oom_killer_stops_is_split_in_halves_and_says_so(tmp_path, memory_cgroup):
+    # Each member (a 400000-unit dense layer on digits, with Adam's state) needs about 0.8 GB: a
+    # worker training 4 peaks at 4.3 GB, 2 at 2.8 GB, 1 at 2 GB; the sweep process itself 0.55 GB.
+    path = tmp_path / "big.yaml"
+    path.write_text(textwrap.dedent(f"""
+        name: co
+        seed: 3
+        data: {{source: digits, subset: 300}}
+        model:
+          arch: sequential
+          layers:
+            - {{type: flatten}}
+            - {{type: dense, units: 400000, activation: relu}}
+        train: {{epochs: 1, batch_size: 64}}
+        tracking: {{uri: "sqlite:///{tmp_path / 'mlflow.db'}", log_plots: false, log_model: false}}
+        search:
+          n_trials: 4
+          cohort: 4
+          cohort_probe: false
+          isolation: process
+          pruner: {{name: none}}
+          parameters:
+            train.optimizer.learning_rate: {{type: float, low: 1.0e-4, high: 1.0e-2, log: true}}
+        """))
+    with open(os.path.join(memory_cgroup, "memory.limit_in_bytes"), "w") as f:
+        f.write(str(3800 * 2**20))
+    cnnkeras_bin = os.path.join(os.path.dirname(sys.executable), "cnnkeras")
+    script = f'echo $$ > {memory_cgroup}/cgroup.procs && exec {cnnkeras_bin} sweep {path} -q'
+    done = subprocess.run(["sh", "-c", script], cwd=tmp_path, env={**os.environ, "KERAS_BACKEND": "jax"},
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-3000:]
+    said = " ".join(done.stderr.split())
+    assert "the worker training a cohort of 4 died (killed by SIGKILL; out of memory?): trying two cohorts " \
+           "of 2 and 2" in said, said
+    study = load_study(cnnkeras.load_config(path))
+    assert [t.state.name for t in study.trials] == ["COMPLETE"] * 4
+    _, runs = children(tmp_path)
+    failed = [r for r in runs if r.info.status == "FAILED"]
+    assert len(failed) == 4 and all("killed by SIGKILL) while training a cohort of 4" in
+                                    r.data.tags["cnnkeras.failure_reason"] for r in failed)
+    assert len([r for r in runs if r.info.status == "FINISHED"]) == 4
+
+
+def test_postgres_workers_run_cohorts_and_one_killed_mid_cohort_is_taken_over(tmp_path, postgres_url):
+    path = sweep_file(tmp_path, f"""
+        search:
+          n_trials: 4
+          cohort: 2
+          cohort_probe: false
+          heartbeat_s: 1
+          stale_after_s: 3
+          storage: "{postgres_url}"
+          pruner: {{name: median, startup_trials: 5}}
+          parameters:
+            train.optimizer.learning_rate: {{type: float, low: 1.0e-4, high: 1.0e-2, log: true}}
+        """, epochs=8)
+    first = _start(path)
+    _wait_for_cohort(path, first, members=2)
+    first.send_signal(signal.SIGKILL)
+    first.wait(timeout=30)
+    second = _start(path, "train.epochs=2")
+    output, _ = second.communicate(timeout=600)
+    assert second.returncode == 0, output
+    study = optuna.load_study(study_name="co", storage=postgres_url)
+    trials = study.get_trials(deepcopy=False)
+    stale = [t for t in trials if t.user_attrs.get("stale")]
+    counted = [t for t in trials if not t.user_attrs.get("stale")]
+    assert len(stale) == 2 and all(t.state.name == "FAIL" for t in stale)
+    assert len(counted) == 4 and all(t.state.name in ("COMPLETE", "PRUNED") for t in counted)
+    assert {t.number for t in stale} <= {t.user_attrs.get("retry_of") for t in counted}
+    assert len({t.number for t in trials}) == len(trials)
+    _, runs = children(tmp_path)
+    died = [r for r in runs if r.info.status == "FAILED"]
+    assert len(died) == 2
