@@ -5,6 +5,9 @@ and for loading saved models.
 """
 
 from . import blocks
+from .channel_shuffle import ChannelShuffle
+from .laplacian_pyramid import LaplacianPyramid
+from .laplacian_reconstruct import LaplacianReconstruct
 from .local_response_norm import LocalResponseNormalization
 from .max_pool_argmax import MaxPoolingWithArgmax2D
 from .max_unpooling import MaxUnpooling2D
@@ -14,11 +17,15 @@ from .padding import Padding2D
 from .registry import LAYERS, get_layer_class, register_layer
 from .spatial_pyramid_pooling import SpatialPyramidPooling2D
 from .spatially_separable import SpatiallySeparableConv2D
+from .squeeze_excitation import SqueezeExcitation
 from .upsample import Upsample2D
 
 __all__ = [
     "LAYERS",
     "blocks",
+    "ChannelShuffle",
+    "LaplacianPyramid",
+    "LaplacianReconstruct",
     "LocalResponseNormalization",
     "MaxPoolingWithArgmax2D",
     "MaxUnpooling2D",
@@ -27,6 +34,7 @@ __all__ = [
     "PaddedConv2D",
     "SpatialPyramidPooling2D",
     "SpatiallySeparableConv2D",
+    "SqueezeExcitation",
     "Upsample2D",
     "get_layer_class",
     "register_layer",

@@ -1,3 +1,3 @@
 """Imports every family module so that their ``@register_model`` variants are registered."""
 
-from . import alexnet, declarative, densenet, googlenet, lenet, mobilenet, nin, resnet, vgg  # noqa: F401
+from . import alexnet, declarative, densenet, efficientnet, googlenet, lenet, mobilenet, nin, resnet, shufflenet, vgg, xception  # noqa: F401

@@ -4,11 +4,17 @@ for mobile vision applications", 2017).
 A 3x3 conv stem, then 13 depthwise separable blocks (3x3 depthwise -> 1x1
 pointwise, each with BN and ReLU6); ``width_multiplier`` is the paper's alpha.
 4,253,864 parameters at 224x224x3 with 1000 classes, as keras.applications.MobileNet.
+
+MobileNet v2 (Sandler et al., "MobileNetV2: inverted residuals and linear bottlenecks",
+CVPR 2018): narrow-wide-narrow blocks (1x1 expansion by 6, 3x3 depthwise, linear 1x1
+projection) with residuals between the narrow ends. Built by
+``keras.applications.MobileNetV2``: 3,538,984 parameters at 224x224x3, 1000 classes.
 """
 
 from __future__ import annotations
 
 from ..lazy import lazy_import
+from .applications import from_application
 from .common import scaled
 from .heads import classifier
 from .registry import register_model
@@ -17,7 +23,7 @@ keras = lazy_import("keras")
 layers = lazy_import("keras.layers")
 blocks = lazy_import("cnnkeras.layers.blocks")
 
-__all__ = ["mobilenet"]
+__all__ = ["mobilenet", "mobilenet_v2"]
 
 # (pointwise filters, depthwise stride)
 SEPARABLE = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1), (512, 1), (512, 1), (512, 1),
@@ -43,3 +49,12 @@ def mobilenet(*, input_shape=(224, 224, 3), num_classes=1000, head="multiclass",
         x = blocks.conv_bn_act(x, scaled(filters, w), 1, name=f"pw{i}", **kw)
     x = classifier(x, num_classes=num_classes, head=head, dropout=dropout)
     return keras.Model(inputs, x, name="mobilenet")
+
+
+@register_model(paper="Sandler et al., MobileNetV2, CVPR 2018 (arXiv:1801.04381)", params=3_538_984,
+                reference="keras.applications.MobileNetV2", min_input=32)
+def mobilenet_v2(*, input_shape=(224, 224, 3), num_classes=1000, head="multiclass", dropout=0.0,
+                 width_multiplier=1.0):
+    """MobileNet v2: inverted residuals with linear bottlenecks (keras.applications)."""
+    return from_application(keras.applications.MobileNetV2, "mobilenet_v2", input_shape=input_shape,
+                            num_classes=num_classes, head=head, dropout=dropout, alpha=width_multiplier)

@@ -241,6 +241,10 @@ def test_local_response_normalization_matches_the_formula(r, beta):
     (lambda: L.MaxUnpooling2D(0), "Received: pool_size=0"),
     (lambda: L.Upsample2D(2, "cubic"), "Received: interpolation=cubic"),
     (lambda: L.LocalResponseNormalization(-1), "Received: depth_radius=-1"),
+    (lambda: L.ChannelShuffle(0), "Received: groups=0"),
+    (lambda: L.SqueezeExcitation(ratio=0), "Received: ratio=0"),
+    (lambda: L.LaplacianPyramid(0), "Received: levels=0"),
+    (lambda: L.LaplacianPyramid(2, mode="stack"), "Received: mode=stack"),
 ])
 def test_constructor_errors_end_with_received(make, message):
     with pytest.raises(ValueError) as info:
@@ -256,6 +260,9 @@ CUSTOM = [
     lambda: L.Upsample2D(2, "bicubic"),
     lambda: L.LocalResponseNormalization(),
     lambda: L.SpatialPyramidPooling2D((1, 2)),
+    lambda: L.ChannelShuffle(3),
+    lambda: L.SqueezeExcitation(ratio=2, activation="swish"),
+    lambda: L.LaplacianPyramid(2, mode="concat"),
 ]
 
 
@@ -283,3 +290,60 @@ def test_unpooling_pair_round_trips(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "u.keras", safe_mode=True)
     x = np.random.default_rng(6).random((1, 4, 4, 2)).astype("float32")
     np.testing.assert_array_equal(np_(loaded(x)), np_(model(x)))
+
+
+def test_channel_shuffle_interleaves_the_groups_by_hand():
+    x = np.arange(12, dtype="float32").reshape(1, 1, 1, 12)
+    out = np_(L.ChannelShuffle(3)(x)).ravel()
+    np.testing.assert_array_equal(out, x.reshape(3, 4).T.ravel())  # [0, 4, 8, 1, 5, 9, ...]
+    with pytest.raises(ValueError, match=r"multiple of `groups` \(3\)"):
+        L.ChannelShuffle(3)(np.ones((1, 2, 2, 4), "float32"))
+
+
+def test_squeeze_excitation_matches_numpy():
+    x = np.random.default_rng(1).normal(size=(2, 5, 4, 8)).astype("float32")
+    layer = L.SqueezeExcitation(ratio=4)
+    out = np_(layer(x))
+    (w1, b1), (w2, b2) = [[np_(v) for v in sub.weights] for sub in (layer.squeeze, layer.excite)]
+    assert w1.shape == (8, 2) and w2.shape == (2, 8)
+    gate = 1 / (1 + np.exp(-(np.maximum(x.mean(axis=(1, 2)) @ w1 + b1, 0) @ w2 + b2)))
+    np.testing.assert_allclose(out, x * gate[:, None, None, :], rtol=1e-5, atol=1e-6)
+    assert layer.count_params() == 2 * 8 * 2 + 2 + 8  # 2 C^2 / r + C / r + C
+
+
+@pytest.mark.parametrize("shape,levels", [((2, 32, 32, 3), 3), ((1, 29, 20, 1), 2), ((3, 9, 17, 2), 3)])
+def test_laplacian_pyramid_reconstructs_its_input_to_float_precision(shape, levels):
+    x = np.random.default_rng(2).random(shape).astype("float32") * 255
+    pyramid = L.LaplacianPyramid(levels)(x)
+    sides = [(shape[1], shape[2])]
+    for _ in range(levels):
+        sides.append(((sides[-1][0] + 1) // 2, (sides[-1][1] + 1) // 2))
+    assert [tuple(p.shape) for p in pyramid] == [(shape[0], h, w, shape[3]) for h, w in sides]
+    back = np_(L.LaplacianReconstruct()(pyramid))
+    np.testing.assert_allclose(back, x, rtol=0, atol=255 * 4 * np.finfo(np.float32).eps)
+    # A band-pass level of a constant image is zero; the residual carries the constant.
+    flat = L.LaplacianPyramid(levels)(np.full(shape, 7.0, "float32"))
+    assert all(np.abs(np_(band)).max() < 1e-5 for band in flat[:-1])
+    np.testing.assert_allclose(np_(flat[-1]), 7.0, rtol=1e-6)
+
+
+def test_laplacian_pyramid_as_a_front_end_and_its_pair_round_trip(tmp_path):
+    config = {"name": "front", "model": {"arch": "sequential", "layers": [
+        {"type": "laplacian_pyramid", "levels": 2, "mode": "concat"},
+        {"type": "conv2d", "filters": 4, "kernel_size": 3},
+        {"type": "channel_shuffle", "groups": 2},
+        {"type": "squeeze_excitation", "ratio": 2},
+        {"type": "global_avg_pool"}]}}
+    import cnnkeras
+    from cnnkeras.zoo import model_from_config
+
+    model = model_from_config(cnnkeras.config_from_dict(config).model, input_shape=(16, 16, 3), num_classes=3)
+    assert model.layers[1].output.shape == (None, 16, 16, 9)
+    inputs = keras.Input((None, None, 2))
+    pair = keras.Model(inputs, L.LaplacianReconstruct()(L.LaplacianPyramid(3)(inputs)))
+    pair.save(tmp_path / "p.keras")
+    loaded = keras.saving.load_model(tmp_path / "p.keras", safe_mode=True)
+    x = np.random.default_rng(3).random((1, 24, 16, 2)).astype("float32")
+    np.testing.assert_allclose(np_(loaded(x)), x, atol=1e-5)
+    with pytest.raises(ValueError, match=r"at least 2 \*\* levels = 8.*Received: input_shape=\(1, 4, 16, 2\)"):
+        L.LaplacianPyramid(3)(x[:, :4])

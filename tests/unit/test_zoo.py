@@ -32,6 +32,9 @@ APPLICATIONS = {
     "resnet101": keras.applications.ResNet101,
     "densenet121": keras.applications.DenseNet121,
     "mobilenet": keras.applications.MobileNet,
+    "mobilenet_v2": keras.applications.MobileNetV2,
+    "efficientnet_b0": keras.applications.EfficientNetB0,  # 5,288,548 of its 5,330,571 trainable
+    "xception": keras.applications.Xception,
 }
 
 
