@@ -1,3 +1,6 @@
 """Imports every family module so that their ``@register_model`` variants are registered."""
 
-from . import alexnet, declarative, densenet, efficientnet, googlenet, lenet, mobilenet, nin, resnet, shufflenet, vgg, xception  # noqa: F401
+from . import (  # noqa: F401
+    alexnet, declarative, densenet, efficientnet, fcn, fpn, googlenet, lenet, mobilenet, nin, resnet, segnet,
+    shufflenet, unet, vgg, xception,
+)

@@ -45,6 +45,10 @@ class ModelInfo:
     min_input: int = 1
     #: "total" (Keras' count_params, BN statistics included) or "trainable" (torchvision's count)
     count: str = "total"
+    #: What it predicts: ("classification",), ("segmentation",) or both (FPN)
+    tasks: tuple[str, ...] = ("classification",)
+    #: Relative tolerance of the reference count (0: exact; for a paper's rounded figure)
+    tolerance: float = 0.0
 
     @property
     def options(self) -> tuple[str, ...]:
@@ -71,6 +75,8 @@ def register_model(
     reference_kwargs: dict[str, Any] | None = None,
     min_input: int = 1,
     count: str = "total",
+    tasks: tuple[str, ...] = ("classification",),
+    tolerance: float = 0.0,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a builder under its function name.
 
@@ -85,6 +91,10 @@ def register_model(
         min_input: Smallest spatial input size the model takes with its defaults.
         count: ``"total"`` when the reference counts every weight (keras.applications),
             ``"trainable"`` when it counts trainable ones only (torchvision).
+        tasks: What the model predicts: ``("classification",)`` (a pooled head),
+            ``("segmentation",)`` (a class per pixel, ``head: segmentation``) or both.
+        tolerance: How far (relative) the count may be from ``params`` when the
+            reference is a paper's rounded figure ("29.5M"); 0 means exactly.
     """
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
@@ -94,7 +104,7 @@ def register_model(
         family = builder.__module__.rsplit(".", 1)[-1]
         _REGISTRY[name] = ModelInfo(
             name, builder, family, paper, params, tuple(input_shape), num_classes, reference,
-            dict(reference_kwargs or {}), min_input, count,
+            dict(reference_kwargs or {}), min_input, count, tuple(tasks), tolerance,
         )
         return builder
 
