@@ -108,8 +108,9 @@ def run(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
         backend: Optional[str] = BackendOpt) -> None:
     """Train and evaluate one experiment, tracked in MLflow."""
     result = cnnkeras.run(cnnkeras.load_config(config, _with_backend(overrides, backend)), progress=not quiet)
-    keys = ["epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy", "final_gap_accuracy",
-            "final_gap_loss", "test_loss", "test_accuracy", "test_mae"]
+    keys = ["epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy", "best_val_mean_iou",
+            "final_gap_accuracy", "final_gap_mean_iou", "final_gap_loss", "test_loss", "test_accuracy",
+            "test_mean_iou", "test_mae"]
     out.print(_metrics_table(f"{result.config.name}: results", {k: result.summary[k] for k in keys
                                                                  if k in result.summary}))
     if result.run_id:

@@ -7,8 +7,9 @@ they cannot disagree. All take plain sequences (epoch 1 first) and return plain
 numbers, and are tested on hand-made curves with known answers:
 
 - **gaps** (each epoch): ``gap_accuracy = accuracy - val_accuracy``, ``gap_loss =
-  val_loss - loss`` (the penalty-free ``data_loss`` when L1/L2 is on), ``gap_mae``;
-  positive when the model does better on what it trained on;
+  val_loss - loss`` (the penalty-free ``data_loss`` when L1/L2 is on), ``gap_mae``,
+  and for segmentation ``gap_mean_iou = mean_iou - val_mean_iou`` (pixel accuracy is
+  ``accuracy``); positive when the model does better on what it trained on;
 - **best epoch**: where the run's monitor (``train.monitor``) was best, lowest for
   losses, highest otherwise; a ``val_`` monitor without validation data falls back to
   ``loss``;
@@ -28,7 +29,7 @@ __all__ = ["LOWER_IS_BETTER", "TIMING_KEYS", "best_epoch", "best_epoch_of", "fin
 
 #: Metrics where lower is better (losses and errors); every other metric is higher-is-better.
 LOWER_IS_BETTER = ("loss", "val_loss", "mae", "val_mae", "data_loss", "val_data_loss", "gap_accuracy",
-                   "gap_loss", "gap_mae")
+                   "gap_loss", "gap_mae", "gap_mean_iou")
 #: Per-epoch keys that measure time, not learning: never summarized or compared.
 TIMING_KEYS = ("epoch_time_s", "train_time_s")
 
@@ -44,6 +45,8 @@ def gap_metrics(logs: Mapping[str, float]) -> dict[str, float]:
         out["gap_loss"] = logs["val_loss"] - logs["loss"]
     if "mae" in logs and "val_mae" in logs:
         out["gap_mae"] = logs["val_mae"] - logs["mae"]
+    if "mean_iou" in logs and "val_mean_iou" in logs:
+        out["gap_mean_iou"] = logs["mean_iou"] - logs["val_mean_iou"]
     return out
 
 
@@ -83,7 +86,7 @@ def overfitting_onset(val_loss: Sequence[float], *, k: int = 3) -> int | None:
 
 
 def final_gaps(history: Mapping[str, Sequence[float]]) -> dict[str, float]:
-    """Gaps at the last epoch: ``final_gap_accuracy`` and ``final_gap_loss``."""
+    """Gaps at the last epoch: ``final_gap_accuracy``, ``final_gap_loss`` (and ``final_gap_mean_iou``)."""
     last = {key: values[-1] for key, values in history.items() if values}
     return {f"final_{key}": value for key, value in gap_metrics(last).items() if key != "gap_mae"}
 
@@ -121,6 +124,8 @@ def measures(history: Mapping[str, Sequence[float]], *, test: Mapping[str, float
         out["best_val_accuracy"] = history["val_accuracy"][best - 1]
         if test and "test_accuracy" in test:
             out["test_minus_val_accuracy"] = test["test_accuracy"] - history["val_accuracy"][best - 1]
+    if best and history.get("val_mean_iou") and len(history["val_mean_iou"]) >= best:
+        out["best_val_mean_iou"] = history["val_mean_iou"][best - 1]
     if best and val_loss and len(val_loss) >= best and test and "test_loss" in test:
         out["test_minus_val_loss"] = test["test_loss"] - val_loss[best - 1]
     return out

@@ -72,7 +72,12 @@ class RunResult:
 
 
 def check_labels(y: np.ndarray, *, head: str, num_outputs: int) -> None:
-    """Refuse labels the head cannot learn (binary needs 0/1; multiclass needs < classes)."""
+    """Refuse labels the head cannot learn (binary needs 0/1; multiclass needs < classes; masks need
+    head segmentation, and it needs masks)."""
+    if (y.ndim == 3) != (head == "segmentation"):
+        raise DataError("data: the labels are masks (a class per pixel): set model.head: segmentation"
+                        if y.ndim == 3 else
+                        "data: head segmentation needs masks (N, H, W), but the labels are one class per image")
     if head == "binary" and not set(np.unique(y).tolist()) <= {0, 1}:
         raise DataError(
             f"data: the binary head needs labels 0 and 1, found {sorted(np.unique(y).tolist())[:12]}; "
@@ -206,9 +211,12 @@ def prepare(cfg: ExperimentConfig, data: Any = None) -> tuple[Any, Any]:
     if data is None:
         data = load_dataset(cfg.data, seed=cfg.seed)
         check_labels(data.y_train, head=cfg.model.head, num_outputs=data.num_classes)
-    model = model_from_config(cfg.model, input_shape=data.input_shape, num_classes=data.num_classes)
+    classes = data.num_classes
+    if cfg.model.head == "segmentation" and classes == 2:  # one foreground class: a sigmoid
+        classes = 1
+    model = model_from_config(cfg.model, input_shape=data.input_shape, num_classes=classes)
     model = with_augmentation(model, cfg.data.augmentation, seed=cfg.seed)
-    compile_model(model, cfg.train, head=cfg.model.head,
+    compile_model(model, cfg.train, head=cfg.model.head, loss=cfg.model.loss,
                   steps_per_epoch=steps_per_epoch(len(data.x_train), cfg.train.batch_size))
     return data, model
 

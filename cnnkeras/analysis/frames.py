@@ -27,7 +27,7 @@ from .source import RunSource, resolve
 __all__ = ["curves_frame", "export", "runs_frame"]
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "gap_accuracy", "gap_loss", "data_loss",
-                 "val_data_loss", "mae", "val_mae", "learning_rate")
+                 "val_data_loss", "mae", "val_mae", "learning_rate", "mean_iou", "val_mean_iou", "gap_mean_iou")
 
 
 def _runs(source: RunSource) -> list[dict[str, Any]]:

@@ -45,8 +45,8 @@ __all__ = [
 ]
 
 #: Metric names a ``monitor`` key may take: the losses and metrics Keras logs.
-METRIC_NAMES = ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae")
-Monitor = Literal["loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae"]
+METRIC_NAMES = ("loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae", "mean_iou", "val_mean_iou")
+Monitor = Literal["loss", "val_loss", "accuracy", "val_accuracy", "mae", "val_mae", "mean_iou", "val_mean_iou"]
 
 
 class StrictModel(BaseModel):
@@ -110,14 +110,40 @@ class Augmentation(StrictModel):
         return self.flip != "none" or self.shift > 0 or self.rotation > 0 or self.zoom > 0
 
 
+class Scenes(StrictModel):
+    """Segmentation scenes of digits: each pixel labelled background (0) or its digit's class + 1.
+
+    Deterministic for the experiment seed: the same config gives the same scenes.
+    """
+
+    count: int = Field(2000, gt=0, description="Scenes to generate (split into train, validation and test).")
+    size: int = Field(64, ge=16, description="Scene side in pixels.")
+    digits: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = Field(
+        (1, 4), description="Fewest and most digits per scene [low, high].")
+    digit_size: int | None = Field(
+        None, gt=0, description="Side a digit is drawn at (default: 28 for MNIST, 16 for scikit-learn's digits).")
+
+    @model_validator(mode="after")
+    def _range(self) -> "Scenes":
+        """digits is [low, high] with low <= high, and a digit fits in the scene."""
+        if self.digits[0] > self.digits[1]:
+            raise ValueError(f"digits must be [low, high] with low <= high, got {list(self.digits)}")
+        if self.digit_size is not None and self.digit_size > self.size:
+            raise ValueError(f"digit_size {self.digit_size} is larger than the scene size {self.size}")
+        return self
+
+
 class DataConfig(StrictModel):
     """Where the images come from and how they are split, scaled and augmented."""
 
-    source: Literal["digits", "npz", "mnist", "fashion_mnist", "cifar10", "image_folder"] = Field(
+    source: Literal["digits", "npz", "mnist", "fashion_mnist", "cifar10", "image_folder", "digit_scenes"] = Field(
         "digits",
         description="digits: scikit-learn's embedded 8x8 digits (offline). npz: a file in the "
         "keras layout (x_train, y_train, x_test, y_test). mnist, fashion_mnist, cifar10: "
-        "keras.datasets (downloads). image_folder: one subfolder per class.",
+        "keras.datasets (downloads). image_folder: one subfolder per class, or images/ and masks/ "
+        "(PNG class indices, matching names) for segmentation. digit_scenes: seeded segmentation "
+        "scenes of digits placed at random (see data.scenes), from an MNIST npz at path or, without "
+        "one, scikit-learn's digits (offline).",
     )
     path: str | None = Field(
         None,
@@ -156,11 +182,12 @@ class DataConfig(StrictModel):
         "standardize: per-channel mean and std of the training split. none: raw values.",
     )
     augmentation: Augmentation = Field(default_factory=Augmentation, description="Training-time augmentation.")
+    scenes: Scenes = Field(default_factory=lambda: Scenes(), description="digit_scenes only: the generated scenes.")
 
     @field_validator("path")
     @classmethod
     def _path_matches_source(cls, path: str | None, info: ValidationInfo) -> str | None:
-        """npz and image_folder need a path; the other sources take none."""
+        """npz and image_folder need a path; the other sources take none (digit_scenes: optional)."""
         source = info.data.get("source")
         if source in ("npz", "image_folder") and not path:
             raise ValueError(f"source '{source}' needs a path")
@@ -193,10 +220,14 @@ class ModelConfig(StrictModel):
     """
 
     arch: str = Field("lenet5", description="A registered architecture name (see `cnnkeras zoo`).")
-    head: Literal["multiclass", "binary", "regression"] = Field(
+    head: Literal["multiclass", "binary", "regression", "segmentation"] = Field(
         "multiclass",
         description="Output head: softmax over the classes, one sigmoid unit, or linear outputs; "
-        "the loss and metrics follow.",
+        "segmentation: a class per pixel (softmax over C, or a sigmoid for masks of 0 and 1), "
+        "with pixel accuracy, mean IoU and each class's IoU. The loss and metrics follow.",
+    )
+    loss: Literal["cross_entropy", "dice", "cross_entropy+dice"] | None = Field(
+        None, description="head segmentation only: per-pixel cross-entropy (the default), soft Dice, or their sum."
     )
     dropout: float | None = Field(
         None, ge=0.0, lt=1.0, description="Dropout rate before the classifier's dense layers."
@@ -211,6 +242,13 @@ class ModelConfig(StrictModel):
         "images where the original stem would shrink them to nothing.",
     )
     activation: str | None = Field(None, description="Hidden activation (relu, tanh, ...).")
+    depth: int | None = Field(None, ge=1, le=6, description="U-Net levels, SegNet encoder stages.")
+    base_width: int | None = Field(None, ge=1, description="U-Net, SegNet: feature maps of the first level.")
+    upsampling: Literal["transpose", "nearest", "bilinear", "bicubic"] | None = Field(
+        None, description="U-Net's way up: a transposed 2x2 conv, or interpolation then a 1x1 conv.")
+    fc_units: int | None = Field(None, ge=1, description="VGG, FCN: units (feature maps) of fc6 and fc7.")
+    fpn_channels: int | None = Field(None, ge=1, description="FPN: feature maps of every pyramid level.")
+    head_channels: int | None = Field(None, ge=1, description="FPN: feature maps of the semantic head.")
     input_shape: tuple[int, int, int] | None = Field(
         None, description="Input [height, width, channels]; by default the data's."
     )
@@ -422,6 +460,8 @@ class TrackingConfig(StrictModel):
 #: metric each one is pruned on.
 OBJECTIVE_METRICS = {
     "best_val_accuracy": "val_accuracy", "final_val_accuracy": "val_accuracy",
+    "best_val_mean_iou": "val_mean_iou", "final_val_mean_iou": "val_mean_iou",
+    "final_gap_mean_iou": "gap_mean_iou", "test_mean_iou": "val_mean_iou",
     "best_val_loss": "val_loss", "final_val_loss": "val_loss",
     "final_gap_accuracy": "gap_accuracy", "best_gap_accuracy": "gap_accuracy",
     "final_gap_loss": "gap_loss", "best_gap_loss": "gap_loss",
@@ -431,7 +471,7 @@ OBJECTIVE_METRICS = {
 ObjectiveMetric = Literal[
     "best_val_accuracy", "final_val_accuracy", "best_val_loss", "final_val_loss", "final_gap_accuracy",
     "best_gap_accuracy", "final_gap_loss", "best_gap_loss", "best_val_mae", "final_val_mae", "test_accuracy",
-    "test_loss",
+    "test_loss", "best_val_mean_iou", "final_val_mean_iou", "final_gap_mean_iou", "test_mean_iou",
 ]
 
 
@@ -620,7 +660,8 @@ class SearchConfig(StrictModel):
 ClaimMeasure = Literal[
     "final_gap_accuracy", "final_gap_loss", "final_accuracy", "final_val_accuracy", "best_val_accuracy",
     "final_loss", "final_val_loss", "final_data_loss", "final_val_data_loss", "test_accuracy", "test_loss",
-    "epochs_after_best", "best_epoch", "test_minus_val_accuracy",
+    "epochs_after_best", "best_epoch", "test_minus_val_accuracy", "final_gap_mean_iou", "final_mean_iou",
+    "final_val_mean_iou", "best_val_mean_iou", "test_mean_iou",
 ]
 
 
@@ -713,6 +754,26 @@ class ExperimentConfig(StrictModel):
                 raise ValueError(f"{key}.monitor {section.monitor} needs validation data, and data.validation_split "
                                  f"is 0: monitor {section.monitor[4:]}, or hold out validation data")
         return train
+
+    @field_validator("model")
+    @classmethod
+    def _segmentation_needs_masks(cls, model: ModelConfig, info: ValidationInfo) -> ModelConfig:
+        """A segmentation head needs a segmentation source, a loss only goes with it, and augmentation
+        (which would move the images but not their masks) is refused for now."""
+        data = info.data.get("data")
+        if model.loss is not None and model.head != "segmentation":
+            raise ValueError(f"loss is for head segmentation (head is {model.head!r})")
+        if data is None:
+            return model
+        if data.source == "digit_scenes" and model.head != "segmentation":
+            raise ValueError(f"data.source digit_scenes gives masks: set model.head: segmentation (head is {model.head!r})")
+        if model.head == "segmentation" and data.source not in ("digit_scenes", "image_folder", "npz"):
+            raise ValueError(f"head segmentation needs masks: data.source digit_scenes, image_folder (images/ and "
+                             f"masks/) or an npz whose y arrays are masks (source is {data.source!r})")
+        if model.head == "segmentation" and data.augmentation.enabled:
+            raise ValueError("data.augmentation is not applied to masks yet: a flipped image would keep its "
+                             "unflipped mask; turn augmentation off for head segmentation")
+        return model
 
     @field_validator("train")
     @classmethod

@@ -37,6 +37,11 @@ class Dataset:
     class_names: list[str] = field(default_factory=list)
 
     @property
+    def task(self) -> str:
+        """"segmentation" when the labels are masks (N, H, W), else "classification"."""
+        return "segmentation" if self.y_train.ndim == 3 else "classification"
+
+    @property
     def input_shape(self) -> tuple[int, int, int]:
         return tuple(int(d) for d in self.x_train.shape[1:])  # type: ignore[return-value]
 
@@ -119,11 +124,14 @@ def load_dataset(config: DataConfig, *, seed: int) -> Dataset:
     Every split is checked here, before any model is built: labels (integers >= 0, one per
     image), pixels (finite), shapes, at least two classes, no test class unknown to training.
     """
-    raw = load_source(config.source, config.path, color_mode=config.color_mode, resize=config.resize)
+    raw = load_source(config.source, config.path, color_mode=config.color_mode, resize=config.resize,
+                      scenes=config.scenes, seed=seed)
     if (raw.x_test is None) != (raw.y_test is None):
         raise DataError("data: the file has test images without test labels (or labels without images); "
                         "give x_test and y_test together, or neither (test_split then holds out a test set)")
     _check_images(raw.x_train, "training")
+    if raw.y_train.ndim == 3:
+        return _segmentation_dataset(raw, config, seed)
     y_all = _labels(raw.y_train, raw.x_train, "training")
     if raw.x_test is not None:
         _check_images(raw.x_test, "test", like=raw.x_train)
@@ -172,3 +180,77 @@ def load_dataset(config: DataConfig, *, seed: int) -> Dataset:
         x_train.astype("float32"), y_train, x_val.astype("float32"), y_val, x_test.astype("float32"), y_test,
         num_classes=num_classes, class_names=names or [str(i) for i in range(num_classes)],
     )
+
+
+def _masks(y: np.ndarray, x: np.ndarray, what: str) -> np.ndarray:
+    """Integer masks >= 0 of the images' height and width, or a DataError naming the split."""
+    if len(y) != len(x):
+        raise DataError(f"data: the {what} split has {len(x)} images but {len(y)} masks")
+    if y.shape[1:] != x.shape[1:3]:
+        raise DataError(f"data: {what} masks are {tuple(y.shape[1:])} but the images {tuple(x.shape[1:3])}; "
+                        "a mask has its image's height and width")
+    if not np.issubdtype(y.dtype, np.integer) and not np.all(np.mod(y, 1) == 0):
+        raise DataError(f"data: {what} masks must hold integer class indices")
+    if y.size and y.min() < 0:
+        raise DataError(f"data: {what} masks must hold class indices >= 0, found {int(y.min())}")
+    return y.astype("int64")
+
+
+def _split(x: np.ndarray, y: np.ndarray, size: float | int, rng: np.random.Generator):
+    """A seeded random split (masks cannot be stratified): (x_keep, x_out, y_keep, y_out)."""
+    n_out = size if isinstance(size, int) else int(round(len(x) * size))
+    order = rng.permutation(len(x))
+    keep, out = order[n_out:], order[:n_out]
+    return x[keep], x[out], y[keep], y[out]
+
+
+def _resize_masks(y: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
+    if size is None or tuple(y.shape[1:3]) == tuple(size):
+        return y
+    resized = keras.ops.image.resize(y[..., None].astype("float32"), size, interpolation="nearest")
+    return np.rint(keras.ops.convert_to_numpy(resized)[..., 0]).astype("int64")
+
+
+def _segmentation_dataset(raw, config: DataConfig, seed: int) -> Dataset:
+    """Images with masks (N, H, W) of class indices: split at random (seeded), masks resized by nearest."""
+    if config.classes is not None:
+        raise DataError("data.classes selects classes of labels; masks keep every class (remove data.classes)")
+    rng = np.random.default_rng(seed)
+    x_train, y_train = raw.x_train, _masks(raw.y_train, raw.x_train, "training")
+    if raw.x_test is not None:
+        _check_images(raw.x_test, "test", like=raw.x_train)
+        x_test, y_test = raw.x_test, _masks(raw.y_test, raw.x_test, "test")
+    else:
+        x_train, x_test, y_train, y_test = _split(x_train, y_train, config.test_split, rng)
+    for key, size, available in (("subset", config.subset, len(x_train)),
+                                 ("test_subset", config.test_subset, len(x_test))):
+        if size is not None and size > available:
+            raise DataError(f"data.{key}: {size} images asked for, but there are {available}")
+    if config.subset is not None:
+        x_train, _, y_train, _ = _split(x_train, y_train, len(x_train) - config.subset, rng)
+    if config.test_subset is not None:
+        x_test, _, y_test, _ = _split(x_test, y_test, len(x_test) - config.test_subset, rng)
+    if config.validation_split > 0:
+        x_train, x_val, y_train, y_val = _split(x_train, y_train, config.validation_split, rng)
+    else:
+        x_val, y_val = x_train[:0], y_train[:0]
+    x_train, x_val, x_test = (_resize(a.astype("float32"), config.resize) for a in (x_train, x_val, x_test))
+    y_train, y_val, y_test = (_resize_masks(m, config.resize) for m in (y_train, y_val, y_test))
+    if config.normalization == "scale":
+        x_train, x_val, x_test = (a / raw.max_value for a in (x_train, x_val, x_test))
+    elif config.normalization == "standardize":
+        mean = x_train.mean(axis=(0, 1, 2), keepdims=True)
+        std = x_train.std(axis=(0, 1, 2), keepdims=True) + 1e-7
+        x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
+    num_classes = int(max(m.max() for m in (y_train, y_val) if m.size)) + 1
+    if num_classes < 2:
+        raise DataError("data: the training masks hold one class only; segmentation needs at least 2")
+    for what, masks in (("validation", y_val), ("test", y_test)):
+        if masks.size and masks.max() >= num_classes:
+            raise DataError(f"data: {what} masks hold class {int(masks.max())}, outside the head's range 0.."
+                            f"{num_classes - 1} (the largest class in the training masks)")
+    names = raw.class_names if raw.class_names and len(raw.class_names) >= num_classes else None
+    y_train, y_val, y_test = (m.astype("int32") for m in (y_train, y_val, y_test))  # JAX's default integer
+    return Dataset(x_train.astype("float32"), y_train, x_val.astype("float32"), y_val, x_test.astype("float32"),
+                   y_test, num_classes=num_classes,
+                   class_names=(names or [str(i) for i in range(num_classes)])[:num_classes])

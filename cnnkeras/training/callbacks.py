@@ -110,7 +110,8 @@ class RichProgress(keras.callbacks.Callback):
             self._progress.advance(self._task)
 
     def on_epoch(self, epoch: int, record: dict[str, float]) -> None:
-        keys = ("loss", "accuracy", "val_loss", "val_accuracy", "gap_accuracy", "mae", "val_mae")
+        keys = ("loss", "accuracy", "val_loss", "val_accuracy", "gap_accuracy", "mae", "val_mae", "mean_iou",
+                "val_mean_iou")
         text = "  ".join(f"{k}={record[k]:.4f}" for k in keys if k in record)
         if self._progress is not None:
             self._progress.update(self._task, completed=epoch * self.steps,

@@ -21,7 +21,7 @@ from .registry import _REGISTRY, _ensure_loaded, get_model_info
 __all__ = ["check_model_config", "input_shape_error", "model_from_config", "model_options"]
 
 # ModelConfig keys that are not builder options.
-_NOT_OPTIONS = ("arch", "head", "input_shape")
+_NOT_OPTIONS = ("arch", "head", "input_shape", "loss")
 
 
 def model_options(config: ModelConfig) -> dict[str, Any]:
@@ -41,6 +41,11 @@ def check_model_config(config: ExperimentConfig) -> Iterable[tuple[tuple[Any, ..
         return [(("model", "arch"), f"unknown architecture '{model.arch}'; "
                  f"{suggestion(model.arch, list(_REGISTRY), 'choose from')} (see `cnnkeras zoo`)")]
     info = get_model_info(model.arch)
+    task = "segmentation" if model.head == "segmentation" else "classification"
+    if task not in info.tasks:
+        fits = [n for n in sorted(_REGISTRY) if task in _REGISTRY[n].tasks]
+        return [(("model", "head"), f"arch '{model.arch}' does {' and '.join(info.tasks)}, not {task} "
+                 f"(head {model.head}); {task} models: {', '.join(fits)}")]
     problems = [
         (("model", key), f"arch '{model.arch}' takes no option '{key}' (it takes: {', '.join(info.options)})")
         for key in sorted(model_options(model)) if key not in info.options

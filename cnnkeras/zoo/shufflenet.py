@@ -57,12 +57,13 @@ def _unit(x, out_channels, stride, name):
 
 @register_model(paper="Ma et al., ShuffleNet V2, ECCV 2018 (arXiv:1807.11164)", params=2_278_604,
                 reference="torchvision.models.shufflenet_v2_x1_0", count="trainable", min_input=32)
-def shufflenet_v2(*, input_shape=(224, 224, 3), num_classes=1000, head="multiclass", dropout=0.0, width=1.0,
-                  small_input=False):
-    """ShuffleNet v2: channel split, depthwise units and channel shuffle (width 0.5, 1.0, 1.5 or 2.0)."""
-    if width not in CHANNELS:
-        raise ValueError(f"width must be one of {sorted(CHANNELS)}. Received: width={width}")
-    stem, *stages, last = CHANNELS[width]
+def shufflenet_v2(*, input_shape=(224, 224, 3), num_classes=1000, head="multiclass", dropout=0.0,
+                  width_multiplier=1.0, small_input=False):
+    """ShuffleNet v2: channel split, depthwise units and channel shuffle (width 0.5x, 1.0x, 1.5x or 2.0x)."""
+    if width_multiplier not in CHANNELS:
+        raise ValueError(f"width_multiplier must be one of {sorted(CHANNELS)} for ShuffleNet v2. "
+                         f"Received: width_multiplier={width_multiplier}")
+    stem, *stages, last = CHANNELS[width_multiplier]
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = blocks.conv_bn_act(inputs, stem, 3, strides=1 if small_input else 2, batch_norm=True, use_bias=False,
                            name="conv1", **BN)

@@ -8,6 +8,7 @@ import pytest
 
 import cnnkeras
 from cnnkeras.zoo.inspect import model_for
+from cnnkeras.zoo.segmentation_loss import SegmentationLoss
 from cnnkeras.zoo import get_model_info, list_models
 
 
@@ -52,13 +53,17 @@ def test_same_count_as_keras_applications(name):
     assert trainable(ours) == trainable(reference)
 
 
+SMALL = {"width_multiplier": 0.25, "fc_units": 64, "base_width": 8, "depth": 2, "fpn_channels": 16,
+         "head_channels": 8}
+
+
 def _small(name):
     info = get_model_info(name)
     side = max(32, info.min_input) if "small_input" not in info.options else 32
     shape = (side, side, 3) if name not in ("lenet5",) else (28, 28, 1)
-    options = {"width_multiplier": 0.25} if "width_multiplier" in info.options else {}
-    if "fc_units" in info.options:
-        options["fc_units"] = 64
+    options = {key: value for key, value in SMALL.items() if key in info.options}
+    if name == "shufflenet_v2":
+        options["width_multiplier"] = 0.5
     return model_for(name, input_shape=shape, num_classes=5, **options), shape
 
 
@@ -68,16 +73,18 @@ def test_builds_trains_a_step_and_round_trips_safely(name, tmp_path):
     keras.backend.clear_session()
     keras.utils.set_random_seed(0)
     model, shape = _small(name)
+    segmentation = "segmentation" in get_model_info(name).tasks and model.output_shape[1:3] == shape[:2]
+    loss = SegmentationLoss("cross_entropy", 5) if segmentation else "sparse_categorical_crossentropy"
     # One eager step: the same update as a compiled one, without minutes of graph tracing for deep nets.
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", run_eagerly=True)
+    model.compile(optimizer="adam", loss=loss, run_eagerly=True)
     x = np.random.default_rng(0).random((4, *shape)).astype("float32")
-    y = np.arange(4) % 5
+    y = np.random.default_rng(1).integers(0, 5, (4, *shape[:2])) if segmentation else np.arange(4) % 5
     before = [w.copy() for w in model.get_weights()]
     loss = model.train_on_batch(x, y)
     assert np.isfinite(loss)
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     predictions = keras.ops.convert_to_numpy(model(x, training=False))
-    assert predictions.shape == (4, 5) and np.isfinite(predictions).all()
+    assert predictions.shape == ((4, *shape[:2], 5) if segmentation else (4, 5)) and np.isfinite(predictions).all()
     path = tmp_path / f"{name}.keras"
     model.save(path)
     loaded = cnnkeras.load_model(path)
