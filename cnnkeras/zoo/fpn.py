@@ -18,7 +18,8 @@ from __future__ import annotations
 from ..lazy import lazy_import
 from .common import crop_to, pad_to_multiple
 from .heads import output_head
-from .registry import get_model_info, register_model
+from . import resnet
+from .registry import register_model
 from .segmentation_head import segmentation_output
 
 keras = lazy_import("keras")
@@ -29,7 +30,7 @@ __all__ = ["fpn_resnet18", "fpn_resnet50"]
 
 PAPER = ("Lin et al., Feature pyramid networks, CVPR 2017 (arXiv:1612.03144); semantic head: Kirillov et al., "
          "Panoptic feature pyramid networks, CVPR 2019 (arXiv:1901.02446)")
-STAGE_BLOCKS = {"resnet18": (2, 2, 2, 2), "resnet50": (3, 4, 6, 3)}
+BACKBONES = {"resnet18": ("basic", (2, 2, 2, 2)), "resnet50": ("bottleneck", (3, 4, 6, 3))}
 
 
 def _semantic_head(pyramid, num_classes, channels, name="semantic"):
@@ -55,11 +56,8 @@ def _fpn(backbone, *, input_shape, num_classes, head, fpn_channels, head_channel
     multiple = 8 if small_input else 32
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     padded, size = pad_to_multiple(inputs, multiple)
-    body = get_model_info(backbone).builder(input_shape=tuple(padded.shape[1:]), num_classes=2, head="multiclass",
-                                            width_multiplier=width_multiplier, small_input=small_input)
-    stages = [body.get_layer(f"stage{s}_block{n}_out").output
-              for s, n in zip(range(2, 6), STAGE_BLOCKS[backbone])]
-    features = keras.Model(body.input, stages, name=f"{backbone}_features")(padded)
+    block, depths = BACKBONES[backbone]
+    features = resnet.stages(padded, block, depths, width_multiplier=width_multiplier, small_input=small_input)
     laterals = [layers.Conv2D(fpn_channels, 1, name=f"lateral_c{k}")(c) for k, c in enumerate(features, start=2)]
     top_down = [laterals[-1]]
     for k in range(len(laterals) - 2, -1, -1):  # P5 -> P2: upsample the level above and add the lateral

@@ -195,7 +195,8 @@ def zoo_table(*, input_shape: tuple[int, int, int] | None = None, num_classes: i
     for name in list_models():
         info = get_model_info(name)
         shape = tuple(input_shape or info.input_shape)
-        row: dict[str, Any] = {"arch": name, "family": info.family, "input": shape, "params": None, "macs": None,
+        row: dict[str, Any] = {"arch": name, "family": info.family, "tasks": "+".join(info.tasks), "input": shape,
+                               "params": None, "macs": None,
                                "reference_params": info.reference_params, "paper": info.paper, "note": ""}
         try:
             keras.backend.clear_session()

@@ -18,27 +18,36 @@ keras = lazy_import("keras")
 layers = lazy_import("keras.layers")
 blocks = lazy_import("cnnkeras.layers.blocks")
 
-__all__ = ["resnet18", "resnet34", "resnet50", "resnet101"]
+__all__ = ["resnet18", "resnet34", "resnet50", "resnet101", "stages"]
 
 PAPER = "He et al., Deep residual learning for image recognition, CVPR 2016"
 
 
-def _resnet(name, block, depths, *, input_shape, num_classes, head, dropout, width_multiplier, batch_norm,
-            small_input, conv_bias):
+def stages(x, block, depths, *, width_multiplier=1.0, batch_norm=True, small_input=False, conv_bias=False):
+    """The stem and residual stages on tensor ``x``: the outputs of stages 2..5 (C2..C5), for FPN too."""
     w = width_multiplier
-    inputs = keras.Input(shape=tuple(input_shape), name="image")
     stem = {"batch_norm": batch_norm, "use_bias": conv_bias or not batch_norm, "bn_epsilon": 1.001e-5}
     if small_input:  # CIFAR-style stem: 3x3 stride 1, no max pooling
-        x = blocks.conv_bn_act(inputs, scaled(64, w), 3, name="conv1", **stem)
+        x = blocks.conv_bn_act(x, scaled(64, w), 3, name="conv1", **stem)
     else:
-        x = blocks.conv_bn_act(inputs, scaled(64, w), 7, strides=2, name="conv1", **stem)
+        x = blocks.conv_bn_act(x, scaled(64, w), 7, strides=2, name="conv1", **stem)
         x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
     residual = getattr(blocks, f"residual_{block}")  # "basic" or "bottleneck"
+    outputs = []
     for stage, depth in enumerate(depths):
         for i in range(depth):
             stride = 2 if stage > 0 and i == 0 else 1
             x = residual(x, scaled(64 * 2**stage, w), stride=stride, batch_norm=batch_norm, conv_bias=conv_bias,
                          name=f"stage{stage + 2}_block{i + 1}")
+        outputs.append(x)
+    return outputs
+
+
+def _resnet(name, block, depths, *, input_shape, num_classes, head, dropout, width_multiplier, batch_norm,
+            small_input, conv_bias):
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = stages(inputs, block, depths, width_multiplier=width_multiplier, batch_norm=batch_norm,
+               small_input=small_input, conv_bias=conv_bias)[-1]
     x = classifier(x, num_classes=num_classes, head=head, dropout=dropout)
     return keras.Model(inputs, x, name=name)
 
