@@ -12,13 +12,17 @@ kernel for the same job (on TensorFlow, ``tf.nn.max_pool_with_argmax``), show
 what Keras' own layers cost for the same structure (zero padding, then a valid conv),
 or give a lower bound (the part of argmax pooling that no elementwise form can skip).
 
-    .venv/bin/python benchmarks/zoo.py [--steps 5] [--repeats 60]
+    .venv/bin/python benchmarks/zoo.py [--steps 5] [--repeats 60] [--archs unet segnet ...]
+
+Segmentation models train at 32x32 too, at the widths in ``SEGMENTATION_OPTIONS``, on
+random masks of 10 classes (cross-entropy).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import keras
 import numpy as np
@@ -29,6 +33,15 @@ from cnnkeras import layers as L
 from cnnkeras.zoo.inspect import model_for
 from cnnkeras.layers._windows import window_positions
 from cnnkeras.zoo import get_model_info, list_models
+from cnnkeras.zoo.segmentation_loss import SegmentationLoss
+
+
+#: Segmentation models at widths that train at 32x32 on a CPU (their defaults are ImageNet-sized).
+SEGMENTATION_OPTIONS = {"unet": {"depth": 3, "base_width": 16}, "segnet": {"depth": 3, "base_width": 16},
+                        "fcn8s": {"width_multiplier": 0.25, "fc_units": 256},
+                        "fcn16s": {"width_multiplier": 0.25, "fc_units": 256},
+                        "fcn32s": {"width_multiplier": 0.25, "fc_units": 256},
+                        "fpn_resnet18": {}, "fpn_resnet50": {}}
 
 
 def throughput(name: str, steps: int, batch: int = 32) -> dict:
@@ -36,14 +49,20 @@ def throughput(name: str, steps: int, batch: int = 32) -> dict:
     info = get_model_info(name)
     side = 32 if "small_input" in info.options or info.min_input <= 32 else info.min_input
     shape = (28, 28, 1) if name == "lenet5" else (side, side, 3)
-    model = model_for(name, input_shape=shape, num_classes=10)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    options = SEGMENTATION_OPTIONS.get(name, {})
+    if "small_input" in info.options and name.startswith("fpn"):
+        options = {"small_input": True}
+    model = model_for(name, input_shape=shape, num_classes=10, **options)
+    segmentation = len(model.output_shape) == 4
+    model.compile(optimizer="adam", loss=SegmentationLoss("cross_entropy", 10) if segmentation
+                  else "sparse_categorical_crossentropy")
     x = np.random.default_rng(0).random((batch, *shape)).astype("float32")
-    y = np.arange(batch) % 10
+    y = np.random.default_rng(1).integers(0, 10, (batch, *shape[:2])) if segmentation else np.arange(batch) % 10
     for _ in range(2):
         model.train_on_batch(x, y)
     times = [timed(lambda: model.train_on_batch(x, y))[0] for _ in range(steps)]
-    return {"input": shape, "params": model.count_params(), "images_per_s": batch / median(times)}
+    return {"input": shape, "params": model.count_params(), "images_per_s": batch / median(times),
+            "task": "segmentation" if segmentation else "classification", "options": options}
 
 
 PAIRS = {
@@ -142,14 +161,22 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=60)
     parser.add_argument("--layers-only", action="store_true", help="Skip the architecture throughput part.")
+    parser.add_argument("--archs", nargs="+", default=None,
+                        help="Measure only these architectures (no layer part) and merge them into the saved zoo.json.")
     parser.add_argument("--save-as", default=None,
                         help="Result name; default zoo on TensorFlow, zoo_layers_<backend>_cpu on another backend.")
     args = parser.parse_args()
     archs = {}
-    for name in [] if args.layers_only else list_models():
+    for name in [] if args.layers_only else (args.archs or list_models()):
         archs[name] = throughput(name, args.steps)
         print(f"{name:12s} {archs[name]['input']}  {archs[name]['params']:>11,} params  "
               f"{archs[name]['images_per_s']:8.1f} images/s")
+    if args.archs:
+        saved = json.loads((RESULTS / "zoo.json").read_text())
+        saved["architectures"].update(archs)
+        saved.setdefault("merged", []).append({"archs": args.archs, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+        save("zoo", {k: v for k, v in saved.items() if k not in ("benchmark", "machine", "time")})
+        return
     x = np.random.default_rng(0).random((64, 32, 32, 16)).astype("float32")
     layers = {}
     for label, (custom, builtin) in PAIRS.items():
