@@ -337,15 +337,15 @@ def zoo(input: Optional[str] = typer.Option(None, "--input", help="Input shape H
     rows = []
     for row in frame.itertuples():
         same = row.reference_params == row.reference_params and row.reference_params == row.params
-        task = {"classification": "cls", "segmentation": "seg"}
-        rows.append((row.arch, "+".join(task[t] for t in row.tasks.split("+")), "x".join(map(str, row.input)),
+        task = {"classification": "cls", "segmentation": "seg"}.get(row.tasks, "both")
+        rows.append((row.arch, task, "x".join(map(str, row.input)),
                      _human(row.params), _human(row.macs), "same" if same else _human(row.reference_params),
                      _short_citation(row.note or row.paper)))
     out.print(_fitted_table("cnnkeras zoo", (("arch", "left", False), ("task", "left", False),
                                               ("input", "left", False),
                                               ("params", "right", False), ("MACs", "right", False),
                                               ("reference", "right", False), ("paper", "left", True)), rows))
-    out.print("task: cls (classification), seg (segmentation, head: segmentation). reference: the published "
+    out.print("task: cls (classification), seg (segmentation, head: segmentation), both. reference: the published "
               "parameter count at the model's reference input and classes (tests check it); `cnnkeras inspect "
               "ARCH` shows one model layer by layer", highlight=False)
 

@@ -215,7 +215,8 @@ def prepare(cfg: ExperimentConfig, data: Any = None) -> tuple[Any, Any]:
     if cfg.model.head == "segmentation" and classes == 2:  # one foreground class: a sigmoid
         classes = 1
     model = model_from_config(cfg.model, input_shape=data.input_shape, num_classes=classes)
-    model = with_augmentation(model, cfg.data.augmentation, seed=cfg.seed)
+    if cfg.model.head != "segmentation":  # (segmentation: the batches are augmented, masks with images)
+        model = with_augmentation(model, cfg.data.augmentation, seed=cfg.seed)
     compile_model(model, cfg.train, head=cfg.model.head, loss=cfg.model.loss,
                   steps_per_epoch=steps_per_epoch(len(data.x_train), cfg.train.batch_size))
     return data, model

@@ -758,8 +758,7 @@ class ExperimentConfig(StrictModel):
     @field_validator("model")
     @classmethod
     def _segmentation_needs_masks(cls, model: ModelConfig, info: ValidationInfo) -> ModelConfig:
-        """A segmentation head needs a segmentation source, a loss only goes with it, and augmentation
-        (which would move the images but not their masks) is refused for now."""
+        """A segmentation head needs a segmentation source, and a loss only goes with it."""
         data = info.data.get("data")
         if model.loss is not None and model.head != "segmentation":
             raise ValueError(f"loss is for head segmentation (head is {model.head!r})")
@@ -770,9 +769,6 @@ class ExperimentConfig(StrictModel):
         if model.head == "segmentation" and data.source not in ("digit_scenes", "image_folder", "npz"):
             raise ValueError(f"head segmentation needs masks: data.source digit_scenes, image_folder (images/ and "
                              f"masks/) or an npz whose y arrays are masks (source is {data.source!r})")
-        if model.head == "segmentation" and data.augmentation.enabled:
-            raise ValueError("data.augmentation is not applied to masks yet: a flipped image would keep its "
-                             "unflipped mask; turn augmentation off for head segmentation")
         return model
 
     @field_validator("train")

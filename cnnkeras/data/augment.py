@@ -1,33 +1,82 @@
-"""Training-time augmentation as Keras preprocessing layers in front of the model.
+"""Training-time augmentation as Keras preprocessing layers.
 
-The layers (RandomFlip, RandomTranslation, RandomRotation, RandomZoom) are
-active only in training, so the saved model predicts on clean images, and they
-run on every backend. Each gets its own seed derived from the experiment seed.
+Classification: the layers (RandomFlip, RandomTranslation, RandomRotation,
+RandomZoom) sit in front of the model, active only in training, so the saved model
+predicts on clean images, and they run on every backend. Each gets its own seed
+derived from the experiment seed.
+
+Segmentation: a mask must move with its image, so the same layers run on the
+training batches instead (:class:`AugmentedBatches`), on the image and its mask
+stacked as channels: one random transform for both, nearest-neighbour sampling (a
+class index is never blended) and zeros (black, background) where the image moved away.
 """
 
 from __future__ import annotations
 
+import math
+
 import keras
+import numpy as np
 
 from ..config.schema import Augmentation
 
-__all__ = ["augmentation_layers", "with_augmentation"]
+__all__ = ["AugmentedBatches", "augmentation_layers", "with_augmentation"]
 
 
-def augmentation_layers(config: Augmentation, *, seed: int) -> list[keras.layers.Layer]:
+def augmentation_layers(config: Augmentation, *, seed: int,
+                        interpolation: str = "bilinear") -> list[keras.layers.Layer]:
     """The preprocessing layers ``config`` asks for (empty when it asks for none)."""
     out: list[keras.layers.Layer] = []
     if config.flip != "none":
         out.append(keras.layers.RandomFlip(config.flip, seed=seed, name="aug_flip"))
     if config.shift > 0:
         out.append(keras.layers.RandomTranslation(config.shift, config.shift, fill_mode="constant",
-                                                  seed=seed + 1, name="aug_shift"))
+                                                  interpolation=interpolation, seed=seed + 1, name="aug_shift"))
     if config.rotation > 0:
-        out.append(keras.layers.RandomRotation(config.rotation, fill_mode="constant", seed=seed + 2,
-                                               name="aug_rotation"))
+        out.append(keras.layers.RandomRotation(config.rotation, fill_mode="constant", interpolation=interpolation,
+                                               seed=seed + 2, name="aug_rotation"))
     if config.zoom > 0:
-        out.append(keras.layers.RandomZoom(config.zoom, fill_mode="constant", seed=seed + 3, name="aug_zoom"))
+        out.append(keras.layers.RandomZoom(config.zoom, fill_mode="constant", interpolation=interpolation,
+                                           seed=seed + 3, name="aug_zoom"))
     return out
+
+
+class AugmentedBatches(keras.utils.PyDataset):
+    """Training batches of images (N, H, W, C) and masks (N, H, W), each pair moved by one random transform.
+
+    Epoch e visits the examples in a permutation drawn from ``seed + e`` (or in order
+    without ``shuffle``); the transforms come from the layers' own seeded generators,
+    so a config and seed give the same batches on every run.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, config: Augmentation, *, batch_size: int, seed: int,
+                 shuffle: bool = True):
+        super().__init__(workers=1, use_multiprocessing=False)
+        self.x, self.y, self.batch_size, self.seed, self.shuffle = x, y, batch_size, seed, shuffle
+        self.layers = augmentation_layers(config, seed=seed, interpolation="nearest")
+        self.epoch = 0
+        self.order = self._order()
+
+    def _order(self) -> np.ndarray:
+        if not self.shuffle:
+            return np.arange(len(self.x))
+        return np.random.default_rng(self.seed + self.epoch).permutation(len(self.x))
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        rows = self.order[index * self.batch_size:(index + 1) * self.batch_size]
+        channels = self.x.shape[-1]
+        stacked = np.concatenate([self.x[rows], self.y[rows][..., None].astype(self.x.dtype)], axis=-1)
+        for layer in self.layers:
+            stacked = layer(stacked, training=True)
+        stacked = keras.ops.convert_to_numpy(stacked)
+        return stacked[..., :channels], np.rint(stacked[..., channels]).astype(self.y.dtype)
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self.order = self._order()
 
 
 def with_augmentation(model: keras.Model, config: Augmentation, *, seed: int) -> keras.Model:

@@ -42,6 +42,8 @@ MEASURE_TITLES = {
     "final_gap_accuracy": "final gap (train − val accuracy)", "final_gap_loss": "final gap (val − train loss)",
     "best_val_accuracy": "best validation accuracy", "final_val_accuracy": "final validation accuracy",
     "final_accuracy": "final train accuracy", "test_accuracy": "test accuracy",
+    "final_gap_mean_iou": "final gap (train − val mean IoU)", "best_val_mean_iou": "best validation mean IoU",
+    "final_mean_iou": "final train mean IoU", "test_mean_iou": "test mean IoU",
 }
 
 
@@ -75,7 +77,10 @@ def _colours(values: Sequence[Any], scale: ParamScale) -> dict[str, str]:
 
 
 def _metric_pair(curves: pd.DataFrame) -> str:
-    return "accuracy" if (curves["metric"] == "accuracy").any() else "mae"
+    for metric in ("mean_iou", "accuracy"):  # segmentation runs: mean IoU rather than pixel accuracy
+        if (curves["metric"] == metric).any():
+            return metric
+    return "mae"
 
 
 def learning_curves_by(runs: pd.DataFrame, curves: pd.DataFrame, scales: Mapping[str, ParamScale],
@@ -210,15 +215,15 @@ def find_param(scales: Mapping[str, ParamScale], suffix: str) -> str | None:
     return next((p for p in scales if p.endswith(suffix)), None)
 
 
-def lr_batch_heatmap(runs: pd.DataFrame, scales: Mapping[str, ParamScale], lr: str, batch: str) -> Any:
-    """Mean final gap and mean best validation accuracy on the learning rate x batch size grid."""
+def lr_batch_heatmap(runs: pd.DataFrame, scales: Mapping[str, ParamScale], lr: str, batch: str,
+                     measures: Sequence[str] = ("final_gap_accuracy", "best_val_accuracy")) -> Any:
+    """Mean final gap and mean best validation score (``measures``) on the learning rate x batch size grid."""
     runs = finished(runs).copy()
     runs["_lr"] = _grid_values(runs[f"param.{lr}"], scales[lr])
     runs["_batch"] = _grid_values(runs[f"param.{batch}"], scales[batch])
     fig = plotly_subplots.make_subplots(rows=1, cols=2, horizontal_spacing=0.14,
-                        subplot_titles=("mean final gap (train − val accuracy)", "mean best validation accuracy"))
-    for col, (measure, colours) in enumerate((("final_gap_accuracy", "RdBu_r"), ("best_val_accuracy", "Viridis")),
-                                             start=1):
+                        subplot_titles=tuple(f"mean {MEASURE_TITLES.get(m, m)}" for m in measures))
+    for col, (measure, colours) in enumerate(zip(measures, ("RdBu_r", "Viridis")), start=1):
         if measure not in runs:
             continue
         grid = runs.pivot_table(index="_batch", columns="_lr", values=measure, aggfunc="mean", observed=True)
@@ -228,7 +233,7 @@ def lr_batch_heatmap(runs: pd.DataFrame, scales: Mapping[str, ParamScale], lr: s
             colorscale=colours, texttemplate="%{z:.3f}", customdata=counts.reindex_like(grid).values,
             hovertemplate="lr %{x}, batch %{y}<br>%{z:.4f} (n=%{customdata})<extra></extra>",
             colorbar={"x": 0.43 if col == 1 else 1.0, "len": 0.9},
-            zmid=0 if measure == "final_gap_accuracy" else None,
+            zmid=0 if measure.startswith("final_gap") else None,
         ), row=1, col=col)
         fig.update_xaxes(title_text=short(lr), type="category", row=1, col=col)
         fig.update_yaxes(title_text=short(batch), type="category", row=1, col=col)
@@ -244,7 +249,8 @@ def importances_side_by_side(importances: Mapping[str, Mapping[str, float]]) -> 
                              orientation="h", marker={"color": PALETTE[i % len(PALETTE)]},
                              hovertemplate="%{y}: %{x:.3f}<extra>" + label(target) + "</extra>"))
     fig.update_layout(barmode="group", xaxis_title="importance (fANOVA, sums to 1 per target)")
-    return _template(fig, "Parameter importances: validation accuracy and gap", 140 + 60 * max(1, len(params)))
+    targets = " and ".join(importances) or "validation accuracy and gap"
+    return _template(fig, f"Parameter importances: {targets}", 140 + 60 * max(1, len(params)))
 
 
 def claim_figure(runs: pd.DataFrame, result: Any, scale: ParamScale, confidence: float = 0.95) -> Any:

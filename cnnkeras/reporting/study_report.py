@@ -41,8 +41,18 @@ __all__ = ["ReportResult", "report"]
 #: Parameters that vary between runs but are bookkeeping, not treatments.
 NOT_TREATMENTS = ("tracking.", "data.n_", "data.source_", "name", "description")
 IMPORTANCE_TARGETS = {"validation accuracy": "best_val_accuracy", "gap (train − val accuracy)": "final_gap_accuracy"}
+#: Segmentation sweeps are judged on mean IoU (pixel accuracy stays in the runs table).
+IOU_IMPORTANCE_TARGETS = {"validation mean IoU": "best_val_mean_iou", "gap (train − val mean IoU)": "final_gap_mean_iou"}
 RUN_COLUMNS = ["final_accuracy", "final_val_accuracy", "best_val_accuracy", "final_gap_accuracy", "final_gap_loss",
-               "best_epoch", "epochs", "onset_epoch", "test_accuracy", "test_minus_val_accuracy"]
+               "final_mean_iou", "best_val_mean_iou", "final_gap_mean_iou", "best_epoch", "epochs", "onset_epoch",
+               "test_accuracy", "test_mean_iou", "test_minus_val_accuracy"]
+
+
+def headline_measures(runs: pd.DataFrame) -> tuple[str, str, str]:
+    """(gap, best validation, final train) columns the report leads with: mean IoU for segmentation runs."""
+    if "final_gap_mean_iou" in runs and runs["final_gap_mean_iou"].notna().any():
+        return "final_gap_mean_iou", "best_val_mean_iou", "final_mean_iou"
+    return "final_gap_accuracy", "best_val_accuracy", "final_accuracy"
 CSS = {SUPPORTED: "supported", CONTRADICTED: "contradicted", NOISE: "noise"}
 
 
@@ -105,7 +115,8 @@ def report(target: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     done = finished(runs)
     claims = [evaluate_claim(runs, claim, scales, replicate_key=replicate, confidence=confidence)
               for claim in (report_cfg.claims if report_cfg else [])]
-    importances = frame_importances(done, scales, IMPORTANCE_TARGETS, seed=config.seed if config else 0)
+    targets = IOU_IMPORTANCE_TARGETS if headline_measures(runs)[0] == "final_gap_mean_iou" else IMPORTANCE_TARGETS
+    importances = frame_importances(done, scales, targets, seed=config.seed if config else 0)
     page = _render(source, runs, curves, swept, scales, color_by, claims, importances, replicate, confidence,
                    _mlflow_url(source, mlflow_url))
     path = Path(out) if out else Path("reports") / f"{_slug(source.label)}.html"
@@ -152,15 +163,16 @@ def _render(source: RunSource, runs: pd.DataFrame, curves: pd.DataFrame, swept: 
         sections.append({"id": "gap", "nav": "Gap", "title": "Gap against each swept parameter",
                          "hint": "Dots are finished runs; diamonds are means over repeats with their "
                                  f"{int(round(confidence * 100))}% confidence interval.",
-                         "figure": add(figs.gap_by_parameter(runs, treatments, confidence=confidence))})
+                         "figure": add(figs.gap_by_parameter(runs, treatments, measures=headline_measures(runs)[:2],
+                                                             confidence=confidence))})
     lr, batch = figs.find_param(scales, "learning_rate"), figs.find_param(scales, "batch_size")
     if lr and batch and not finished(runs).empty:
         sections.append({"id": "heatmap", "nav": "LR x batch", "title": "Learning rate x batch size",
                          "hint": "Means over the runs in each cell (many sampled values are binned).",
-                         "figure": add(figs.lr_batch_heatmap(runs, scales, lr, batch))})
+                         "figure": add(figs.lr_batch_heatmap(runs, scales, lr, batch, headline_measures(runs)[:2]))})
     if importances:
         sections.append({"id": "importances", "nav": "Importances", "title": "Parameter importances",
-                         "hint": "fANOVA (Optuna) over the finished runs, for validation accuracy and for the gap. "
+                         "hint": f"fANOVA (Optuna) over the finished runs, for {' and for '.join(importances)}. "
                                  f"A large share for {replicate} means the differences are mostly noise.",
                          "figure": add(figs.importances_side_by_side(importances))})
     notes = _notes(runs, source)
@@ -219,7 +231,7 @@ def _cell(value: Any, *, href: str | None = None, css: str | None = None) -> dic
 
 
 def _settings_table(runs: pd.DataFrame, swept: list[str], replicate: str, confidence: float) -> dict[str, Any]:
-    measures = ["final_gap_accuracy", "best_val_accuracy", "final_accuracy"]
+    measures = list(headline_measures(runs))
     table = setting_summary(runs, swept, measures, replicate_key=replicate, confidence=confidence)
     if table.empty or replicate not in swept:
         return {"columns": [], "rows": []}

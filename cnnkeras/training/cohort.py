@@ -38,8 +38,7 @@ from ..config.schema import ExperimentConfig
 from ..data.dataset import Dataset
 from .callbacks import EpochListener, RichProgress, StopOnInterrupt
 from .compile import steps_per_epoch
-from .device_data import on_device
-from .fit import FitResult, targets_of, training_callbacks
+from .fit import FitResult, fit_inputs, targets_of, training_callbacks
 
 __all__ = ["CohortModel", "CohortOptimizer", "MemberCallbacks", "fit_cohort", "member_logs"]
 
@@ -323,13 +322,11 @@ def fit_cohort(
         keras_callbacks.append(bar)
         made[0].recorder.listeners.append(_CohortProgress(bar, driver))
     targets = targets_of(data, first)
-    x_train, y_train, x_val, y_val = on_device(data.x_train, targets["train"], data.x_val, targets["val"])
+    inputs = fit_inputs(data, targets, first)
     started = time.perf_counter()
     try:
         with interrupts.watch(cohort):
-            cohort.fit(x_train, y_train, validation_data=(x_val, y_val) if len(data.x_val) else None,
-                       epochs=train.epochs, batch_size=train.batch_size, shuffle=train.shuffle,
-                       callbacks=keras_callbacks, verbose=0)
+            cohort.fit(**inputs, epochs=train.epochs, callbacks=keras_callbacks, verbose=0)
     finally:
         if bar is not None:
             bar.on_train_end()

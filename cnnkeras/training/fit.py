@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 import keras
 import numpy as np
@@ -19,6 +19,7 @@ import numpy as np
 from .. import interrupts
 from ..measures import best_epoch_of
 from ..config.schema import ExperimentConfig
+from ..data.augment import AugmentedBatches
 from ..data.dataset import Dataset
 from .callbacks import EpochListener, EpochRecorder, NanGuard, RichProgress, StopOnInterrupt
 from .compile import steps_per_epoch
@@ -118,6 +119,20 @@ def targets_of(data: Dataset, config: ExperimentConfig) -> dict[str, np.ndarray]
     }
 
 
+def fit_inputs(data: Dataset, targets: dict[str, np.ndarray], config: ExperimentConfig) -> dict[str, Any]:
+    """The training data arguments of ``model.fit``: arrays (on the device where that pays), or for
+    segmentation with augmentation, batches whose images and masks move together."""
+    train = config.train
+    if config.model.head == "segmentation" and config.data.augmentation.enabled:
+        batches = AugmentedBatches(data.x_train, targets["train"], config.data.augmentation,
+                                   batch_size=train.batch_size, seed=config.seed, shuffle=train.shuffle)
+        x_val, y_val = on_device(data.x_val, targets["val"])
+        return {"x": batches, "validation_data": (x_val, y_val) if len(data.x_val) else None}
+    x_train, y_train, x_val, y_val = on_device(data.x_train, targets["train"], data.x_val, targets["val"])
+    return {"x": x_train, "y": y_train, "validation_data": (x_val, y_val) if len(data.x_val) else None,
+            "batch_size": train.batch_size, "shuffle": train.shuffle}
+
+
 def fit_and_evaluate(
     model: keras.Model,
     data: Dataset,
@@ -143,16 +158,11 @@ def fit_and_evaluate(
                               checkpoint_dir=checkpoint_dir)
     keras_callbacks = [StopOnInterrupt(), *made.callbacks]  # first: a Ctrl-C stops before any logging
 
-    x_train, y_train, x_val, y_val = on_device(data.x_train, targets["train"], data.x_val, targets["val"])
+    inputs = fit_inputs(data, targets, config)
     started = time.perf_counter()
     try:
         with interrupts.watch(model):  # a Ctrl-C stops the model after its current batch
-            model.fit(
-                x_train, y_train,
-                validation_data=(x_val, y_val) if len(data.x_val) else None,
-                epochs=train.epochs, batch_size=train.batch_size, shuffle=train.shuffle,
-                callbacks=keras_callbacks, verbose=0,
-            )
+            model.fit(**inputs, epochs=train.epochs, callbacks=keras_callbacks, verbose=0)
     finally:
         if progress:
             bar.on_train_end()  # idempotent; an interrupted fit never reaches on_train_end

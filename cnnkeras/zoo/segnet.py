@@ -41,7 +41,7 @@ def segnet(*, input_shape=(360, 480, 3), num_classes=11, head="segmentation", de
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x, size = pad_to_multiple(inputs, 2**depth)
     positions = []
-    kw = {"batch_norm": True, "use_bias": False}
+    kw = {"batch_norm": True, "use_bias": False, "bn_momentum": 0.9}  # 0.99 lags behind in short runs
     for s in range(depth):
         for i in range(CONVS[s]):
             x = blocks.conv_bn_act(x, base_width * WIDTHS[s], 3, name=f"enc{s + 1}_conv{i + 1}", **kw)

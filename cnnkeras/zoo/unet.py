@@ -29,7 +29,7 @@ UPSAMPLING = ("transpose", "nearest", "bilinear", "bicubic")
 
 def _double_conv(x, filters, batch_norm, name):
     for i in (1, 2):
-        x = blocks.conv_bn_act(x, filters, 3, batch_norm=batch_norm, name=f"{name}_conv{i}")
+        x = blocks.conv_bn_act(x, filters, 3, batch_norm=batch_norm, bn_momentum=0.9, name=f"{name}_conv{i}")
     return x
 
 

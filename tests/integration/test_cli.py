@@ -48,7 +48,8 @@ def test_zoo_and_inspect_fit_80_columns_without_cutting_numbers():
         assert result.exit_code == 0, result.output
         assert max(len(line) for line in result.output.splitlines()) <= 80
         assert not re.search(r"\b(None|nan)\b", result.output)
-    assert re.search(r"vgg16 +│ 224x224x3 │ +138\.36M │ +15\.47G │ +same │ Simonyan 2015", zoo.output)
+    assert re.search(r"vgg16 +│ cls  │ 224x224x3 │ +138\.36M │ +15\.47G │ +same │ Sim", zoo.output)
+    assert re.search(r"unet +│ seg  │ 572x572x1 │", zoo.output) and re.search(r"fpn_resnet18 +│ both │", zoo.output)
     assert re.search(r"│ total +│ +│ +│ +11,\d{3},\d{3} │", inspect.output)  # whole, with thousands separators
 
 

@@ -81,4 +81,6 @@ def test_resnet18_receptive_field_is_435():
 def test_zoo_table_lists_every_architecture(shape):
     frame = cnnkeras.zoo_table(input_shape=shape, num_classes=10)
     assert set(frame["arch"]) == set(cnnkeras.list_models())
-    assert frame["params"].notna().all() and (frame["macs"] > 0).all()
+    too_small = frame["arch"] == "xception"  # its smallest input is 71x71
+    assert frame.loc[too_small, "note"].str.startswith("cannot take (32, 32, 3)").all()
+    assert frame.loc[~too_small, "params"].notna().all() and (frame.loc[~too_small, "macs"] > 0).all()

@@ -198,3 +198,57 @@ def test_a_segmentation_run_logs_iou_and_its_gap_and_its_model_loads_safely(writ
     x = np.random.default_rng(0).random((2, 32, 32, 1)).astype("float32")
     assert loaded(x).shape == (2, 32, 32, 11)
     assert client.get_run(result.run_id).data.params["data.num_classes"] == "11"
+
+
+@pytest.mark.slow  # a 4-trial sweep in cohorts and its report
+def test_a_segmentation_sweep_in_cohorts_reports_in_mean_iou(write_config, tracking_uri, tmp_path):
+    path = write_config("""
+        name: segsweep
+        seed: 3
+        data: {source: digit_scenes, scenes: {count: 80, size: 32}}
+        model: {arch: unet, head: segmentation, depth: 2, base_width: 8}
+        train: {epochs: 2, batch_size: 16, monitor: val_mean_iou}
+        tracking: {log_plots: false, log_model: false}
+        search:
+          n_trials: 4
+          cohort: 4
+          cohort_probe: false
+          objectives: [{metric: best_val_mean_iou, direction: maximize}]
+          pruner: {name: none}
+          parameters:
+            train.optimizer.learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+            model.dropout: {type: float, low: 0.0, high: 0.5}
+        report:
+          claims:
+            - {claim: "Dropout shrinks the gap", parameter: model.dropout, measure: final_gap_mean_iou,
+               expect: decreasing}
+        """)
+    result = cnnkeras.sweep(path)
+    assert result.counts() == {"COMPLETE": 4}
+    assert all(0 <= t["values"][0] <= 1 for t in result.trials)  # best_val_mean_iou
+    page = cnnkeras.report(path, out=tmp_path / "r.html").path.read_text()
+    for text in ("val mean IoU", "validation mean IoU", "final gap mean iou", "Dropout shrinks the gap"):
+        assert text in page, text
+
+
+def test_augmented_batches_move_each_mask_with_its_image_and_repeat_for_a_seed():
+    from cnnkeras.config.schema import Augmentation
+    from cnnkeras.data.augment import AugmentedBatches
+
+    data = scenes(digits=(1, 1))  # the mask is exactly where the image's ink is above 0.5
+    config = Augmentation(flip="horizontal", shift=0.1, rotation=0.1, zoom=0.1)
+    first = AugmentedBatches(data.x_train, data.y_train, config, batch_size=8, seed=5)
+    again = AugmentedBatches(data.x_train, data.y_train, config, batch_size=8, seed=5)
+    moved = 0
+    for index in range(len(first)):
+        x, y = first[index]
+        x2, y2 = again[index]
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+        assert x.shape == (len(y), 32, 32, 1) and y.dtype == data.y_train.dtype
+        np.testing.assert_array_equal(y > 0, x[..., 0] > 0.5)  # one transform, nearest sampling, for both
+        rows = first.order[index * 8:(index + 1) * 8]
+        moved += int(not np.array_equal(y, data.y_train[rows]))
+    assert moved == len(first)  # every batch was transformed
+    first.on_epoch_end()
+    assert not np.array_equal(first.order, again.order)  # a new permutation each epoch

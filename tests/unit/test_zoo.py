@@ -122,3 +122,25 @@ def test_declarative_block_missing_argument_is_a_config_error():
     with pytest.raises(cnnkeras.ConfigError, match=r"model.layers\[0\]: block residual_basic needs filters"):
         cnnkeras.config_from_dict({"name": "x", "model": {"arch": "sequential", "layers": [
             {"type": "residual_basic"}]}})
+
+
+SEGMENTATION_SMALL = {"unet": {"depth": 3, "base_width": 4}, "segnet": {"depth": 3, "base_width": 4},
+                      "fcn8s": {"width_multiplier": 0.0625, "fc_units": 16},
+                      "fcn16s": {"width_multiplier": 0.0625, "fc_units": 16},
+                      "fcn32s": {"width_multiplier": 0.0625, "fc_units": 16},
+                      "fpn_resnet18": {"width_multiplier": 0.125, "fpn_channels": 8, "head_channels": 8},
+                      "fpn_resnet50": {"width_multiplier": 0.125, "fpn_channels": 8, "head_channels": 8}}
+
+
+@pytest.mark.parametrize("name", sorted(SEGMENTATION_SMALL))
+def test_segmentation_models_predict_a_class_per_input_pixel_at_any_size(name):
+    assert {n for n in list_models() if "segmentation" in get_model_info(n).tasks} == set(SEGMENTATION_SMALL)
+    for shape in [(32, 32, 3), (64, 48, 1), (50, 37, 3)]:
+        keras.backend.clear_session()
+        for classes in (11, 1):  # softmax over 11 classes; one sigmoid channel
+            model = get_model_info(name).builder(input_shape=shape, num_classes=classes, **SEGMENTATION_SMALL[name])
+            assert model.output_shape == (None, *shape[:2], classes), (shape, classes)
+    if "classification" in get_model_info(name).tasks:  # FPN's pooled levels feed a classifier too
+        model = get_model_info(name).builder(input_shape=(32, 32, 3), num_classes=7, head="multiclass",
+                                             **SEGMENTATION_SMALL[name])
+        assert model.output_shape == (None, 7)
