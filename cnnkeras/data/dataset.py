@@ -92,6 +92,18 @@ def _resize(x: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     return np.concatenate(out).astype("float32")
 
 
+def _resized_and_normalized(config: DataConfig, max_value: float, *splits: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Train, validation and test images resized (bilinear) and normalized with the training split's statistics."""
+    splits = tuple(_resize(a.astype("float32"), config.resize) for a in splits)
+    if config.normalization == "scale":
+        return tuple(a / max_value for a in splits)
+    if config.normalization == "standardize":
+        mean = splits[0].mean(axis=(0, 1, 2), keepdims=True)
+        std = splits[0].std(axis=(0, 1, 2), keepdims=True) + 1e-7
+        return tuple((a - mean) / std for a in splits)
+    return splits
+
+
 def _labels(y: np.ndarray, x: np.ndarray, what: str) -> np.ndarray:
     """Integer class indices >= 0, one per image, or a DataError naming the split."""
     if len(y) != len(x):
@@ -164,13 +176,7 @@ def load_dataset(config: DataConfig, *, seed: int) -> Dataset:
     else:  # train on the whole training split (cnnkeras best)
         x_val, y_val = x_train[:0], y_train[:0]
 
-    x_train, x_val, x_test = (_resize(a.astype("float32"), config.resize) for a in (x_train, x_val, x_test))
-    if config.normalization == "scale":
-        x_train, x_val, x_test = (a / raw.max_value for a in (x_train, x_val, x_test))
-    elif config.normalization == "standardize":
-        mean = x_train.mean(axis=(0, 1, 2), keepdims=True)
-        std = x_train.std(axis=(0, 1, 2), keepdims=True) + 1e-7
-        x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
+    x_train, x_val, x_test = _resized_and_normalized(config, raw.max_value, x_train, x_val, x_test)
 
     num_classes = len(config.classes) if config.classes else int(max(a.max() for a in (y_train, y_val) if len(a))) + 1
     names = raw.class_names
@@ -234,14 +240,8 @@ def _segmentation_dataset(raw, config: DataConfig, seed: int) -> Dataset:
         x_train, x_val, y_train, y_val = _split(x_train, y_train, config.validation_split, rng)
     else:
         x_val, y_val = x_train[:0], y_train[:0]
-    x_train, x_val, x_test = (_resize(a.astype("float32"), config.resize) for a in (x_train, x_val, x_test))
+    x_train, x_val, x_test = _resized_and_normalized(config, raw.max_value, x_train, x_val, x_test)
     y_train, y_val, y_test = (_resize_masks(m, config.resize) for m in (y_train, y_val, y_test))
-    if config.normalization == "scale":
-        x_train, x_val, x_test = (a / raw.max_value for a in (x_train, x_val, x_test))
-    elif config.normalization == "standardize":
-        mean = x_train.mean(axis=(0, 1, 2), keepdims=True)
-        std = x_train.std(axis=(0, 1, 2), keepdims=True) + 1e-7
-        x_train, x_val, x_test = ((a - mean) / std for a in (x_train, x_val, x_test))
     num_classes = int(max(m.max() for m in (y_train, y_val) if m.size)) + 1
     if num_classes < 2:
         raise DataError("data: the training masks hold one class only; segmentation needs at least 2")
