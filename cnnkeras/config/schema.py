@@ -116,7 +116,8 @@ class Scenes(StrictModel):
     Deterministic for the experiment seed: the same config gives the same scenes.
     """
 
-    count: int = Field(2000, gt=0, description="Scenes to generate (split into train, validation and test).")
+    count: int = Field(2000, gt=0, description="Training scenes (validation_split is taken from them); a fifth "
+                       "as many test scenes are drawn besides, from the source's test digits when it has them.")
     size: int = Field(64, ge=16, description="Scene side in pixels.")
     digits: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = Field(
         (1, 4), description="Fewest and most digits per scene [low, high].")
