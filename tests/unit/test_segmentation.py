@@ -252,3 +252,25 @@ def test_augmented_batches_move_each_mask_with_its_image_and_repeat_for_a_seed()
     assert moved == len(first)  # every batch was transformed
     first.on_epoch_end()
     assert not np.array_equal(first.order, again.order)  # a new permutation each epoch
+
+
+def test_inspect_follows_receptive_fields_through_unpooling_upsampling_and_transposed_convs():
+    from cnnkeras.zoo import get_model_info
+
+    segnet = get_model_info("segnet").builder(input_shape=(8, 8, 1), num_classes=3, depth=1, base_width=4)
+    rows = cnnkeras.inspect(segnet).set_index("layer")
+    # 3x3, 3x3 (RF 5), 2x2 pooling (RF 6, stride 2); unpooling halves the stride, keeps the RF;
+    # then two 3x3 convs at stride 1 add 2 each.
+    assert [rows.loc[n, "receptive_field"] for n in ("enc1_conv1", "enc1_conv2", "enc1_pool", "dec1_unpool",
+                                                     "dec1_conv1", "dec1_conv2")] == ["3", "5", "6", "6", "8", "10"]
+    assert [rows.loc[n, "stride"] for n in ("enc1_pool", "dec1_unpool")] == ["2", "1"]
+    unet = get_model_info("unet").builder(input_shape=(16, 16, 1), num_classes=3, depth=1, base_width=4,
+                                          upsampling="bilinear")
+    rows = cnnkeras.inspect(unet).set_index("layer")
+    assert rows.loc["up1_upsample", "stride"] == "1" and rows.loc["down1_pool", "stride"] == "2"
+    fcn = get_model_info("fcn32s").builder(input_shape=(32, 32, 3), num_classes=3, width_multiplier=0.0625,
+                                           fc_units=8)
+    rows = cnnkeras.inspect(fcn).set_index("layer")
+    assert rows.loc["score_fr", "stride"] == "32" and rows.loc["upscore32", "stride"] == "1"
+    assert int(rows.loc["upscore32", "macs"].replace(",", "")) > 0 if isinstance(rows.loc["upscore32", "macs"], str) \
+        else rows.loc["upscore32", "macs"] > 0
