@@ -196,7 +196,8 @@ def gap_by_parameter(runs: pd.DataFrame, scales: Mapping[str, ParamScale], *,
                                  row=row, col=col)
             if col == 1:
                 fig.update_yaxes(title_text=MEASURE_TITLES.get(measure, measure), row=row, col=col)
-    return _template(fig, "Generalization gap and validation accuracy against each swept parameter",
+    score = "validation mean IoU" if any("mean_iou" in m for m in measures) else "validation accuracy"
+    return _template(fig, f"Generalization gap and {score} against each swept parameter",
                      330 * max(1, len(measures)) + 60)
 
 
@@ -249,8 +250,8 @@ def importances_side_by_side(importances: Mapping[str, Mapping[str, float]]) -> 
                              orientation="h", marker={"color": PALETTE[i % len(PALETTE)]},
                              hovertemplate="%{y}: %{x:.3f}<extra>" + label(target) + "</extra>"))
     fig.update_layout(barmode="group", xaxis_title="importance (fANOVA, sums to 1 per target)")
-    targets = " and ".join(importances) or "validation accuracy and gap"
-    return _template(fig, f"Parameter importances: {targets}", 140 + 60 * max(1, len(params)))
+    score = "validation mean IoU" if any("mean IoU" in target for target in importances) else "validation accuracy"
+    return _template(fig, f"Parameter importances: {score} and gap", 140 + 60 * max(1, len(params)))
 
 
 def claim_figure(runs: pd.DataFrame, result: Any, scale: ParamScale, confidence: float = 0.95) -> Any:
