@@ -115,9 +115,10 @@ def report(target: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     done = finished(runs)
     claims = [evaluate_claim(runs, claim, scales, replicate_key=replicate, confidence=confidence)
               for claim in (report_cfg.claims if report_cfg else [])]
-    targets = IOU_IMPORTANCE_TARGETS if headline_measures(runs)[0] == "final_gap_mean_iou" else IMPORTANCE_TARGETS
+    headline = headline_measures(runs)
+    targets = IOU_IMPORTANCE_TARGETS if headline[0] == "final_gap_mean_iou" else IMPORTANCE_TARGETS
     importances = frame_importances(done, scales, targets, seed=config.seed if config else 0)
-    page = _render(source, runs, curves, swept, scales, color_by, claims, importances, replicate, confidence,
+    page = _render(source, runs, curves, swept, scales, color_by, claims, importances, replicate, confidence, headline,
                    _mlflow_url(source, mlflow_url))
     path = Path(out) if out else Path("reports") / f"{_slug(source.label)}.html"
     try:
@@ -138,7 +139,7 @@ def _slug(text: str) -> str:
 
 def _render(source: RunSource, runs: pd.DataFrame, curves: pd.DataFrame, swept: list[str], scales: dict,
             color_by: str | None, claims: list[ClaimResult], importances: dict, replicate: str, confidence: float,
-            mlflow_url: str | None) -> str:
+            headline: tuple[str, str, str], mlflow_url: str | None) -> str:
     figures: list[dict[str, str]] = []
 
     def add(fig: Any) -> str:
@@ -163,13 +164,13 @@ def _render(source: RunSource, runs: pd.DataFrame, curves: pd.DataFrame, swept: 
         sections.append({"id": "gap", "nav": "Gap", "title": "Gap against each swept parameter",
                          "hint": "Dots are finished runs; diamonds are means over repeats with their "
                                  f"{int(round(confidence * 100))}% confidence interval.",
-                         "figure": add(figs.gap_by_parameter(runs, treatments, measures=headline_measures(runs)[:2],
+                         "figure": add(figs.gap_by_parameter(runs, treatments, measures=headline[:2],
                                                              confidence=confidence))})
     lr, batch = figs.find_param(scales, "learning_rate"), figs.find_param(scales, "batch_size")
     if lr and batch and not finished(runs).empty:
         sections.append({"id": "heatmap", "nav": "LR x batch", "title": "Learning rate x batch size",
                          "hint": "Means over the runs in each cell (many sampled values are binned).",
-                         "figure": add(figs.lr_batch_heatmap(runs, scales, lr, batch, headline_measures(runs)[:2]))})
+                         "figure": add(figs.lr_batch_heatmap(runs, scales, lr, batch, headline[:2]))})
     if importances:
         sections.append({"id": "importances", "nav": "Importances", "title": "Parameter importances",
                          "hint": f"fANOVA (Optuna) over the finished runs, for {' and for '.join(importances)}. "
@@ -182,7 +183,7 @@ def _render(source: RunSource, runs: pd.DataFrame, curves: pd.DataFrame, swept: 
         source_line=_source_line(source), generated_at=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"),
         command=command, counts=_counts(runs), swept=swept, replicate_key=replicate, notes=notes,
         claims=claim_items, sections=sections, confidence_pct=int(round(confidence * 100)),
-        settings=_settings_table(runs, swept, replicate, confidence), runs_table=_runs_table(runs, swept, mlflow_url),
+        settings=_settings_table(runs, swept, replicate, confidence, headline), runs_table=_runs_table(runs, swept, mlflow_url),
         mlflow_url=mlflow_url, figures=figures, plotly_js=plotly_js(),
     )
 
@@ -230,8 +231,9 @@ def _cell(value: Any, *, href: str | None = None, css: str | None = None) -> dic
     return {"text": number_text(value) if not isinstance(value, str) else value, "sort": sort, "href": href, "css": css}
 
 
-def _settings_table(runs: pd.DataFrame, swept: list[str], replicate: str, confidence: float) -> dict[str, Any]:
-    measures = list(headline_measures(runs))
+def _settings_table(runs: pd.DataFrame, swept: list[str], replicate: str, confidence: float,
+                    headline: tuple[str, str, str]) -> dict[str, Any]:
+    measures = list(headline)
     table = setting_summary(runs, swept, measures, replicate_key=replicate, confidence=confidence)
     if table.empty or replicate not in swept:
         return {"columns": [], "rows": []}

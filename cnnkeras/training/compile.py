@@ -97,10 +97,10 @@ def compile_model(model: keras.Model, train: TrainConfig, *, head: str, steps_pe
     """Compile ``model`` with the optimizer, loss and metrics that ``train`` and ``head`` call for
     (``loss``: a segmentation head's loss; its classes are the model's output channels)."""
     apply_weight_penalty(model, l1=train.l1, l2=train.l2)
-    loss, metrics = head_loss_and_metrics(head, label_smoothing=train.label_smoothing,
-                                          data_loss=bool(train.l1 or train.l2), num_outputs=model.output_shape[-1],
-                                          loss=loss)
-    model.compile(optimizer=make_optimizer(train, steps_per_epoch), loss=loss, metrics=metrics,
+    loss_object, metrics = head_loss_and_metrics(head, label_smoothing=train.label_smoothing,
+                                                 data_loss=bool(train.l1 or train.l2),
+                                                 num_outputs=model.output_shape[-1], loss=loss)
+    model.compile(optimizer=make_optimizer(train, steps_per_epoch), loss=loss_object, metrics=metrics,
                   steps_per_execution=train.steps_per_execution)
 
 

@@ -51,6 +51,5 @@ def segmentation_loss_and_metrics(num_classes: int, *, loss: str = "cross_entrop
             metrics += [keras.metrics.IoU(num_classes, [c], sparse_y_pred=False, name=f"iou_{c}")
                         for c in range(num_classes)]
     if data_loss:
-        metrics.append(keras.metrics.MeanMetricWrapper(segmentation_loss.SegmentationLoss(kind=loss, num_classes=num_classes),
-                                                       name="data_loss"))
+        metrics.append(keras.metrics.MeanMetricWrapper(loss_object, name="data_loss"))
     return loss_object, metrics
