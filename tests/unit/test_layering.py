@@ -16,7 +16,7 @@ import cnnkeras.config
 REPO = Path(__file__).resolve().parents[2]
 
 LAYERS = [
-    {"errors", "measures", "config", "interrupts", "lazy", "quiet_imports", "version", "backend"},
+    {"errors", "measures", "config", "interrupts", "lazy", "quiet_imports", "version", "backend", "adapters"},
     {"data", "layers"},
     {"zoo"},
     {"training"},
@@ -128,7 +128,7 @@ INSIDE_FUNCTIONS = {
     ("cnnkeras/layers/registry.py", "cnnkeras"): "the package registers its layers and imports this registry",
     ("cnnkeras/zoo/registry.py", "cnnkeras.zoo"): "the families register themselves and import this registry",
     ("cnnkeras/studies/storage.py", "fcntl"): "POSIX only",
-    ("cnnkeras/training/graph_release.py", "tensorflow.python.framework"): "the TensorFlow backend only",
+    ("cnnkeras/adapters/tensorflow_internals.py", "tensorflow.python.framework"): "the TensorFlow backend only",
     ("cnnkeras/training/reproducibility.py", "tensorflow"): "the TensorFlow backend only",
     ("cnnkeras/training/reproducibility.py", "jax"): "the JAX backend only",
     ("cnnkeras/training/reproducibility.py", "torch"): "the PyTorch backend only",
