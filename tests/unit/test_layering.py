@@ -16,12 +16,12 @@ import cnnkeras.config
 REPO = Path(__file__).resolve().parents[2]
 
 LAYERS = [
-    {"errors", "measures", "config", "interrupts", "lazy", "quiet_imports", "version", "backend", "adapters"},
+    {"errors", "measures", "config", "interrupts", "lazy", "quiet_imports", "version", "backend", "adapters", "process"},
     {"data", "layers"},
     {"zoo"},
     {"training"},
     {"tracking"},
-    {"runner", "cohort", "cohort_probe"},
+    {"runner", "cohort"},
     {"studies"},
     {"analysis", "reporting", "dashboards"},
     {"api", "cli", "__init__"},
@@ -194,7 +194,7 @@ def test_the_cli_quiets_optuna_when_it_is_imported_from_any_command_path():
     import subprocess
     import sys
 
-    for module in ("cnnkeras.reporting.study_report", "cnnkeras.studies.loop", "cnnkeras.dashboards.server",
+    for module in ("cnnkeras.reporting.study_report", "cnnkeras.studies.sweep", "cnnkeras.dashboards.server",
                    "optuna"):
         code = ("from cnnkeras.cli import _configure_logging; _configure_logging(); import sys; "
                 "assert 'optuna' not in sys.modules; "
