@@ -193,7 +193,7 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
     """Run or resume the config's Optuna sweep; every trial is a nested MLflow run."""
     try:
         result = cnnkeras.sweep(cnnkeras.load_config(config, _with_options(overrides, backend, tracking_uri)),
-                                jobs=jobs, n_trials=trials, progress=not quiet)
+                                jobs=jobs, n_trials=trials, progress=not quiet, verbose=_state["verbose"])
     except SweepInterrupted as exc:
         err.print(f"[bold yellow]interrupted:[/] {exc}", highlight=False)
         raise typer.Exit(exc.exit_code) from None

@@ -160,7 +160,8 @@ class Ledger:
         return self.frozen(asked.number)
 
     def interrupted(self, asked: AskedTrial, reason: str) -> None:
-        """Stopped by a signal: not the trial's fault. FAIL, not counted, queued again (no retry used)."""
+        """Set aside: stopped by a signal, or its runs could not be opened. Not the trial's fault: FAIL, not
+        counted, queued again (no retry used)."""
         if self.frozen(asked.number).state != State.RUNNING:
             return  # told already
         trial = asked.trial
@@ -202,15 +203,21 @@ class Ledger:
             return None  # another process failed it first
         return self.storage.get_trial(trial_id), again
 
-    def requeue(self, frozen: Any, *, count_retry: bool = True, adopt_run_id: str | None = None) -> None:
+    def attach_run(self, number: int, run_id: str) -> None:
+        """Store a RUNNING trial's run id again (its record was lost with a journal's torn tail)."""
+        self.storage.set_trial_user_attr(self._trial_id(number), RUN_ATTR, run_id)
+
+    def requeue(self, frozen: Any, *, count_retry: bool = True, adopt_run_id: str | None = None,
+                params: Mapping[str, Any] | None = None) -> None:
         """The one place a trial's parameters are queued again (``retry_of`` keeps the original uncounted)."""
-        if not frozen.params:
+        params = params if params is not None else frozen.params
+        if not params:
             return  # it died before sampling anything: nothing to repeat
         retries = int(frozen.user_attrs.get(RETRIES_ATTR, 0)) + (1 if count_retry else 0)
         attrs: dict[str, Any] = {RETRY_ATTR: frozen.number, RETRIES_ATTR: retries}
         if adopt_run_id:
             attrs[ADOPT_ATTR] = adopt_run_id
-        self.study.enqueue_trial(frozen.params, user_attrs=attrs, skip_if_exists=False)
+        self.study.enqueue_trial(dict(params), user_attrs=attrs, skip_if_exists=False)
 
     # ----------------------------------------------------------------- reading
 
