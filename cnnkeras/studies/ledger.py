@@ -72,11 +72,14 @@ class Ledger:
         storage: The storage object this process opened the study with.
         worker, seed: This process's index in the study and its sampler seed.
         max_retries: How often a trial whose process died is queued again.
+        notes: User attributes set on every trial asked (``joined_with``: how this sweep differs).
     """
 
-    def __init__(self, study: Any, storage: Any, *, worker: int, seed: int, max_retries: int):
+    def __init__(self, study: Any, storage: Any, *, worker: int, seed: int, max_retries: int,
+                 notes: Mapping[str, Any] | None = None):
         self.study, self.storage = study, storage
         self.worker, self.seed, self.max_retries = worker, seed, max_retries
+        self.notes = dict(notes or {})  # attributes set on every trial this process asks for
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self._lock = threading.RLock()
         self._beats: dict[int, int] = {}  # number -> heartbeat count, for this process's running trials
@@ -91,6 +94,8 @@ class Ledger:
                 trial = self.study.ask()
                 trial.set_user_attr(WORKER_ATTR, self.worker)
                 trial.set_user_attr(SEED_ATTR, self.seed)
+                for key, value in self.notes.items():
+                    trial.set_user_attr(key, value)
                 self._beats[trial.number] = 0
                 asked.append(AskedTrial(trial, trial.number, trial_overrides(trial, parameters)))
         return asked

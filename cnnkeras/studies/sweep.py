@@ -36,6 +36,7 @@ from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten
 from ..tracking.values import redact, redact_data
 from .console import TrialLine
 from .executor import Executor
+from .identity import check_same_experiment
 from .ledger import Ledger
 from .outcome import TrialOutcome
 from .recovery import DeadTrials, HeartbeatWatch, reconcile_runs, recover_journal
@@ -84,10 +85,15 @@ def sweep(config: ExperimentConfig, *, jobs: int | None = None, n_trials: int | 
                 console.print(repaired, style="yellow", highlight=False, markup=False, soft_wrap=True)
             with setup_lock(storage, study_name(cfg), wait_s=search.storage_wait_s):  # one process at a time
                 study, store = open_study(cfg, storage)
+                joined = check_same_experiment(study, cfg)  # a study is one experiment
+                if joined:
+                    say(f"joining study {study.study_name} although this sweep differs from it (search.join: any): "
+                        + "; ".join(joined))
                 worker = claim_worker(study)
                 seed = sampler_seed(base_seed(cfg), worker)
                 study.sampler = make_sampler(cfg, seed)
-                ledger = Ledger(study, store, worker=worker, seed=seed, max_retries=search.max_retries)
+                ledger = Ledger(study, store, worker=worker, seed=seed, max_retries=search.max_retries,
+                                notes={"joined_with": "; ".join(joined)} if joined else None)
                 dead = DeadTrials(ledger, tracking_uri, search.parameters)
                 parent = _parent_run(study, cfg, storage, tracking_uri) if tracking_uri is not None else None
                 if "config" not in study.user_attrs:  # the study's first config, read back by `best`

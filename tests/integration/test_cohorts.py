@@ -274,7 +274,7 @@ def test_sigkill_mid_cohort_then_resume_ends_with_exactly_the_total(tmp_path):
     _wait_for_cohort(path, process, members=2)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    result = cnnkeras.sweep(path, ["train.epochs=2"], progress=False)
+    result = cnnkeras.sweep(path, ["train.epochs=2", "search.join=any"], progress=False)
     counted = [t for t in result.trials if not t["stale"]]
     stale = [t for t in result.trials if t["stale"]]
     assert len(counted) == 3 and all(t["state"] in ("COMPLETE", "PRUNED") for t in counted)
@@ -301,7 +301,7 @@ def test_ctrl_c_mid_cohort_fails_every_member_and_resume_retries_them(tmp_path):
     study = load_study(cnnkeras.load_config(path))
     interrupted = [t for t in study.trials if t.state.name == "FAIL"]
     assert len(interrupted) == 2 and all(t.user_attrs["stale"] is True for t in interrupted)
-    resumed = cnnkeras.sweep(path, ["train.epochs=2"], progress=False)
+    resumed = cnnkeras.sweep(path, ["train.epochs=2", "search.join=any"], progress=False)
     counted = [t for t in resumed.trials if not t["stale"]]
     assert len(counted) == 3
     assert {t.number for t in interrupted} <= {t["user_attrs"].get("retry_of") for t in counted}
@@ -481,7 +481,7 @@ def test_postgres_workers_run_cohorts_and_one_killed_mid_cohort_is_taken_over(tm
     _wait_for_cohort(path, first, members=2)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
-    second = _start(path, "train.epochs=2")
+    second = _start(path, "train.epochs=2", "--join-anyway")
     output, _ = second.communicate(timeout=600)
     assert second.returncode == 0, output
     study = optuna.load_study(study_name="co", storage=postgres_url)

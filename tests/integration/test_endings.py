@@ -186,7 +186,7 @@ def test_sigterm_in_a_sweep_kills_the_trials_runs_queues_them_and_resume_finishe
     assert stopped.state.name == "FAIL" and stopped.user_attrs["stale"] is True
     assert "stopped by SIGTERM" in stopped.user_attrs["reason"]
 
-    result = cnnkeras.sweep(path, ["train.epochs=1"], progress=False)
+    result = cnnkeras.sweep(path, ["train.epochs=1", "search.join=any"], progress=False)
     counted = [t for t in result.trials if not t["stale"]]
     assert len(counted) == 3 and {t["state"] for t in counted} == {"COMPLETE"}
     assert any(t["user_attrs"].get("retry_of") == trial.number for t in counted)
@@ -254,7 +254,7 @@ def test_a_dead_sweeps_run_is_closed_failed_however_the_tracking_store_was_given
     assert trial is not None, process.stdout.read() if process.poll() is not None else "no trial started"
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    resumed = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "sweep", path, "-q", "train.epochs=1", *extra],
+    resumed = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "sweep", path, "-q", "train.epochs=1", "--join-anyway", *extra],
                              cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     client = MlflowClient(uri)
