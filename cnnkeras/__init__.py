@@ -50,6 +50,7 @@ _EXPORTS = {
     "TrackingError": "cnnkeras.errors",
     "config_from_dict": "cnnkeras.config",
     "curves_frame": "cnnkeras.analysis.frames",
+    "grant": "cnnkeras.api",
     "inspect": "cnnkeras.zoo.inspect",
     "list_models": "cnnkeras.zoo.registry",
     "zoo_table": "cnnkeras.zoo.inspect",
