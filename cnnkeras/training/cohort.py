@@ -39,7 +39,7 @@ from ..data.dataset import Dataset
 from ..data.stream import reraise_pipeline_errors
 from .callbacks import EpochListener, RichProgress, StopOnInterrupt
 from .compile import steps_per_epoch
-from .fit import FitResult, evaluate_inputs, fit_inputs, pipelines, targets_of, training_callbacks
+from .fit import FitResult, evaluate_inputs, fit_inputs, input_callbacks, pipelines, targets_of, training_callbacks
 
 __all__ = ["CohortModel", "CohortOptimizer", "MemberCallbacks", "fit_cohort", "member_logs"]
 
@@ -327,7 +327,8 @@ def fit_cohort(
     started = time.perf_counter()
     try:
         with interrupts.watch(cohort), reraise_pipeline_errors(*pipelines(inputs)):
-            cohort.fit(**inputs, epochs=train.epochs, callbacks=keras_callbacks, verbose=0)
+            cohort.fit(**inputs, epochs=train.epochs, callbacks=[*keras_callbacks, *input_callbacks(inputs)],
+                       verbose=0)
     finally:
         if bar is not None:
             bar.on_train_end()

@@ -21,13 +21,13 @@ from ..measures import best_epoch_of
 from ..config.schema import ExperimentConfig
 from ..data.augment import AugmentedBatches
 from ..data.dataset import Dataset
-from ..data.stream import StreamBatches, default_workers, reraise_pipeline_errors
+from ..data.stream import EpochOrder, StreamBatches, default_workers, reraise_pipeline_errors
 from .callbacks import EpochListener, EpochRecorder, NanGuard, RichProgress, StopOnInterrupt
 from .compile import steps_per_epoch
 from .device_data import on_device
 
-__all__ = ["FitResult", "TrainingCallbacks", "evaluate_inputs", "fit_and_evaluate", "fit_inputs", "pipelines",
-           "prepare_targets", "targets_of", "training_callbacks"]
+__all__ = ["FitResult", "TrainingCallbacks", "evaluate_inputs", "fit_and_evaluate", "fit_inputs", "input_callbacks",
+           "pipelines", "prepare_targets", "targets_of", "training_callbacks"]
 
 
 
@@ -169,6 +169,12 @@ def pipelines(inputs: dict[str, Any]) -> list[Any]:
     return [v for v in (inputs.get("x"), inputs.get("validation_data")) if isinstance(v, StreamBatches)]
 
 
+def input_callbacks(inputs: dict[str, Any]) -> list[keras.callbacks.Callback]:
+    """Callbacks the fit's inputs need: streamed batches get their epoch from Keras' epoch number."""
+    streamed = pipelines(inputs)
+    return [EpochOrder(streamed)] if streamed else []
+
+
 def fit_and_evaluate(
     model: keras.Model,
     data: Dataset,
@@ -199,7 +205,8 @@ def fit_and_evaluate(
     try:
         with interrupts.watch(model), reraise_pipeline_errors(*pipelines(inputs)):
             # a Ctrl-C stops the model after its current batch; a corrupt image is one line
-            model.fit(**inputs, epochs=train.epochs, callbacks=keras_callbacks, verbose=0)
+            model.fit(**inputs, epochs=train.epochs, callbacks=[*keras_callbacks, *input_callbacks(inputs)],
+                      verbose=0)
     finally:
         if progress:
             bar.on_train_end()  # idempotent; an interrupted fit never reaches on_train_end
