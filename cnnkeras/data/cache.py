@@ -105,11 +105,11 @@ def _say(text: str) -> None:
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:40] or "data"
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)[:20] or "data"
 
 
 def _key(material: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps({"format": FORMAT, **material}, sort_keys=True).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps({"format": FORMAT, **material}, sort_keys=True).encode()).hexdigest()[:12]
 
 
 def _fsync_dir(path: Path) -> None:
