@@ -180,6 +180,7 @@ def _realize_npz(path: str, raw: RawData, storage: str, cache: bool, root: Path)
     """Compressed members into memory (memory), or into the cache to be mapped (stream)."""
     fields = {k: getattr(raw, k) for k in ("x_train", "y_train", "x_test", "y_test")}
     pending = [k for k, v in fields.items() if isinstance(v, NpzMember)]
+    entry = None
     if pending and storage == "stream":
         if not cache:
             raise DataError(f"data.storage: stream reads {path} in place, but its {', '.join(pending)} are "
@@ -196,7 +197,8 @@ def _realize_npz(path: str, raw: RawData, storage: str, cache: bool, root: Path)
         max_value = 255.0
     else:
         max_value = float(max(1.0, max((float(np.max(c)) for c in chunks(x_train) if c.size), default=0.0)))
-    return replace(raw, **fields, max_value=max_value, realize=None)
+    return replace(raw, **fields, max_value=max_value, realize=None,
+                   cache_entry=str(entry.path) if entry is not None else None)
 
 
 def _nhwc(x: Any) -> Any:
