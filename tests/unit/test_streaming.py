@@ -161,6 +161,7 @@ def _experiment(write_config, root, *extra: str, name: str = "stream"):
         """, TINY_MODEL, *extra, name=f"{name}.yaml")
 
 
+@pytest.mark.slow
 def test_training_on_a_streamed_folder_is_the_in_memory_training(tmp_path, write_config, tracking_uri):
     """Unshuffled, the two storages feed the same batches: the same metrics, to the last bit. Shuffled,
     a streamed run repeats itself exactly; the run's parameters say which storage was used."""
@@ -201,6 +202,7 @@ def test_stream_is_refused_for_sources_that_load_whole(write_config):
         cnnkeras.load_config(path)
 
 
+@pytest.mark.slow
 def test_a_corrupt_image_met_mid_stream_is_one_line_naming_the_file(tmp_path, write_config, tracking_uri):
     """Decoded batch by batch (cache: false), the broken file is met while training: the run stops with
     the UnreadableImage naming it, not TensorFlow's wrapper of it, and the CLI prints one line."""
