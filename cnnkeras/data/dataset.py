@@ -171,7 +171,8 @@ def channel_stats(x: Any) -> tuple[np.ndarray, np.ndarray]:
 
     One definition for both storages: the in-memory split and its streamed view give the same numbers.
     """
-    total = sq = None
+    total: np.ndarray | None = None
+    sq: np.ndarray | None = None
     count = 0
     for part in chunks(x):
         values = part.astype("float64")
@@ -179,7 +180,7 @@ def channel_stats(x: Any) -> tuple[np.ndarray, np.ndarray]:
         total = part_sum if total is None else total + part_sum
         sq = part_sq if sq is None else sq + part_sq
         count += int(np.prod(part.shape[:3]))
-    if total is None or count == 0:
+    if total is None or sq is None or count == 0:
         raise DataError("data: no training images to compute standardize statistics from")
     mean = total / count
     std = np.sqrt(np.maximum(sq / count - np.square(mean), 0.0))

@@ -219,6 +219,7 @@ def _digit_sprites(path: str | None, digit_size: int | None) -> tuple[np.ndarray
     """Digit images scaled to 0..1 with their labels, drawn at ``digit_size`` (MNIST at path, else scikit-learn's)."""
     if path:
         raw = load_npz(path)
+        assert raw.realize is not None
         raw = raw.realize(raw, "memory", False, Path())
         images = np.asarray(raw.x_train[:])[..., 0].astype("float32") / raw.max_value
         labels = raw.y_train.astype("int64")
@@ -305,8 +306,8 @@ def _realize_folder(index: FolderIndex, color_mode: str, resize: tuple[int, int]
     """The folder decoded into the cache (mapped), into memory (no cache), or left to decode per batch."""
     if cache:
         entry = folder_entry(index, color_mode=color_mode, size=resize, root=root)
-        masks = entry.arrays.get("masks")
-        return replace(raw, x_train=entry.arrays["images"], y_train=masks if masks is not None else raw.y_train,
+        mapped = entry.arrays.get("masks")
+        return replace(raw, x_train=entry.arrays["images"], y_train=mapped if mapped is not None else raw.y_train,
                        realize=None, cache_entry=str(entry.path))
     if storage == "memory":
         masks = raw.y_train if isinstance(raw.y_train, FolderImages) else None
