@@ -493,6 +493,11 @@ class TrackingConfig(StrictModel):
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on the run.")
     log_model: bool = Field(True, description="Log the trained model as a .keras artifact.")
     log_plots: bool = Field(True, description="Log the learning-curve plot (self-contained HTML, about 4 MB).")
+    wait_s: float = Field(
+        300.0, gt=0, le=86400,
+        description="Longest wait for the tracking store to take a run's queued writes (a server restarting is "
+        "waited out); then the run stops with one line that says so.",
+    )
 
 
 # -------------------------------------------------------------------------- search
@@ -664,8 +669,20 @@ class SearchConfig(StrictModel):
     )
     cohort_probe: bool = Field(
         True,
-        description="Before the first cohort, time a few steps at sizes 1, 2, 4, ... up to `cohort` and use the "
-        "size with the least time per trial (1 when cohorts do not pay on this machine, said in one line).",
+        description="Choose the cohort size by timing whole trials as they run (training, evaluation, tracking "
+        "and saving): sizes 1, 2, 4, ... up to `cohort` while the time per trial falls by more than 10%, then the "
+        "fastest (1 when cohorts do not pay on this machine; the choice and its figures in one line). false: "
+        "always `cohort`.",
+    )
+    max_retries: int = Field(
+        2, ge=0, le=100,
+        description="How often a trial whose process died (killed, out of memory, a lost machine) is queued again "
+        "with its parameters; after that it stays FAIL, saying so. A stop signal (Ctrl-C, SIGTERM) uses no retry.",
+    )
+    max_consecutive_failures: int | None = Field(
+        3, ge=1,
+        description="Stop the sweep, in one line with the last reason, after this many trials in a row failed (a "
+        "broken config or data fails every trial); pruned and complete trials reset the count. null: never stop.",
     )
 
     @model_validator(mode="before")

@@ -19,7 +19,7 @@ import optuna
 
 from ..config.schema import ExperimentConfig
 from ..tracking.values import redact
-from .storage import STALE_ATTR
+from .ledger import STALE_ATTR
 
 __all__ = ["SweepResult", "count_done", "stale_numbers", "summarize"]
 

@@ -42,10 +42,6 @@ __all__ = [
     "read_run",
 ]
 
-# MLflow prints a "View run at ..." line to stdout whenever a run on an HTTP server ends:
-# noise between cnnkeras' own lines (the run id is printed once, by the CLI).
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
-
 TAG_PREFIX = "cnnkeras."
 PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"
@@ -169,6 +165,10 @@ class Tracker:
 
     def log_artifacts(self, folder: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """A text file in the run's artifacts (a failed run's traceback: ``failure/traceback.txt``)."""
+        self.client.log_text(self.run_id, text, artifact_file)
 
     def flush(self) -> None:
         """Every call is done when it returns (the interface :class:`BackgroundTracker` shares)."""
