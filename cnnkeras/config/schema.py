@@ -200,7 +200,7 @@ class DataConfig(StrictModel):
     cache: bool = Field(
         True,
         description="image_folder (and compressed npz, streamed): decode the files once into 8-bit arrays "
-        "on disk, shared by every run, trial and worker process (memory-mapped); its key follows the files' "
+        "on disk, read in place by every run, trial and worker process; its key follows the files' "
         "names, sizes and modification times. false: decode into memory, or per batch when streamed.",
     )
     cache_dir: str | None = Field(

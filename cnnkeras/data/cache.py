@@ -4,8 +4,9 @@ Decoding is the costly part of reading a folder of PNG or JPEG files, and every 
 of a sweep reads the same folder. The first one decodes it into an *entry* of the
 cache: ``images.npy`` (``uint8`` (N, H, W, C)) and for segmentation ``masks.npy``
 (``uint8`` (N, H, W)), with ``meta.json``. Every later run, trial or worker process
-memory-maps those files (:class:`~cnnkeras.data.arrays.MappedArray`): the operating
-system's page cache holds them once for all of them.
+reads those files in place (:class:`~cnnkeras.data.arrays.FileArray`, positional reads): the
+operating system's page cache holds them once for all of them, and no process's resident
+memory grows with them.
 
 Where: ``data.cache_dir``, else ``$CNNKERAS_CACHE_DIR``, else
 ``$XDG_CACHE_HOME/cnnkeras/data`` (``~/.cache/cnnkeras/data``).
@@ -47,7 +48,7 @@ import numpy as np
 
 from .. import interrupts
 from ..errors import DataError
-from .arrays import MappedArray
+from .arrays import FileArray
 from .images import FolderIndex, decode_pair, different_sizes, index_folder
 
 try:  # POSIX; elsewhere entries are still written atomically, but concurrent builders are not serialized
@@ -88,15 +89,15 @@ class CacheEntry:
     status: str = "current"  # for listings: current, stale (its files changed), missing (its source is gone), building
     size_bytes: int = 0
     built: bool = False  # decoded by this call (not found in the cache)
-    arrays: dict[str, MappedArray] = field(default_factory=dict, repr=False)
+    arrays: dict[str, FileArray] = field(default_factory=dict, repr=False)
 
     @property
     def name(self) -> str:
         return self.path.name
 
     def load(self) -> "CacheEntry":
-        """Map the entry's arrays (read-only)."""
-        self.arrays = {name: MappedArray.npy(self.path / f"{name}.npy") for name in self.meta.get("arrays", {})}
+        """Open the entry's arrays (read-only)."""
+        self.arrays = {name: FileArray.npy(self.path / f"{name}.npy") for name in self.meta.get("arrays", {})}
         return self
 
 
@@ -185,7 +186,7 @@ def _complete(path: Path) -> CacheEntry | None:
 
 
 class _NpyWriter:
-    """A ``.npy`` file written front to back (no memory map: written pages stay out of the process)."""
+    """A ``.npy`` file written front to back (no memory map: written pages stay out of the process's memory)."""
 
     def __init__(self, path: Path, shape: tuple[int, ...], dtype: Any):
         self.handle = open(path, "wb")
@@ -357,7 +358,7 @@ def npz_entry(path: str, members: list[str], *, root: Path) -> CacheEntry:
                         target.write(chunk)
                     target.flush()
                     os.fsync(target.fileno())
-                mapped = MappedArray.npy(tmp / f"{member}.npy")
+                mapped = FileArray.npy(tmp / f"{member}.npy")
                 arrays[member] = {"shape": list(mapped.shape), "dtype": mapped.dtype.str}
         return {"arrays": arrays, "count": int(next(iter(arrays.values()))["shape"][0]) if arrays else 0}
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import DataError
 from ..lazy import lazy_import
-from .arrays import MappedArray, chunks
+from .arrays import FileArray, chunks
 from .cache import folder_entry, npz_entry
 from .images import IMAGE_EXTENSIONS, FolderImages, FolderIndex, index_folder
 
@@ -123,7 +123,7 @@ def _npz_arrays(path: str) -> dict[str, Any]:
                 local = raw.read(30)
                 start = info.header_offset + 30 + int.from_bytes(local[26:28], "little") \
                     + int.from_bytes(local[28:30], "little")
-                out[key] = MappedArray(path, start + header, shape, dtype)
+                out[key] = FileArray(path, start + header, shape, dtype)
             else:
                 out[key] = NpzMember(path, key, shape, dtype)
     return out
@@ -132,7 +132,7 @@ def _npz_arrays(path: str) -> dict[str, Any]:
 def load_npz(path: str | None, **_: object) -> RawData:
     """A ``.npz`` file in the keras layout: x_train, y_train and optionally x_test, y_test.
 
-    Images (and masks) are not read here: uncompressed members are memory-mapped where they
+    Images (and masks) are not read here: uncompressed members are read in place where they
     lie in the file, compressed ones are read when the storage is known (into memory, or
     into the decoded cache to be streamed). Labels are read into memory.
     """

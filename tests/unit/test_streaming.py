@@ -25,7 +25,7 @@ from PIL import Image
 import cnnkeras
 from cnnkeras.config.schema import DataConfig
 from cnnkeras.data import load_dataset
-from cnnkeras.data.arrays import MappedArray, SplitView
+from cnnkeras.data.arrays import FileArray, SplitView
 from cnnkeras.data.cache import LOG, list_cache
 from cnnkeras.errors import DataError, UnreadableImage
 
@@ -98,7 +98,7 @@ def test_a_streamed_npz_gives_exactly_the_in_memory_splits(tmp_path, saver):
         memory, stream = both({"source": "npz", "path": str(path), **options})
         assert_same_splits(memory, stream)
     uncompressed = saver is np.savez
-    assert isinstance(stream.x_train.base, MappedArray)
+    assert isinstance(stream.x_train.base, FileArray)
     assert (stream.cache_entry is None) == uncompressed  # read in place, or decompressed once into the cache
 
 
