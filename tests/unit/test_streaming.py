@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -385,3 +386,19 @@ def test_the_cache_cli_lists_and_clears(tmp_path, data_cache):
                               str(data_cache)], capture_output=True, text=True, timeout=120)
     assert cleared.returncode == 0 and "removed 1 entry" in cleared.stdout, cleared.stderr
     assert not entry.exists() and cnnkeras.cache_list() == []
+
+
+def test_the_leftovers_of_a_killed_decode_are_removed_by_the_next_one(tmp_path, data_cache):
+    """kill -9 mid-decode leaves a temporary folder (nothing can clean up then): it is never read, shows
+    as partial, and the next process that builds that entry removes it."""
+    root = class_folder(tmp_path / "imgs")
+    config = DataConfig(source="image_folder", path=str(root))
+    entry = Path(load_dataset(config, seed=0).cache_entry)
+    shutil.rmtree(entry)
+    leftover = data_cache / f".{entry.name}.tmp-999999"
+    leftover.mkdir()
+    (leftover / "images.npy").write_bytes(b"\x93NUMPY half written")
+    assert [e.status for e in list_cache()] == ["partial"]
+    again = load_dataset(config, seed=0)
+    assert again.cache_entry == str(entry) and not leftover.exists()
+    assert [e.status for e in list_cache()] == ["current"]
