@@ -189,11 +189,14 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
           trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1,
                                                help="Total trials (default: search.n_trials)."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-trial lines."),
-          backend: Optional[str] = BackendOpt, tracking_uri: Optional[str] = TrackingUriOpt) -> None:
+          backend: Optional[str] = BackendOpt, tracking_uri: Optional[str] = TrackingUriOpt,
+          join_anyway: bool = typer.Option(False, "--join-anyway", help="Join an existing study even if this "
+                                           "config differs from the one that made it (search.join: any).")) -> None:
     """Run or resume the config's Optuna sweep; every trial is a nested MLflow run."""
+    overrides = [*(overrides or []), *(["search.join=any"] if join_anyway else [])]
     try:
         result = cnnkeras.sweep(cnnkeras.load_config(config, _with_options(overrides, backend, tracking_uri)),
-                                jobs=jobs, n_trials=trials, progress=not quiet)
+                                jobs=jobs, n_trials=trials, progress=not quiet, verbose=_state["verbose"])
     except SweepInterrupted as exc:
         err.print(f"[bold yellow]interrupted:[/] {exc}", highlight=False)
         raise typer.Exit(exc.exit_code) from None

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ..errors import CnnkerasError, TrackingError
 from ..measures import measures
+from ..outputs import output_path
 from ..tracking import iter_runs, read_run
 from .source import RunSource, resolve
 
@@ -84,6 +85,7 @@ def export(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.suffix not in (".csv", ".parquet"):
         raise CnnkerasError(f"--out takes a .csv or .parquet file. Received: path={path}")
+    path = output_path(path)
     try:
         if path.suffix == ".parquet":
             frame.to_parquet(path, index=False)

@@ -14,6 +14,7 @@ This module imports no Keras, MLflow or Optuna.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Annotated, Any, Literal, Union
@@ -80,6 +81,27 @@ def _wants_number_not_bool(annotation: Any) -> bool:
     options = typing.get_args(annotation) if typing.get_origin(annotation) in (Union, types.UnionType) \
         else (annotation,)
     return bool(options) and bool not in options and any(o in (int, float) for o in options)
+
+
+#: What a name may hold: it becomes a file name (``.cnnkeras/<study>.journal``) and an MLflow experiment.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]*")
+NAME_LENGTH = 100
+
+
+def check_name(name: str | None) -> str | None:
+    """A study or experiment name is a name, not a path: letters, digits, ``.``, ``_``, ``-`` and spaces,
+    starting with a letter or digit, at most 100 characters, and no ``..``."""
+    if name is None:
+        return name
+    if len(name) > NAME_LENGTH:
+        raise ValueError(f"a name has at most {NAME_LENGTH} characters (this one has {len(name)})")
+    if not NAME_PATTERN.fullmatch(name) or ".." in name:
+        bad = sorted({c for c in name if not re.fullmatch(r"[A-Za-z0-9._ -]", c)})
+        why = (f"it holds {' '.join(repr(c) for c in bad)}" if bad else
+               "it holds '..'" if ".." in name else "it must start with a letter or a digit")
+        raise ValueError(f"{name!r} is not a name ({why}): use letters, digits, '.', '_', '-' and spaces; names "
+                         "become file names, so paths are refused")
+    return name
 
 
 # --------------------------------------------------------------------------- data
@@ -489,6 +511,12 @@ class TrackingConfig(StrictModel):
         "(or $MLFLOW_TRACKING_URI when set).",
     )
     experiment: str | None = Field(None, description="MLflow experiment name; default: the config's name.")
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment_is_a_name(cls, experiment: str | None) -> str | None:
+        """The MLflow experiment's name is a name (see :func:`check_name`)."""
+        return check_name(experiment)
     run_name: str | None = Field(None, description="MLflow run name; default: MLflow's own.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on the run.")
     log_model: bool = Field(True, description="Log the trained model as a .keras artifact.")
@@ -606,7 +634,7 @@ class SamplerConfig(StrictModel):
     """Optuna's sampler; seeded by the experiment seed unless ``seed`` is set."""
 
     name: Literal["tpe", "random", "grid", "cmaes", "nsga2"] = Field("tpe", description="Sampler.")
-    seed: int | None = Field(None, ge=0, description="Sampler seed (default: the experiment seed).")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Sampler seed (default: the experiment seed).")
 
 
 class PrunerConfig(StrictModel):
@@ -655,7 +683,16 @@ class SearchConfig(StrictModel):
         "process was killed): it is failed with the reason, its MLflow run closed FAILED, its parameters queued "
         "again.",
     )
-    study_name: str | None = Field(None, description="Study name; default: the experiment's name.")
+    study_name: str | None = Field(
+        None, description="Study name; default: the experiment's name. A name, not a path: letters, digits, "
+        "'.', '_', '-' and spaces, at most 100 characters.")
+    join: Literal["same", "any"] = Field(
+        "same",
+        description="same: a sweep joins an existing study only when it runs the same experiment (data, model, "
+        "training, search space, objectives, sampler, pruner; see docs/served-stack.md), else it is refused in one "
+        "line naming the keys that differ. any: join anyway (`--join-anyway`), saying so; the differences are "
+        "recorded on this process's trials.",
+    )
     isolation: Literal["none", "process"] = Field(
         "none", description="process: each trial in its own worker process (a crash or OOM cannot stop the sweep)."
     )
@@ -692,6 +729,12 @@ class SearchConfig(StrictModel):
         if isinstance(data, dict) and isinstance(data.get("objectives"), list) and len(data["objectives"]) > 1:
             data = {"pruner": {"name": "none"}, **data}
         return data
+
+    @field_validator("study_name")
+    @classmethod
+    def _study_name_is_a_name(cls, study_name: str | None) -> str | None:
+        """The study's name becomes its journal's file name: a name, not a path (see :func:`check_name`)."""
+        return check_name(study_name)
 
     @field_validator("stale_after_s")
     @classmethod
@@ -768,9 +811,12 @@ class ReportConfig(StrictModel):
 class ExperimentConfig(StrictModel):
     """One experiment: data, model, training and tracking (and, for sweeps, a search space)."""
 
-    name: str = Field(..., min_length=1, description="Experiment name; also the default MLflow experiment.")
+    name: str = Field(..., min_length=1, description="Experiment name; also the default MLflow experiment and "
+                      "study. A name, not a path: letters, digits, '.', '_', '-' and spaces, at most 100 characters.")
     description: str = Field("", description="Free text, logged as the run's description.")
-    seed: int = Field(42, ge=0, description="Seed for Python, NumPy and Keras, and for the data splits.")
+    seed: int = Field(42, ge=0, le=2**32 - 1,
+                      description="Seed for Python, NumPy and Keras, and for the data splits (0 to 2**32 - 1, "
+                      "NumPy's range).")
     deterministic: bool = Field(
         False, description="Also ask the backend for deterministic ops (slower; needed for tf.data randomness)."
     )
@@ -796,6 +842,12 @@ class ExperimentConfig(StrictModel):
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain JSON-able data (every default filled in)."""
         return self.model_dump(mode="json")
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_name(cls, name: str) -> str:
+        """The experiment's name becomes a study's journal file name and an MLflow experiment: a name, not a path."""
+        return check_name(name)  # type: ignore[return-value]
 
     @field_validator("train")
     @classmethod

@@ -31,6 +31,7 @@ from ..analysis.frames import curves_frame, runs_frame
 from ..analysis.source import RunSource, resolve
 from ..dashboards import figure_json, number_text, plotly_js, render
 from ..errors import CnnkerasError
+from ..outputs import output_path
 from ..studies.importance import frame_importances
 from ..tracking import Tracker
 from ..version import __version__
@@ -120,9 +121,9 @@ def report(target: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     importances = frame_importances(done, scales, targets, seed=config.seed if config else 0)
     page = _render(source, runs, curves, swept, scales, color_by, claims, importances, replicate, confidence, headline,
                    _mlflow_url(source, mlflow_url))
-    path = Path(out) if out else Path("reports") / f"{_slug(source.label)}.html"
+    path = output_path(out) if out else output_path(Path("reports") / f"{_slug(source.label)}.html",
+                                                    create_parent=True)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise CnnkerasError(f"cannot write the report to {path}: {exc.strerror or exc}") from None

@@ -31,7 +31,7 @@ from .. import interrupts
 from ..config.schema import ExperimentConfig
 from ..interrupts import Interrupted, interrupt_reason
 from .ledger import AskedTrial, Ledger
-from .objective import GroupFailed, Member, run_trials
+from .objective import GroupFailed, Member, SetupFailed, run_trials
 from .outcome import TrialOutcome
 from .recovery import DeadTrials
 
@@ -112,10 +112,14 @@ class Executor:
                 self.run(pending[half:], slot=slot)
                 return
             for i in channel.pending():
-                channel.finished(i, TrialOutcome.failed(str(failed), group[i].run_id))
+                channel.finished(i, TrialOutcome.failed(str(failed), group[i].run_id, failed.traceback))
         except KeyboardInterrupt as exc:
             for i in channel.pending():
                 self.ledger.interrupted(group[i], interrupt_reason(exc))
+            raise
+        except SetupFailed as exc:  # the store, not the trials: set them aside, and stop
+            for i in channel.pending():
+                self.ledger.interrupted(group[i], f"set aside: {exc}")
             raise
 
 
@@ -192,7 +196,7 @@ class WorkerProcess:
             self.channel.finished(member, TrialOutcome.from_json(message["outcome"]))
         elif op == "say":
             self.channel.say(message["text"])
-        elif op in ("failed", "interrupted"):
+        elif op in ("failed", "interrupted", "setup_failed"):
             self.ending = message
         return None
 
@@ -200,8 +204,10 @@ class WorkerProcess:
         ending = self.ending or {}
         if ending.get("op") == "interrupted":
             raise Interrupted(ending.get("signum", signal.SIGINT))
+        if ending.get("op") == "setup_failed":
+            raise SetupFailed(ending["reason"])
         if ending.get("op") == "failed":
-            raise GroupFailed(ending["reason"], smaller=ending.get("smaller", False))
+            raise GroupFailed(ending["reason"], smaller=ending.get("smaller", False), traceback=ending.get("traceback"))
         pending = self.channel.pending()
         if not pending:
             return

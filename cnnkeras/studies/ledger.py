@@ -72,11 +72,14 @@ class Ledger:
         storage: The storage object this process opened the study with.
         worker, seed: This process's index in the study and its sampler seed.
         max_retries: How often a trial whose process died is queued again.
+        notes: User attributes set on every trial asked (``joined_with``: how this sweep differs).
     """
 
-    def __init__(self, study: Any, storage: Any, *, worker: int, seed: int, max_retries: int):
+    def __init__(self, study: Any, storage: Any, *, worker: int, seed: int, max_retries: int,
+                 notes: Mapping[str, Any] | None = None):
         self.study, self.storage = study, storage
         self.worker, self.seed, self.max_retries = worker, seed, max_retries
+        self.notes = dict(notes or {})  # attributes set on every trial this process asks for
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self._lock = threading.RLock()
         self._beats: dict[int, int] = {}  # number -> heartbeat count, for this process's running trials
@@ -91,6 +94,8 @@ class Ledger:
                 trial = self.study.ask()
                 trial.set_user_attr(WORKER_ATTR, self.worker)
                 trial.set_user_attr(SEED_ATTR, self.seed)
+                for key, value in self.notes.items():
+                    trial.set_user_attr(key, value)
                 self._beats[trial.number] = 0
                 asked.append(AskedTrial(trial, trial.number, trial_overrides(trial, parameters)))
         return asked
@@ -160,7 +165,8 @@ class Ledger:
         return self.frozen(asked.number)
 
     def interrupted(self, asked: AskedTrial, reason: str) -> None:
-        """Stopped by a signal: not the trial's fault. FAIL, not counted, queued again (no retry used)."""
+        """Set aside: stopped by a signal, or its runs could not be opened. Not the trial's fault: FAIL, not
+        counted, queued again (no retry used)."""
         if self.frozen(asked.number).state != State.RUNNING:
             return  # told already
         trial = asked.trial
@@ -202,15 +208,21 @@ class Ledger:
             return None  # another process failed it first
         return self.storage.get_trial(trial_id), again
 
-    def requeue(self, frozen: Any, *, count_retry: bool = True, adopt_run_id: str | None = None) -> None:
+    def attach_run(self, number: int, run_id: str) -> None:
+        """Store a RUNNING trial's run id again (its record was lost with a journal's torn tail)."""
+        self.storage.set_trial_user_attr(self._trial_id(number), RUN_ATTR, run_id)
+
+    def requeue(self, frozen: Any, *, count_retry: bool = True, adopt_run_id: str | None = None,
+                params: Mapping[str, Any] | None = None) -> None:
         """The one place a trial's parameters are queued again (``retry_of`` keeps the original uncounted)."""
-        if not frozen.params:
+        params = params if params is not None else frozen.params
+        if not params:
             return  # it died before sampling anything: nothing to repeat
         retries = int(frozen.user_attrs.get(RETRIES_ATTR, 0)) + (1 if count_retry else 0)
         attrs: dict[str, Any] = {RETRY_ATTR: frozen.number, RETRIES_ATTR: retries}
         if adopt_run_id:
             attrs[ADOPT_ATTR] = adopt_run_id
-        self.study.enqueue_trial(frozen.params, user_attrs=attrs, skip_if_exists=False)
+        self.study.enqueue_trial(dict(params), user_attrs=attrs, skip_if_exists=False)
 
     # ----------------------------------------------------------------- reading
 

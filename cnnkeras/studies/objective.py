@@ -32,12 +32,12 @@ from ..config.schema import OBJECTIVE_METRICS, ExperimentConfig
 from ..errors import CnnkerasError
 from ..lazy import lazy_import
 from ..measures import gap_metrics
-from ..runner import Ending, MemberHooks, MemberOutcome, one_line, open_tracker, run_members
+from ..runner import Ending, MemberHooks, MemberOutcome, format_exception, one_line, open_tracker, run_members
 from .outcome import TrialOutcome, TrialState
 
 keras = lazy_import("keras")
 
-__all__ = ["GroupFailed", "Member", "PruningCallback", "TrialChannel", "TrialHooks", "is_out_of_memory",
+__all__ = ["GroupFailed", "Member", "SetupFailed", "PruningCallback", "TrialChannel", "TrialHooks", "is_out_of_memory",
            "run_trials", "trial_config"]
 
 TRIAL_TAG = "cnnkeras.trial_number"
@@ -74,9 +74,9 @@ class GroupFailed(CnnkerasError):
     """The whole group failed at once (its members' runs are closed); ``smaller`` when a smaller
     group may succeed (out of memory, or a worker that ``died``: how, in words)."""
 
-    def __init__(self, message: str, *, smaller: bool, died: str | None = None):
+    def __init__(self, message: str, *, smaller: bool, died: str | None = None, traceback: str | None = None):
         super().__init__(message)
-        self.smaller, self.died = smaller, died
+        self.smaller, self.died, self.traceback = smaller, died, traceback
 
     def split_line(self, k: int, half: int) -> str:
         """The one line that says the group is retried as two halves."""
@@ -84,6 +84,11 @@ class GroupFailed(CnnkerasError):
             return (f"the worker training a cohort of {k} died ({self.died}; out of memory?): trying two cohorts "
                     f"of {half} and {k - half}")
         return f"a cohort of {k} ran out of memory: trying two cohorts of {half} and {k - half}"
+
+
+class SetupFailed(CnnkerasError):
+    """The trials' runs could not be opened (the tracking store stayed away past ``tracking.wait_s``):
+    not the trials' fault, so they are set aside (queued again, not counted) and the sweep stops."""
 
 
 class _OneTrial:
@@ -196,7 +201,8 @@ def trial_outcome(outcome: MemberOutcome, search: Any) -> TrialOutcome:
     if outcome.ending is Ending.FINISHED:
         return TrialOutcome(state=TrialState.COMPLETE, values=[float(summary[o.metric]) for o in search.objectives],
                             summary=summary, run_id=outcome.run_id)
-    return TrialOutcome(state=TrialState.FAIL, summary=summary, run_id=outcome.run_id, reason=outcome.reason)
+    return TrialOutcome(state=TrialState.FAIL, summary=summary, run_id=outcome.run_id, reason=outcome.reason,
+                        traceback=outcome.traceback)
 
 
 def run_trials(config: ExperimentConfig, members: Sequence[Member], channel: TrialChannel, *,
@@ -216,7 +222,7 @@ def run_trials(config: ExperimentConfig, members: Sequence[Member], channel: Tri
         try:
             ready.append((index, member, trial_config(config, member.overrides, number=member.number)))
         except CnnkerasError as exc:  # a sampled combination the config refuses: this trial fails alone
-            channel.finished(index, TrialOutcome.failed(one_line(exc)))
+            channel.finished(index, TrialOutcome.failed(one_line(exc), traceback=format_exception(exc)))
     if not ready:
         return
     k = len(ready)
@@ -236,10 +242,15 @@ def run_trials(config: ExperimentConfig, members: Sequence[Member], channel: Tri
             tracker = open_tracker(child, run_name=f"trial-{member.number}", parent_run_id=parent_run_id, tags=tags)
             trackers.append(tracker)
             channel.started(index, tracker.run_id)
-    except BaseException:
+    except BaseException as exc:
         for tracker in trackers:
-            tracker.end("FAILED", "the trial's set-up failed")
-        raise
+            try:
+                tracker.end("FAILED", "the trial's set-up failed")
+            except Exception:  # noqa: BLE001 - the store that failed the set-up may refuse this too
+                pass
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise SetupFailed(f"could not open the trials' MLflow runs: {one_line(exc)}") from exc
     hooks = TrialHooks(config, [m for _, m, _ in ready], _Renumbered.many(channel, [i for i, _, _ in ready]),
                        pruners, replay=replay)
     try:
@@ -249,7 +260,8 @@ def run_trials(config: ExperimentConfig, members: Sequence[Member], channel: Tri
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - the whole group failed: its runs are closed, each trial fails
-        raise GroupFailed(hooks.failure_reason(exc), smaller=k > 1 and is_out_of_memory(exc)) from exc
+        raise GroupFailed(hooks.failure_reason(exc), smaller=k > 1 and is_out_of_memory(exc),
+                          traceback=format_exception(exc)) from exc
 
 
 class _Renumbered:

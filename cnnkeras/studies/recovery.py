@@ -47,11 +47,11 @@ class DeadTrials:
     Args:
         ledger: The study's ledger (this process's writes).
         tracking_uri: The resolved MLflow tracking URI, or None when tracking is off.
-        say: Prints one line for people.
+        parameters: The search space (to read a lost trial's parameters back from its run).
     """
 
-    def __init__(self, ledger: Ledger, tracking_uri: str | None, say: Callable[[str], None] | None = None):
-        self.ledger, self.tracking_uri, self.say = ledger, tracking_uri, say
+    def __init__(self, ledger: Ledger, tracking_uri: str | None, parameters: Any = None):
+        self.ledger, self.tracking_uri, self.parameters = ledger, tracking_uri, parameters
 
     def __call__(self, number: int, reason: str) -> bool:
         """Handle trial ``number``; False when another process did first."""
@@ -66,7 +66,10 @@ class DeadTrials:
         if finished is None:
             self.close_run(frozen.user_attrs.get(RUN_ATTR), frozen.user_attrs.get("reason") or reason)
         if again:
-            self.ledger.requeue(frozen, count_retry=finished is None, adopt_run_id=finished)
+            params = frozen.params
+            if not params and finished is not None and self.parameters is not None:  # its params' record was lost
+                params = values_from_params(read_run(finished, uri=self.tracking_uri)["params"], self.parameters)
+            self.ledger.requeue(frozen, count_retry=finished is None, adopt_run_id=finished, params=params)
         return True
 
     def finished_run(self, run_id: str | None) -> str | None:
@@ -93,8 +96,13 @@ def recover_journal(ledger: Ledger, dead: DeadTrials) -> int:
     return sum(dead(t.number, JOURNAL_DEAD) for t in ledger.running())
 
 
-def adopted_outcome(run_id: str, objectives: list[str], tracking_uri: str | None) -> TrialOutcome:
-    """The outcome of a trial whose run finished before its process (or a journal record) was lost."""
+def adopted_outcome(run_id: str, objectives: list[str], tracking_uri: str | None, *, number: int) -> TrialOutcome:
+    """The outcome of trial ``number``, which adopts a run that finished before its process (or a journal
+    record) was lost; the run is tagged with its new trial's number (and the one it came from)."""
+    if tracking_uri is not None:
+        tracker = Tracker.attach(run_id, uri=tracking_uri)
+        old = tracker.client.get_run(run_id).data.tags.get(TRIAL_TAG)
+        tracker.set_tags({TRIAL_TAG: number, "cnnkeras.adopted_from_trial": old or ""})
     run = read_run(run_id, uri=tracking_uri)
     summary = {k: float(v) for k, v in run["metrics"].items()}
     pruned = run["tags"].get(STATE_TAG) == "PRUNED"
@@ -110,38 +118,49 @@ def adopted_outcome(run_id: str, objectives: list[str], tracking_uri: str | None
 
 def reconcile_runs(ledger: Ledger, *, experiment: str, parent_run_id: str, parameters: Any,
                    tracking_uri: str) -> tuple[int, int]:
-    """Journals: child runs of the sweep that no trial refers to are adopted or closed.
+    """Journals, before dead trials are handled: child runs of the sweep that no trial refers to.
 
-    Returns ``(adopted, closed)``. A run is adopted (its parameters queued with its run id,
-    so the retry takes its result) when it finished COMPLETE or PRUNED; left RUNNING, it is
-    closed FAILED; either way it is tagged ``cnnkeras.orphaned`` with what happened.
+    A crash can cut a journal's last records off, such as the one that stored a trial's run
+    id, or the trial itself. Each child run no trial refers to is matched by its trial
+    number tag:
+
+    - its trial is still RUNNING without a run id: the run id is stored on it again, and the
+      trial is then handled as any dead trial (its finished result adopted, or its run closed);
+    - its trial is gone: a finished COMPLETE or PRUNED run is adopted by a new trial with its
+      parameters; a RUNNING one is closed FAILED and its parameters queued again.
+
+    Returns ``(adopted or attached, closed)``; each such run is tagged ``cnnkeras.orphaned``.
     """
-    known = {t.user_attrs.get(RUN_ATTR) for t in ledger.study.get_trials(deepcopy=False)}
-    known |= {t.user_attrs.get("adopt_run_id") for t in ledger.study.get_trials(deepcopy=False)}
+    trials = ledger.study.get_trials(deepcopy=False)
+    known = {t.user_attrs.get(RUN_ATTR) for t in trials} | {t.user_attrs.get("adopt_run_id") for t in trials}
+    by_number = {t.number: t for t in trials}
     adopted = closed = 0
     for run in iter_runs(experiment, uri=tracking_uri, filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'"):
-        if run.info.run_id in known or run.data.tags.get(ORPHAN_TAG):
+        run_id, tags = run.info.run_id, run.data.tags
+        if run_id in known or tags.get(ORPHAN_TAG) or tags.get(TRIAL_TAG) is None:
             continue
-        tracker = Tracker.attach(run.info.run_id, uri=tracking_uri)
-        state = run.data.tags.get(STATE_TAG)
-        if run.info.status == "FINISHED" and state in ("COMPLETE", "PRUNED"):
-            values = values_from_params(run.data.params, parameters)
-            if values is not None:
-                ledger.study.enqueue_trial(values, user_attrs={"adopt_run_id": run.info.run_id},
-                                           skip_if_exists=False)
-                tracker.set_tags({ORPHAN_TAG: "its trial's journal record was lost; adopted by a new trial"})
-                adopted += 1
-                continue
-        if run.info.status == "RUNNING":
-            reason = "its trial's journal record was lost (a crash cut the journal back); parameters queued again"
-            values = values_from_params(run.data.params, parameters)
+        trial = by_number.get(int(tags[TRIAL_TAG]))
+        tracker = Tracker.attach(run_id, uri=tracking_uri)
+        if trial is not None and trial.state.name == "RUNNING" and not trial.user_attrs.get(RUN_ATTR):
+            ledger.attach_run(trial.number, run_id)
+            tracker.set_tags({ORPHAN_TAG: "its run id was lost with the journal's last records; stored again"})
+            adopted += 1
+            continue
+        values = values_from_params(run.data.params, parameters) if trial is None else None
+        if trial is None and run.info.status == "FINISHED" and tags.get(STATE_TAG) in ("COMPLETE", "PRUNED") \
+                and values is not None:
+            ledger.study.enqueue_trial(values, user_attrs={"adopt_run_id": run_id}, skip_if_exists=False)
+            tracker.set_tags({ORPHAN_TAG: "its trial was lost with the journal's last records; adopted by a new "
+                                          "trial"})
+            adopted += 1
+        elif run.info.status == "RUNNING":
+            reason = "its trial's journal record was lost (a crash cut the journal back)"
             if values is not None:
                 ledger.study.enqueue_trial(values, user_attrs={"retries": 1}, skip_if_exists=False)
+                reason += "; parameters queued again"
             tracker.set_tags({STATE_TAG: "FAIL", ORPHAN_TAG: reason})
             tracker.end("FAILED", reason)
             closed += 1
-        else:
-            tracker.set_tags({ORPHAN_TAG: "its trial's journal record was lost; not counted"})
     return adopted, closed
 
 

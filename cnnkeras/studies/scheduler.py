@@ -51,13 +51,18 @@ class SweepStopped(CnnkerasError):
 
 
 class Budget:
-    """How many more trials this process may ask for, shared by its job threads."""
+    """How many more trials this process may ask for, shared by its job threads.
+
+    A trial counts against the total from when it is asked until it is told (then the
+    study counts it), so job threads never ask past the total between the two.
+    """
 
     def __init__(self, study: Any, total: int | None, timeout_s: float | None):
         self.study, self.total = study, total
         self.deadline = (time.time() + timeout_s) if timeout_s else None
         self.lock = threading.Lock()
-        self.asked = 0  # asked by this process and not told yet
+        self.reserved = 0  # taken, not asked yet
+        self.outstanding: set[int] = set()  # asked by this process and not told yet
         self.stopped = False
 
     def take(self, want: int) -> int:
@@ -66,15 +71,24 @@ class Budget:
                 return 0
             if _grid_exhausted(self.study):
                 return 0
-            n = want if self.total is None else min(
-                want, self.total - count_done(self.study.get_trials(deepcopy=False)) - self.asked)
+            if self.total is None:
+                n = want
+            else:
+                done = count_done(self.study.get_trials(deepcopy=False))
+                n = min(want, self.total - done - len(self.outstanding) - self.reserved)
             n = max(0, n)
-            self.asked += n
+            self.reserved += n
             return n
 
-    def give_back(self, n: int) -> None:
+    def asked(self, numbers: list[int], taken: int) -> None:
         with self.lock:
-            self.asked -= n
+            self.reserved -= taken
+            self.outstanding.update(numbers)
+
+    def settle(self, number: int) -> None:
+        """Trial ``number`` was told: the study counts it now."""
+        with self.lock:
+            self.outstanding.discard(number)
 
 
 def _grid_exhausted(study: Any) -> bool:
@@ -191,6 +205,13 @@ def run_loop(cfg: ExperimentConfig, ledger: Ledger, executor: Executor, *, total
     search = cfg.search
     assert search is not None
     budget = Budget(ledger.study, total, search.timeout_s)
+    tell_sweep = executor.told
+
+    def told(asked: AskedTrial, outcome: TrialOutcome, frozen: Any) -> None:
+        budget.settle(asked.number)
+        tell_sweep(asked, outcome, frozen)
+
+    executor.told = told
     errors: list[BaseException] = []
     slots = iter(range(10**9))
     slot_lock = threading.Lock()
@@ -202,7 +223,12 @@ def run_loop(cfg: ExperimentConfig, ledger: Ledger, executor: Executor, *, total
         n = budget.take(chooser.next_size())
         if n == 0:
             return False
-        asked = ledger.ask(n, search.parameters)
+        try:
+            asked = ledger.ask(n, search.parameters)
+        except BaseException:
+            budget.asked([], n)  # the reservation is dropped
+            raise
+        budget.asked([a.number for a in asked], n)  # the reservation becomes these trials
         try:
             pending = _adopt(asked)
             for group in _groups(pending):
@@ -213,10 +239,9 @@ def run_loop(cfg: ExperimentConfig, ledger: Ledger, executor: Executor, *, total
                 chooser.record(len(group), time.perf_counter() - started)
                 if streak.exceeded:
                     break
-        except KeyboardInterrupt:
-            raise
         finally:
-            budget.give_back(n)
+            for trial in asked:  # told ones are settled already; interrupted ones are queued again
+                budget.settle(trial.number)
         raise_if_requested()
         return True
 
@@ -225,7 +250,7 @@ def run_loop(cfg: ExperimentConfig, ledger: Ledger, executor: Executor, *, total
         for trial in asked:
             if trial.adopt_run_id:
                 outcome = adopted_outcome(trial.adopt_run_id, [o.metric for o in search.objectives],
-                                          executor.dead.tracking_uri)
+                                          executor.dead.tracking_uri, number=trial.number)
                 ledger.record_run(trial, trial.adopt_run_id)
                 frozen = ledger.tell(trial, outcome)
                 executor.told(trial, outcome, frozen)

@@ -36,6 +36,7 @@ from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten
 from ..tracking.values import redact, redact_data
 from .console import TrialLine
 from .executor import Executor
+from .identity import check_same_experiment
 from .ledger import Ledger
 from .outcome import TrialOutcome
 from .recovery import DeadTrials, HeartbeatWatch, reconcile_runs, recover_journal
@@ -52,12 +53,13 @@ STUDY_TAG = "cnnkeras.study"
 
 
 def sweep(config: ExperimentConfig, *, jobs: int | None = None, n_trials: int | None = None,
-          progress: bool = True) -> SweepResult:
+          progress: bool = True, verbose: bool = False) -> SweepResult:
     """Run (or resume) the config's sweep until its total number of trials is reached.
 
     ``config`` is a validated config (``cnnkeras.sweep`` also takes a path and overrides);
     its ``tracking.uri`` is resolved by the caller (config key, ``--tracking-uri`` or
-    ``$MLFLOW_TRACKING_URI``), so every process and clean-up uses the same store.
+    ``$MLFLOW_TRACKING_URI``), so every process and clean-up uses the same store. ``verbose``
+    prints a failed trial's whole traceback under its line (it is on its MLflow run either way).
     """
     cfg = config
     if cfg.search is None:
@@ -83,31 +85,36 @@ def sweep(config: ExperimentConfig, *, jobs: int | None = None, n_trials: int | 
                 console.print(repaired, style="yellow", highlight=False, markup=False, soft_wrap=True)
             with setup_lock(storage, study_name(cfg), wait_s=search.storage_wait_s):  # one process at a time
                 study, store = open_study(cfg, storage)
+                joined = check_same_experiment(study, cfg)  # a study is one experiment
+                if joined:
+                    say(f"joining study {study.study_name} although this sweep differs from it (search.join: any): "
+                        + "; ".join(joined))
                 worker = claim_worker(study)
                 seed = sampler_seed(base_seed(cfg), worker)
                 study.sampler = make_sampler(cfg, seed)
-                ledger = Ledger(study, store, worker=worker, seed=seed, max_retries=search.max_retries)
-                dead = DeadTrials(ledger, tracking_uri, say)
+                ledger = Ledger(study, store, worker=worker, seed=seed, max_retries=search.max_retries,
+                                notes={"joined_with": "; ".join(joined)} if joined else None)
+                dead = DeadTrials(ledger, tracking_uri, search.parameters)
                 parent = _parent_run(study, cfg, storage, tracking_uri) if tracking_uri is not None else None
                 if "config" not in study.user_attrs:  # the study's first config, read back by `best`
                     study.set_user_attr("config", redact_data(cfg.to_dict()))
-                recovered = recover_journal(ledger, dead) if journal_lock is not None else 0
-                if journal_lock is not None and parent is not None:
+                if journal_lock is not None and parent is not None and tracking_uri is not None:
                     adopted, closed = reconcile_runs(ledger, experiment=cfg.tracking.experiment or cfg.name,
                                                      parent_run_id=parent.run_id, parameters=search.parameters,
                                                      tracking_uri=tracking_uri)
                     if adopted or closed:
                         say(f"{adopted + closed} MLflow run(s) had lost their trial's journal record: {adopted} "
-                            f"adopted by new trials, {closed} closed FAILED and queued again")
+                            f"taken back by their trials, {closed} closed FAILED")
+                recovered = recover_journal(ledger, dead) if journal_lock is not None else 0
             return _run(cfg, ledger, dead, parent, storage, total=total, jobs=jobs, isolation=isolation,
-                        recovered=recovered, progress=progress, console=console, say=say)
+                        recovered=recovered, progress=progress, verbose=verbose, console=console, say=say)
     finally:
         if journal_lock is not None:
             journal_lock.release()
 
 
 def _run(cfg: ExperimentConfig, ledger: Ledger, dead: DeadTrials, parent: Any, storage: str, *, total: int | None,
-         jobs: int, isolation: str, recovered: int, progress: bool, console: Console,
+         jobs: int, isolation: str, recovered: int, progress: bool, verbose: bool, console: Console,
          say: Callable[[str], None]) -> SweepResult:
     """The loop of one sweep process, then its summary (see :func:`sweep`)."""
     search = cfg.search
@@ -127,6 +134,8 @@ def _run(cfg: ExperimentConfig, ledger: Ledger, dead: DeadTrials, parent: Any, s
     def told(asked: Any, outcome: TrialOutcome, frozen: Any) -> None:
         streak.add(outcome)
         line(frozen)
+        if verbose and outcome.traceback:
+            console.print(outcome.traceback.rstrip(), highlight=False, markup=False, soft_wrap=True, style="dim")
 
     executor = Executor(cfg, ledger, dead, isolation, parent.run_id if parent else None, study.study_name, told, say)
     chooser = SizeChooser(search.cohort, search.cohort_probe, cfg.backend or _backend_name(), say,
@@ -137,6 +146,13 @@ def _run(cfg: ExperimentConfig, ledger: Ledger, dead: DeadTrials, parent: Any, s
     try:
         run_loop(cfg, ledger, executor, total=total, jobs=jobs, chooser=chooser, streak=streak, say=say,
                  resume=_resume_command(cfg))
+    except CnnkerasError as exc:  # the stores stayed away, or too many trials failed in a row
+        if parent is not None:
+            try:
+                parent.end("FAILED", str(exc))
+            except Exception:  # noqa: BLE001 - the store may be the one that failed
+                pass
+        raise
     except KeyboardInterrupt as exc:
         if parent is not None:
             parent.end("KILLED", interrupt_reason(exc))

@@ -26,9 +26,12 @@ from typing import Any, Sequence
 
 from ..config import config_from_dict
 from ..interrupts import deferred_interrupts, exit_code
+from ..lazy import lazy_import
 from ..process import quiet_process
-from .objective import GroupFailed, Member, run_trials
 from .outcome import TrialOutcome
+
+# Keras, TensorFlow and MLflow load after quiet_process(), so the worker's stderr stays as quiet as the CLI's.
+objective = lazy_import("cnnkeras.studies.objective")
 
 __all__ = ["PipeChannel", "main"]
 
@@ -88,12 +91,15 @@ def main(argv: Sequence[str]) -> int:
     with deferred_interrupts():
         payload = channel.receive()
         config = config_from_dict(payload["config"])
-        members = [Member(m["number"], m["overrides"]) for m in payload["members"]]
+        members = [objective.Member(m["number"], m["overrides"]) for m in payload["members"]]
         try:
-            run_trials(config, members, channel, parent_run_id=payload["parent_run_id"], study_name=payload["study"],
+            objective.run_trials(config, members, channel, parent_run_id=payload["parent_run_id"], study_name=payload["study"],
                        worker=payload["worker"], sampler_seed=payload["sampler_seed"])
-        except GroupFailed as exc:
-            channel.send({"op": "failed", "reason": str(exc), "smaller": exc.smaller})
+        except objective.SetupFailed as exc:
+            channel.send({"op": "setup_failed", "reason": str(exc)})
+            return 2
+        except objective.GroupFailed as exc:
+            channel.send({"op": "failed", "reason": str(exc), "smaller": exc.smaller, "traceback": exc.traceback})
             return 1
         except KeyboardInterrupt as exc:
             channel.send({"op": "interrupted", "signum": int(getattr(exc, "signum", signal.SIGINT))})

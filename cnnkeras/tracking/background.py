@@ -25,7 +25,7 @@ from typing import Any, Mapping
 
 from ..errors import CnnkerasError, TrackingError
 from .connection import check_tracking
-from .mlflow_tracker import Tracker, default_tracking_uri
+from .mlflow_tracker import Tracker, default_tracking_uri, is_transient
 from .values import redact
 
 __all__ = ["BackgroundTracker"]
@@ -57,9 +57,23 @@ class BackgroundTracker:
 
     # ------------------------------------------------------------------ worker
 
+    def _create(self, run: dict[str, Any]) -> Tracker:
+        """The run, created once the store answers: a server or database restarting (an error
+        MLflow's own retries gave up on) is waited out, up to ``wait_s``."""
+        deadline = time.monotonic() + self.wait_s
+        delay = 1.0
+        while True:
+            try:
+                return Tracker(uri=self.uri, **run)
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(2 * delay, 10.0)
+
     def _work(self, **run: Any) -> None:
         try:
-            self._tracker = Tracker(uri=self.uri, **run)
+            self._tracker = self._create(run)
         except CnnkerasError as exc:
             self._error = exc
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, in one line

@@ -187,6 +187,24 @@ class Tracker:
         return f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
 
 
+def is_transient(exc: BaseException) -> bool:
+    """An error of a store that is restarting or briefly away: a 5xx answer, a refused or dropped
+    connection, a locked or unreachable database (worth waiting for, unlike a refused login)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, mlflow_exceptions.MlflowException):
+            status = exc.get_http_status_code()
+            if status >= 500 or exc.error_code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE"):
+                return True
+        name = type(exc).__name__
+        if name in ("ConnectionError", "Timeout", "ReadTimeout", "ConnectTimeout", "OperationalError",
+                    "MaxRetryError", "ConnectionRefusedError", "RemoteDisconnected"):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
+
+
 @contextmanager
 def server_errors(uri: str) -> Iterator[None]:
     """Turn an MLflow server's refusal (HTTP 401/403) into a one-line :class:`TrackingError`."""

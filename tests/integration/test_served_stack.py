@@ -239,3 +239,38 @@ def test_without_a_login_or_server_or_database_one_line_and_a_non_zero_exit_in_s
     code, output, seconds = run(gone)
     assert code == 2 and "unreachable" in output and "3 s" in output, output[-2000:]
     assert "Traceback" not in output and seconds < 60
+
+
+@pytest.mark.parametrize("how", ["config", "environment", "flag"])
+def test_a_killed_workers_run_is_closed_failed_however_the_server_was_given(tmp_path, served, how):
+    """Issue 24: with the server given by $MLFLOW_TRACKING_URI (the documented worker set-up), a
+    kill -9'ed worker's run stayed RUNNING for good: the clean-up read the config key, None then."""
+    cluster, server = served
+    cluster.create_database("optuna")
+    storage = cluster.url("optuna")
+    command = served_sweep(tmp_path, server, storage, name=f"uri-{how}", trials=3, epochs=20,
+                           search="  heartbeat_s: 1\n  stale_after_s: 4\n")
+    path = command[-1]
+    env = server.env()
+    if how != "config":
+        text = open(path).read().replace(f'tracking: {{uri: "{server.url}"}}\n', "")
+        open(path, "w").write(text)
+        if how == "environment":
+            env["MLFLOW_TRACKING_URI"] = server.url
+        else:
+            command = [*command, "--tracking-uri", server.url]
+    victim = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              cwd=tmp_path)
+    first = wait_until(lambda: [t for t in trials_now(storage, f"uri-{how}")
+                                if t.state.name == "RUNNING" and t.user_attrs.get("mlflow_run_id")],
+                       240, "the first worker started no trial")[0]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    survivor = subprocess.Popen([*command, "train.epochs=1", "--join-anyway"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    output = finish([survivor])[0]
+    client, _, children = runs_of(server, f"uri-{how}")
+    run = children[first.user_attrs["mlflow_run_id"]]
+    assert run.info.status == "FAILED", output[-2000:]
+    assert "stopped sending heartbeats" in run.data.tags["cnnkeras.failure_reason"]
+    assert not [r for r in children.values() if r.info.status == "RUNNING"]

@@ -16,7 +16,7 @@ import cnnkeras.config
 REPO = Path(__file__).resolve().parents[2]
 
 LAYERS = [
-    {"errors", "measures", "config", "interrupts", "lazy", "quiet_imports", "version", "backend", "adapters", "process"},
+    {"errors", "measures", "config", "interrupts", "lazy", "quiet_imports", "version", "backend", "adapters", "process", "outputs"},
     {"data", "layers"},
     {"zoo"},
     {"training"},
