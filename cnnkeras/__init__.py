@@ -52,6 +52,7 @@ _EXPORTS = {
     "cache_list": "cnnkeras.api",
     "config_from_dict": "cnnkeras.config",
     "curves_frame": "cnnkeras.analysis.frames",
+    "grant": "cnnkeras.api",
     "inspect": "cnnkeras.zoo.inspect",
     "list_models": "cnnkeras.zoo.registry",
     "zoo_table": "cnnkeras.zoo.inspect",

@@ -28,7 +28,7 @@ runner = lazy_import("cnnkeras.runner")
 server = lazy_import("cnnkeras.dashboards.server")
 tracking = lazy_import("cnnkeras.tracking")
 
-__all__ = ["cache_clear", "cache_list", "config_from_dict", "load_config", "load_model", "reproduce",
+__all__ = ["cache_clear", "cache_list", "config_from_dict", "grant", "load_config", "load_model", "reproduce",
            "resolved_tracking", "run", "schema", "sweep", "ui", "validate"]
 
 
@@ -79,6 +79,11 @@ def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, pr
     original = tracking.read_run(run_id, uri=uri)  # read once: the runner compares against it
     use_backend(original["tags"].get("cnnkeras.backend"), tracking_uri=tracking.default_tracking_uri(uri))
     return runner.reproduce(run_id, uri=uri, tolerance=tolerance, progress=progress, original=original)
+
+
+def grant(user: str, experiment: str, *, permission: str = "EDIT", uri: str | None = None) -> str:
+    """Let ``user`` write to ``experiment`` on an MLflow server with logins (run as its owner or an admin)."""
+    return tracking.grant(user, experiment, permission=permission, uri=uri)
 
 
 def validate(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:

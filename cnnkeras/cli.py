@@ -230,6 +230,17 @@ def _print_sweep_summary(result: Any) -> None:
 
 @app.command()
 @handle_errors
+def grant(user: str = typer.Argument(..., help="The user to let in."),
+          experiment: str = typer.Argument(..., help="The MLflow experiment (the config's name, or "
+                                           "tracking.experiment)."),
+          permission: str = typer.Option("EDIT", "--permission", help="READ, EDIT, MANAGE or NO_PERMISSIONS."),
+          uri: Optional[str] = UriOpt) -> None:
+    """Let a colleague write to an experiment on an MLflow server with logins (run as its owner or an admin)."""
+    out.print(cnnkeras.grant(user, experiment, permission=permission, uri=uri), highlight=False)
+
+
+@app.command()
+@handle_errors
 def best(study: str = typer.Argument(..., help="A study name, or the experiment file of the sweep."),
          storage: Optional[str] = typer.Option(None, "--storage", help="Study storage (URL or .journal file)."),
          register: bool = typer.Option(True, "--register/--no-register", help="Register in the MLflow registry."),
@@ -301,7 +312,9 @@ def _parse_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
     try:
         h, w, c = (int(v) for v in text.split(","))
     except ValueError:
-        raise typer.BadParameter(f"--input must look like H,W,C (e.g. 32,32,3). Received: {text}") from None
+        raise CnnkerasError(f"--input must look like H,W,C (e.g. 32,32,3). Received: input={text}") from None
+    if min(h, w, c) < 1:
+        raise CnnkerasError(f"--input takes sizes of at least 1 (H,W,C). Received: input={text}")
     return h, w, c
 
 
@@ -320,7 +333,8 @@ def inspect_cmd(target: str = typer.Argument(..., help="An architecture name or 
                 input: Optional[str] = typer.Option(None, "--input", help="Input shape H,W,C."),
                 classes: Optional[int] = typer.Option(None, "--classes", help="Number of classes.")) -> None:
     """Per-layer table: output shape, parameters, MACs, receptive field, cumulative stride."""
-    frame = cnnkeras.inspect(target, input_shape=_parse_shape(input), num_classes=classes)
+    shape = _parse_shape(input)  # before cnnkeras.inspect, whose import loads Keras
+    frame = cnnkeras.inspect(target, input_shape=shape, num_classes=classes)
     rows = [(row.layer, row.type, "x".join(str(d) for d in row.output_shape), f"{row.params:,}", _human(row.macs),
              str(row.receptive_field), str(row.stride)) for row in frame.itertuples()]
     rows.append(("total", "", "", f"{frame.attrs['params']:,}", _human(frame.attrs["macs"]), "", ""))
@@ -342,7 +356,8 @@ def zoo(input: Optional[str] = typer.Option(None, "--input", help="Input shape H
         out.print("[bold]layers:[/] " + ", ".join(sorted(layer_registry.LAYERS)))
         out.print("[bold]blocks:[/] " + ", ".join(sorted(layer_blocks.BLOCKS)))
         return
-    frame = cnnkeras.zoo_table(input_shape=_parse_shape(input), num_classes=classes)
+    shape = _parse_shape(input)
+    frame = cnnkeras.zoo_table(input_shape=shape, num_classes=classes)
     rows = []
     for row in frame.itertuples():
         same = row.reference_params == row.reference_params and row.reference_params == row.params

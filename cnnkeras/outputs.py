@@ -15,11 +15,11 @@ from .errors import CnnkerasError
 __all__ = ["output_path"]
 
 
-def output_path(path: str | os.PathLike[str], *, create_parent: bool = False) -> Path:
+def output_path(path: str | os.PathLike[str], *, what: str = "the file", create_parent: bool = False) -> Path:
     """``path`` ready to be written: its folder exists (made only when ``create_parent``, for a default)."""
     path = Path(path)
     if path.exists() and path.is_dir():
-        raise CnnkerasError(f"{path} is a folder; name a file to write")
+        raise CnnkerasError(f"cannot write {what} to {path}: it is a folder; name a file")
     parent = path.parent
     if create_parent:
         try:
@@ -27,6 +27,6 @@ def output_path(path: str | os.PathLike[str], *, create_parent: bool = False) ->
         except OSError as exc:
             raise CnnkerasError(f"cannot create {parent}: {exc.strerror or exc}") from None
     elif not parent.is_dir():
-        raise CnnkerasError(f"cannot write {path}: the folder {parent} does not exist (create it first; "
-                            "cnnkeras never makes folders for a path you name)")
+        raise CnnkerasError(f"cannot write {what} to {path}: the folder {parent} does not exist (create it "
+                            "first; cnnkeras never makes folders for a path you name)")
     return path

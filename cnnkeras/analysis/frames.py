@@ -85,7 +85,7 @@ def export(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.suffix not in (".csv", ".parquet"):
         raise CnnkerasError(f"--out takes a .csv or .parquet file. Received: path={path}")
-    path = output_path(path)
+    path = output_path(path, what="the table")
     try:
         if path.suffix == ".parquet":
             frame.to_parquet(path, index=False)

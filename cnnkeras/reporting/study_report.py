@@ -121,8 +121,8 @@ def report(target: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     importances = frame_importances(done, scales, targets, seed=config.seed if config else 0)
     page = _render(source, runs, curves, swept, scales, color_by, claims, importances, replicate, confidence, headline,
                    _mlflow_url(source, mlflow_url))
-    path = output_path(out) if out else output_path(Path("reports") / f"{_slug(source.label)}.html",
-                                                    create_parent=True)
+    path = output_path(out, what="the report") if out else output_path(
+        Path("reports") / f"{_slug(source.label)}.html", what="the report", create_parent=True)
     try:
         path.write_text(page, encoding="utf-8")
     except OSError as exc:

@@ -35,7 +35,7 @@ from .objective import GroupFailed, Member, SetupFailed, run_trials
 from .outcome import TrialOutcome
 from .recovery import DeadTrials
 
-__all__ = ["Executor", "LedgerChannel", "death"]
+__all__ = ["Executor", "LedgerChannel", "death", "gpu_for"]
 
 #: Called once per told trial: (the asked trial, its outcome, the frozen trial after telling).
 Told = Callable[[AskedTrial, TrialOutcome, Any], None]
@@ -68,6 +68,13 @@ class LedgerChannel:
 
     def pending(self) -> list[int]:
         return [i for i in range(len(self.group)) if i not in self.done]
+
+
+def gpu_for(job: int) -> str | None:
+    """The GPU job ``job`` trains on: ``CNNKERAS_GPUS`` (``0,1,2``) taken in turn, one job per GPU while there
+    are as many GPUs as jobs; None without the variable."""
+    gpus = [g.strip() for g in os.environ.get("CNNKERAS_GPUS", "").split(",") if g.strip()]
+    return gpus[job % len(gpus)] if gpus else None
 
 
 def death(code: int) -> str:
@@ -140,9 +147,9 @@ class WorkerProcess:
         from_worker_r, from_worker_w = os.pipe()
         env = dict(os.environ)
         env.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # JAX would claim 75% of a GPU per process
-        gpus = [g for g in os.environ.get("CNNKERAS_GPUS", "").split(",") if g]
-        if gpus:  # one group per GPU slot
-            env["CUDA_VISIBLE_DEVICES"] = gpus[self.slot % len(gpus)]
+        gpu = gpu_for(self.slot)
+        if gpu is not None:  # each job on its own GPU
+            env["CUDA_VISIBLE_DEVICES"] = gpu
         process = subprocess.Popen(
             [sys.executable, "-m", "cnnkeras.studies.worker", str(to_worker_r), str(from_worker_w)],
             pass_fds=(to_worker_r, from_worker_w), env=env, start_new_session=True)

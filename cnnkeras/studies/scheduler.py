@@ -213,10 +213,9 @@ def run_loop(cfg: ExperimentConfig, ledger: Ledger, executor: Executor, *, total
 
     executor.told = told
     errors: list[BaseException] = []
-    slots = iter(range(10**9))
-    slot_lock = threading.Lock()
 
-    def one_round() -> bool:
+    def one_round(job: int) -> bool:
+        """One ask-train-tell round of job ``job`` (its GPU slot: CNNKERAS_GPUS[job], never shared)."""
         raise_if_requested()
         if streak.exceeded:
             return False
@@ -232,10 +231,8 @@ def run_loop(cfg: ExperimentConfig, ledger: Ledger, executor: Executor, *, total
         try:
             pending = _adopt(asked)
             for group in _groups(pending):
-                with slot_lock:
-                    slot = next(slots)
                 started = time.perf_counter()
-                executor.run(group, slot=slot)
+                executor.run(group, slot=job)
                 chooser.record(len(group), time.perf_counter() - started)
                 if streak.exceeded:
                     break
@@ -275,19 +272,20 @@ def run_loop(cfg: ExperimentConfig, ledger: Ledger, executor: Executor, *, total
                 f"since they differ in {split_reason(configs, indices)}")
         return [[valid[i] for i in g] for g in indices] + [[t] for t in invalid]
 
-    def loop() -> None:
+    def loop(job: int) -> None:
         try:
-            while one_round():
+            while one_round(job):
                 pass
         except BaseException as exc:  # handed to the main thread
             budget.stopped = True
             errors.append(exc)
 
     if jobs <= 1:
-        while one_round():
+        while one_round(0):
             pass
     else:
-        threads = [threading.Thread(target=loop, name=f"cnnkeras-job-{i}", daemon=True) for i in range(jobs)]
+        threads = [threading.Thread(target=loop, args=(i,), name=f"cnnkeras-job-{i}", daemon=True)
+                   for i in range(jobs)]
         for thread in threads:
             thread.start()
         for thread in threads:

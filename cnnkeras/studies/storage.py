@@ -8,7 +8,7 @@ Two kinds of storage, chosen by ``search.storage``:
   process is refused with one line instead of mistaking the first one's live trial
   for a dead one.
 - an **RDB URL** (PostgreSQL: ``postgresql+psycopg://user:pw@host/db``): any number
-  of processes on any number of machines. :class:`ResilientRDBStorage` is Optuna's
+  of processes on any number of machines. :class:`ResilientStorage` is Optuna's
   ``RDBStorage`` with ``pool_pre_ping`` and every storage call retried with
   backoff on connection errors (a restart, a short outage), for up to
   ``wait_s`` seconds; then :class:`~cnnkeras.errors.StorageUnavailable`, one line. A
@@ -38,13 +38,13 @@ import numpy as np
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from ..errors import CnnkerasError, StorageUnavailable
 from ..tracking.values import redact
 
-__all__ = ["RETRIED", "JournalLock", "ResilientRDBStorage", "check_journal", "claim_worker", "is_journal",
+__all__ = ["RETRIED", "JournalLock", "ResilientRDBStorage", "ResilientStorage", "check_journal", "claim_worker", "is_journal",
            "open_storage", "sampler_seed", "setup_lock"]
 
 PARENT_ATTR = "mlflow_parent_run_id"  # the study's MLflow parent run
@@ -103,40 +103,49 @@ class _Outage:
                 self.since = None
 
 
-class ResilientRDBStorage(RDBStorage):
-    """Optuna's ``RDBStorage`` that waits out a database restart or outage instead of failing.
+class ResilientStorage(BaseStorage):
+    """Optuna's ``RDBStorage``, behind a storage that waits out a database restart or outage.
 
     Args:
         url: SQLAlchemy URL (``postgresql+psycopg://...``, ``sqlite:///...``).
         wait_s: Longest wait for the database to come back, per call; then
             :class:`~cnnkeras.errors.StorageUnavailable`.
 
-    Every method of Optuna's ``BaseStorage`` contract is overridden below, by name, to
-    retry on connection errors (``tests/unit/test_storage_contract.py`` checks that none is
-    missed on the installed Optuna, and that the storage behaves as ``RDBStorage`` does,
-    pickling included). A call that committed but lost its answer is not repeated blindly:
-    a repeated ``set_trial_state_values`` that finds the trial already in the state it
-    asked for counts as done. (A repeated ``create_new_trial`` can leave one unused RUNNING
-    trial; it never gets a heartbeat, so the next look at the study fails it as dead.)
-    Heartbeats are cnnkeras' own (:mod:`cnnkeras.studies.recovery`), not Optuna's.
+    It implements Optuna's public ``BaseStorage`` contract, every method by name, each call
+    handed to the ``RDBStorage`` inside and retried on connection errors
+    (``tests/unit/test_storage_contract.py`` checks that none of the installed Optuna's is
+    missed, and that it answers as ``RDBStorage`` does, pickling included). It is not an
+    ``RDBStorage`` itself on purpose: Optuna puts a cache in front of those whose misses call
+    ``RDBStorage``'s private methods, which no retry here could reach (a restart during one
+    failed the trial). A call that committed but lost its answer is not repeated blindly: a
+    repeated ``set_trial_state_values`` that finds the trial already in the state it asked for
+    counts as done. (A repeated ``create_new_trial`` can leave one unused RUNNING trial; it
+    never gets a heartbeat, so the next look at the study fails it as dead.) Heartbeats are
+    cnnkeras' own (:mod:`cnnkeras.studies.recovery`), not Optuna's.
     """
 
     def __init__(self, url: str, *, wait_s: float = WAIT_S):
-        self.wait_s = wait_s
+        self.url, self.wait_s = url, wait_s
         self._outage = _Outage(redact(url))
         engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
             engine_kwargs["connect_args"] = {"connect_timeout": 5}
-        self._retry(lambda: RDBStorage.__init__(self, url, engine_kwargs=engine_kwargs))
+        self.rdb: RDBStorage = self._retry(lambda: RDBStorage(url, engine_kwargs=engine_kwargs))
 
     def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
+        state = dict(self.__dict__)
         state.pop("_outage", None)  # holds a lock; made anew on the other side
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)
+        self.__dict__.update(state)
         self._outage = _Outage(redact(self.url))
+
+    def remove_session(self) -> None:
+        self.rdb.remove_session()
+
+    def check_trial_is_updatable(self, trial_id: int, trial_state: Any) -> None:
+        self.rdb.check_trial_is_updatable(trial_id, trial_state)
 
     def _retry(self, call: Callable[[], Any], *, on_repeat: Callable[[BaseException], Any] | None = None) -> Any:
         deadline = time.monotonic() + self.wait_s
@@ -160,9 +169,9 @@ class ResilientRDBStorage(RDBStorage):
                         f"storage {self._outage.shown} stayed unreachable for {self.wait_s:.0f} s "
                         f"({type(exc).__name__}); the sweep can be resumed with the same command") from None
                 self._outage.start(exc, self.wait_s)
-                if getattr(self, "scoped_session", None) is not None:
+                if getattr(self, "rdb", None) is not None:
                     try:
-                        self.scoped_session.remove()
+                        self.rdb.remove_session()
                     except Exception:  # a broken session may refuse to close; a new one is made anyway
                         pass
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
@@ -174,96 +183,100 @@ class ResilientRDBStorage(RDBStorage):
 
     # -- studies
     def create_new_study(self, directions: Any, study_name: str | None = None) -> int:
-        return self._retry(lambda: RDBStorage.create_new_study(self, directions, study_name))
+        return self._retry(lambda: self.rdb.create_new_study(directions, study_name))
 
     def delete_study(self, study_id: int) -> None:
-        self._retry(lambda: RDBStorage.delete_study(self, study_id))
+        self._retry(lambda: self.rdb.delete_study(study_id))
 
     def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._retry(lambda: RDBStorage.set_study_user_attr(self, study_id, key, value))
+        self._retry(lambda: self.rdb.set_study_user_attr(study_id, key, value))
 
     def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
-        self._retry(lambda: RDBStorage.set_study_system_attr(self, study_id, key, value))
+        self._retry(lambda: self.rdb.set_study_system_attr(study_id, key, value))
 
     def get_study_id_from_name(self, study_name: str) -> int:
-        return self._retry(lambda: RDBStorage.get_study_id_from_name(self, study_name))
+        return self._retry(lambda: self.rdb.get_study_id_from_name(study_name))
 
     def get_study_name_from_id(self, study_id: int) -> str:
-        return self._retry(lambda: RDBStorage.get_study_name_from_id(self, study_id))
+        return self._retry(lambda: self.rdb.get_study_name_from_id(study_id))
 
     def get_study_directions(self, study_id: int) -> Any:
-        return self._retry(lambda: RDBStorage.get_study_directions(self, study_id))
+        return self._retry(lambda: self.rdb.get_study_directions(study_id))
 
     def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
-        return self._retry(lambda: RDBStorage.get_study_user_attrs(self, study_id))
+        return self._retry(lambda: self.rdb.get_study_user_attrs(study_id))
 
     def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
-        return self._retry(lambda: RDBStorage.get_study_system_attrs(self, study_id))
+        return self._retry(lambda: self.rdb.get_study_system_attrs(study_id))
 
     def get_all_studies(self) -> Any:
-        return self._retry(lambda: RDBStorage.get_all_studies(self))
+        return self._retry(lambda: self.rdb.get_all_studies())
 
     # -- trials
     def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
-        return self._retry(lambda: RDBStorage.create_new_trial(self, study_id, template_trial))
+        return self._retry(lambda: self.rdb.create_new_trial(study_id, template_trial))
 
     def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
                         distribution: Any) -> None:
-        self._retry(lambda: RDBStorage.set_trial_param(self, trial_id, param_name, param_value_internal,
+        self._retry(lambda: self.rdb.set_trial_param(trial_id, param_name, param_value_internal,
                                                        distribution))
 
     def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
-        return self._retry(lambda: RDBStorage.get_trial_id_from_study_id_trial_number(self, study_id, trial_number))
+        return self._retry(lambda: self.rdb.get_trial_id_from_study_id_trial_number(study_id, trial_number))
 
     def get_trial_number_from_id(self, trial_id: int) -> int:
-        return self._retry(lambda: RDBStorage.get_trial_number_from_id(self, trial_id))
+        return self._retry(lambda: self.rdb.get_trial_number_from_id(trial_id))
 
     def get_trial_param(self, trial_id: int, param_name: str) -> float:
-        return self._retry(lambda: RDBStorage.get_trial_param(self, trial_id, param_name))
+        return self._retry(lambda: self.rdb.get_trial_param(trial_id, param_name))
 
     def set_trial_state_values(self, trial_id: int, state: Any, values: Any = None) -> bool:
         def already(exc: BaseException) -> bool:
-            if RDBStorage.get_trial(self, trial_id).state == state:
+            if self.rdb.get_trial(trial_id).state == state:
                 return True
             raise exc
 
-        return self._retry(lambda: RDBStorage.set_trial_state_values(self, trial_id, state, values),
+        return self._retry(lambda: self.rdb.set_trial_state_values(trial_id, state, values),
                            on_repeat=already)
 
     def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
-        self._retry(lambda: RDBStorage.set_trial_intermediate_value(self, trial_id, step, intermediate_value))
+        self._retry(lambda: self.rdb.set_trial_intermediate_value(trial_id, step, intermediate_value))
 
     def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._retry(lambda: RDBStorage.set_trial_user_attr(self, trial_id, key, value))
+        self._retry(lambda: self.rdb.set_trial_user_attr(trial_id, key, value))
 
     def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
-        self._retry(lambda: RDBStorage.set_trial_system_attr(self, trial_id, key, value))
+        self._retry(lambda: self.rdb.set_trial_system_attr(trial_id, key, value))
 
     def get_trial(self, trial_id: int) -> Any:
-        return self._retry(lambda: RDBStorage.get_trial(self, trial_id))
+        return self._retry(lambda: self.rdb.get_trial(trial_id))
 
     def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> Any:
-        return self._retry(lambda: RDBStorage.get_all_trials(self, study_id, deepcopy, states))
+        return self._retry(lambda: self.rdb.get_all_trials(study_id, deepcopy, states))
 
     def get_n_trials(self, study_id: int, state: Any = None) -> int:
-        return self._retry(lambda: RDBStorage.get_n_trials(self, study_id, state))
+        return self._retry(lambda: self.rdb.get_n_trials(study_id, state))
 
     def get_best_trial(self, study_id: int) -> Any:
-        return self._retry(lambda: RDBStorage.get_best_trial(self, study_id))
+        return self._retry(lambda: self.rdb.get_best_trial(study_id))
 
     def get_trial_params(self, trial_id: int) -> dict[str, Any]:
-        return self._retry(lambda: RDBStorage.get_trial_params(self, trial_id))
+        return self._retry(lambda: self.rdb.get_trial_params(trial_id))
 
     def get_trial_user_attrs(self, trial_id: int) -> dict[str, Any]:
-        return self._retry(lambda: RDBStorage.get_trial_user_attrs(self, trial_id))
+        return self._retry(lambda: self.rdb.get_trial_user_attrs(trial_id))
 
     def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
-        return self._retry(lambda: RDBStorage.get_trial_system_attrs(self, trial_id))
+        return self._retry(lambda: self.rdb.get_trial_system_attrs(trial_id))
 
 
 #: The storage methods retried on connection errors (checked against Optuna's by a test).
-RETRIED = tuple(name for name, value in vars(ResilientRDBStorage).items()
-                if callable(value) and not name.startswith("_"))
+RETRIED = tuple(name for name, value in vars(ResilientStorage).items()
+                if callable(value) and not name.startswith("_") and name not in ("remove_session",
+                                                                                  "check_trial_is_updatable"))
+
+#: The name it had while it was a subclass of ``RDBStorage``.
+ResilientRDBStorage = ResilientStorage
 
 
 def _is_login_failure(exc: BaseException) -> bool:
@@ -376,7 +389,7 @@ def open_storage(storage: str, *, wait_s: float = WAIT_S) -> Any:
         except ValueError:  # a record Optuna cannot read: name its line, in one line
             check_journal(storage, repair=False)
             raise
-    return ResilientRDBStorage(storage, wait_s=wait_s)
+    return ResilientStorage(storage, wait_s=wait_s)
 
 
 @contextmanager

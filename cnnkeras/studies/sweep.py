@@ -178,7 +178,7 @@ def _parent_run(study: Any, config: ExperimentConfig, storage: str, tracking_uri
     parent_id = study.user_attrs.get(PARENT_ATTR)
     if parent_id:
         tracker = Tracker(uri=tracking_uri, experiment=experiment, run_id=parent_id)
-        tracker.client.update_run(parent_id, status="RUNNING")
+        tracker.reopen()
         return tracker
     tracker = Tracker(uri=tracking_uri, experiment=experiment, run_name=f"sweep-{study.study_name}",
                       tags={STUDY_TAG: study.study_name, "cnnkeras.storage": storage, "cnnkeras.kind": "sweep"})

@@ -56,3 +56,12 @@ def test_the_choice_is_never_slower_than_one_at_a_time(largest, times):
     if chooser.chosen is not None and 1 in chooser.per_trial:
         per_trial = {k: sorted(v)[len(v) // 2] for k, v in chooser.per_trial.items()}
         assert per_trial[chooser.chosen] <= per_trial[1]
+
+
+def test_each_job_trains_on_its_own_gpu(monkeypatch):
+    from cnnkeras.studies.executor import gpu_for
+
+    monkeypatch.setenv("CNNKERAS_GPUS", "0, 1,3")
+    assert [gpu_for(job) for job in range(3)] == ["0", "1", "3"]  # --jobs 3 on three GPUs: one each
+    monkeypatch.delenv("CNNKERAS_GPUS")
+    assert gpu_for(0) is None
