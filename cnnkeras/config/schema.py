@@ -138,10 +138,10 @@ class Scenes(StrictModel):
     Deterministic for the experiment seed: the same config gives the same scenes.
     """
 
-    count: int = Field(2000, gt=0, description="Training scenes (validation_split is taken from them); a fifth "
+    count: int = Field(2000, gt=0, le=1_000_000, description="Training scenes (validation_split is taken from them); a fifth "
                        "as many test scenes are drawn besides, from the source's test digits when it has them.")
-    size: int = Field(64, ge=16, description="Scene side in pixels.")
-    digits: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = Field(
+    size: int = Field(64, ge=16, le=4096, description="Scene side in pixels.")
+    digits: tuple[Annotated[int, Field(ge=1, le=64)], Annotated[int, Field(ge=1, le=64)]] = Field(
         (1, 4), description="Fewest and most digits per scene [low, high].")
     digit_size: int | None = Field(
         None, gt=0, description="Side a digit is drawn at (default: 28 for MNIST, 16 for scikit-learn's digits).")
@@ -193,7 +193,7 @@ class DataConfig(StrictModel):
         description="Keep only these labels, renumbered 0..k-1 in this order (for example [3, 8] "
         "for a binary task).",
     )
-    resize: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] | None = Field(
+    resize: tuple[Annotated[int, Field(gt=0, le=8192)], Annotated[int, Field(gt=0, le=8192)]] | None = Field(
         None, description="Resize images to [height, width] once, at load time: bilinear (image_folder: "
         "Pillow's, antialiased when shrinking, to 8-bit pixels; masks by nearest neighbour)."
     )
@@ -297,7 +297,8 @@ class ModelConfig(StrictModel):
     )
     batch_norm: bool | None = Field(None, description="Batch normalization after each convolution.")
     width_multiplier: float | None = Field(
-        None, gt=0.0, description="Scales the number of feature maps of every layer (fewer feature maps: < 1)."
+        None, gt=0.0, le=16.0,
+        description="Scales the number of feature maps of every layer (fewer feature maps: < 1; at most 16)."
     )
     small_input: bool | None = Field(
         None,
@@ -306,12 +307,12 @@ class ModelConfig(StrictModel):
     )
     activation: str | None = Field(None, description="Hidden activation (relu, tanh, ...).")
     depth: int | None = Field(None, ge=1, le=6, description="U-Net levels, SegNet encoder stages.")
-    base_width: int | None = Field(None, ge=1, description="U-Net, SegNet: feature maps of the first level.")
+    base_width: int | None = Field(None, ge=1, le=4096, description="U-Net, SegNet: feature maps of the first level.")
     upsampling: Literal["transpose", "nearest", "bilinear", "bicubic"] | None = Field(
         None, description="U-Net's way up: a transposed 2x2 conv, or interpolation then a 1x1 conv.")
-    fc_units: int | None = Field(None, ge=1, description="VGG, FCN: units (feature maps) of fc6 and fc7.")
-    fpn_channels: int | None = Field(None, ge=1, description="FPN: feature maps of every pyramid level.")
-    head_channels: int | None = Field(None, ge=1, description="FPN: feature maps of the semantic head.")
+    fc_units: int | None = Field(None, ge=1, le=65536, description="VGG, FCN: units (feature maps) of fc6 and fc7.")
+    fpn_channels: int | None = Field(None, ge=1, le=4096, description="FPN: feature maps of every pyramid level.")
+    head_channels: int | None = Field(None, ge=1, le=4096, description="FPN: feature maps of the semantic head.")
     input_shape: tuple[int, int, int] | None = Field(
         None, description="Input [height, width, channels]; by default the data's."
     )
