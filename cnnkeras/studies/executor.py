@@ -44,8 +44,9 @@ Told = Callable[[AskedTrial, TrialOutcome, Any], None]
 class LedgerChannel:
     """The sweep process's side of a group: members' messages become Optuna writes (the ledger)."""
 
-    def __init__(self, ledger: Ledger, group: Sequence[AskedTrial], told: Told, say: Callable[[str], None]):
-        self.ledger, self.group, self._told, self._say = ledger, list(group), told, say
+    def __init__(self, ledger: Ledger, group: Sequence[AskedTrial], told: Told, say: Callable[[str], None],
+                 dead: DeadTrials | None = None):
+        self.ledger, self.group, self._told, self._say, self.dead = ledger, list(group), told, say, dead
         self.done: set[int] = set()
 
     def started(self, member: int, run_id: str | None) -> None:
@@ -61,6 +62,13 @@ class LedgerChannel:
         asked = self.group[member]
         frozen = self.ledger.tell(asked, outcome)
         self.done.add(member)
+        if asked.number in self.ledger.superseded:  # taken as dead meanwhile: its retry is the trial now
+            reason = (f"its heartbeats stalled and another sweep process took it as dead; its retry stands "
+                      f"for it ({frozen.user_attrs.get('reason', '')})")
+            if self.dead is not None:
+                self.dead.close_run(outcome.run_id or asked.run_id, reason, force=True)
+            self._say(f"trial {asked.number}: {reason}")
+            return
         self._told(asked, outcome, frozen)
 
     def say(self, text: str) -> None:
@@ -102,7 +110,7 @@ class Executor:
 
     def run(self, group: Sequence[AskedTrial], *, slot: int = 0) -> None:
         """Train ``group`` until every member is told (or raise an interrupt, the members queued again)."""
-        channel = LedgerChannel(self.ledger, group, self.told, self.say)
+        channel = LedgerChannel(self.ledger, group, self.told, self.say, self.dead)
         members = [Member(a.number, a.overrides) for a in group]
         try:
             if self.isolation == "process":

@@ -83,6 +83,7 @@ class Ledger:
         self.study_id = storage.get_study_id_from_name(study.study_name)
         self._lock = threading.RLock()
         self._beats: dict[int, int] = {}  # number -> heartbeat count, for this process's running trials
+        self.superseded: set[int] = set()  # trials another process took as dead while this one ran them
 
     # ------------------------------------------------------------------ asking
 
@@ -143,7 +144,12 @@ class Ledger:
     # ---------------------------------------------------------------- telling
 
     def tell(self, asked: AskedTrial, outcome: TrialOutcome) -> Any:
-        """The one place a trial's ending is told to Optuna (its attributes first)."""
+        """The one place a trial's ending is told to Optuna (its attributes first); the frozen trial.
+
+        If another process took the trial as dead meanwhile (its heartbeats stalled), the trial is
+        already FAIL and queued again: it stays so, and :attr:`superseded` names it, so that its
+        run is closed as what it is (:class:`~cnnkeras.studies.executor.LedgerChannel`).
+        """
         trial = asked.trial
         with self._lock:
             self._beats.pop(asked.number, None)
@@ -154,7 +160,8 @@ class Ledger:
             trial.set_user_attr(SUMMARY_ATTR, {k: v for k, v in outcome.summary.items()
                                                if isinstance(v, float) and math.isfinite(v)})
         except optuna.exceptions.UpdateFinishedTrialError:
-            return self.frozen(asked.number)  # another process took it as dead meanwhile (see fail_dead)
+            self.superseded.add(asked.number)
+            return self.frozen(asked.number)
         if outcome.state is TrialState.PRUNED:
             self.study.tell(trial, state=State.PRUNED, skip_if_finished=True)
         elif outcome.state is TrialState.FAIL:
@@ -162,7 +169,10 @@ class Ledger:
         else:
             values = outcome.values or []
             self.study.tell(trial, values[0] if len(values) == 1 else values, skip_if_finished=True)
-        return self.frozen(asked.number)
+        frozen = self.frozen(asked.number)
+        if frozen.user_attrs.get(STALE_ATTR) and outcome.state is not TrialState.FAIL:
+            self.superseded.add(asked.number)
+        return frozen
 
     def interrupted(self, asked: AskedTrial, reason: str) -> None:
         """Set aside: stopped by a signal, or its runs could not be opened. Not the trial's fault: FAIL, not

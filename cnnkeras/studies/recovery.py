@@ -81,12 +81,13 @@ class DeadTrials:
             return run_id
         return None
 
-    def close_run(self, run_id: str | None, reason: str) -> None:
-        """Close the run FAILED with ``reason`` if it is still RUNNING."""
+    def close_run(self, run_id: str | None, reason: str, *, force: bool = False) -> None:
+        """Close the run FAILED with ``reason`` if it is still RUNNING (or, ``force``, whatever it is: a run
+        whose trial another process took as dead while it was in fact alive)."""
         if not run_id or self.tracking_uri is None:
             return
         tracker = Tracker.attach(run_id, uri=self.tracking_uri)
-        if tracker.client.get_run(run_id).info.status == "RUNNING":
+        if force or tracker.client.get_run(run_id).info.status == "RUNNING":
             tracker.set_tags({STATE_TAG: "FAIL"})
             tracker.end("FAILED", reason)
 
