@@ -9,6 +9,8 @@ authorization API, logged in as ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_P
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..errors import TrackingError
 from ..lazy import lazy_import
 from .connection import check_tracking
@@ -40,14 +42,30 @@ def grant(user: str, experiment: str, *, permission: str = "EDIT", uri: str | No
             raise TrackingError(f"no experiment {experiment!r} on {redact(uri)} (it is created by its first run)")
         auth = mlflow_server.get_app_client("basic-auth", tracking_uri=uri)
         try:
-            auth.create_experiment_permission(found.experiment_id, user, permission)
-            done = "granted"
+            done = _set_experiment_permission(auth, found.experiment_id, user, permission)
         except mlflow_exceptions.RestException as exc:
-            if exc.error_code == "RESOURCE_ALREADY_EXISTS":
-                auth.update_experiment_permission(found.experiment_id, user, permission)
-                done = "changed to"
-            elif exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
                 raise TrackingError(f"no user {user!r} on {redact(uri)}: an admin creates users first") from None
-            else:
-                raise
+            raise
     return f"{user} {done} {permission} on experiment {experiment} ({redact(uri)})"
+
+
+def _set_experiment_permission(auth: Any, experiment_id: str, user: str, permission: str) -> str:
+    """Set one user's permission on one experiment with whichever client API this MLflow has.
+
+    MLflow 3.17.0/3.17.1 have ``create_experiment_permission`` (refused when one exists) and
+    ``update_experiment_permission``; 3.17.2 replaced both with ``grant_user_permission(user,
+    resource_type, resource_id, permission)``, which sets or replaces. Returns "granted" or
+    "changed to", for people.
+    """
+    if hasattr(auth, "grant_user_permission"):
+        auth.grant_user_permission(user, "experiment", str(experiment_id), permission)
+        return "granted"
+    try:
+        auth.create_experiment_permission(experiment_id, user, permission)
+        return "granted"
+    except mlflow_exceptions.RestException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    auth.update_experiment_permission(experiment_id, user, permission)
+    return "changed to"

@@ -61,6 +61,7 @@ def swept(tmp_path_factory):
 @pytest.fixture(scope="module")
 def written(swept):
     folder, path, _ = swept
+    (folder / "reports").mkdir(exist_ok=True)  # cnnkeras never makes the folders of a path a user names
     return cnnkeras.report(str(path), out=folder / "reports" / "lr-batch.html", mlflow_url="http://127.0.0.1:9")
 
 

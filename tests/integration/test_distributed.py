@@ -10,6 +10,7 @@ import optuna
 import pytest
 from mlflow.tracking import MlflowClient
 
+from ..servers import PG_PASSWORD
 from .test_sweep import sweep_file
 
 pytestmark = pytest.mark.slow  # several sweep processes on PostgreSQL
@@ -70,7 +71,8 @@ def test_two_processes_started_at_once_on_a_new_database_share_one_study_and_par
     import psycopg
 
     port = postgres_url.rsplit(":", 1)[1].split("/")[0]
-    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as conn:
+    with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres password={PG_PASSWORD}",
+                         autocommit=True) as conn:
         conn.execute("CREATE DATABASE fresh")
     url = postgres_url.rsplit("/", 1)[0] + "/fresh"  # no tables yet: both processes start on an empty database
     command = _pg_sweep(tmp_path, url, "race", 4)

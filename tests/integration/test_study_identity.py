@@ -68,13 +68,14 @@ def test_another_experiment_or_search_space_is_refused_and_join_anyway_is_record
 
 def test_what_does_not_change_a_trial_is_not_compared():
     base = cnnkeras.config_from_dict({"name": "x", "data": {"source": "npz", "path": "/a/mnist.npz"},
-                                      "search": {"parameters": {"seed": {"type": "int", "low": 0, "high": 3}}}})
+                                      "search": {"parameters": {"seed": {"type": "int", "low": 0, "high": 3}}}},
+                                     checks=[])
     moved = cnnkeras.config_from_dict({
         "name": "x", "description": "on the GPU box", "backend": "jax", "data": {"source": "npz", "path":
                                                                                   "/b/data/mnist.npz"},
         "tracking": {"uri": "http://mlflow:5001", "log_plots": False},
         "search": {"parameters": {"seed": {"type": "int", "low": 0, "high": 3}}, "n_trials": 99, "jobs": 4,
-                   "storage": "postgresql+psycopg://u:pw@db/optuna", "cohort": 8, "isolation": "process"}})
+                   "storage": "postgresql+psycopg://u:pw@db/optuna", "cohort": 8, "isolation": "process"}}, checks=[])
     assert differences(base.to_dict(), moved) == []
-    changed = cnnkeras.config_from_dict({**moved.to_dict(), "data": {"source": "npz", "path": "/b/fashion.npz"}})
+    changed = cnnkeras.config_from_dict({**moved.to_dict(), "data": {"source": "npz", "path": "/b/fashion.npz"}}, checks=[])
     assert differences(base.to_dict(), changed) == ["data.path (study: mnist.npz, this sweep: fashion.npz)"]
