@@ -17,7 +17,6 @@ from optuna_integration.keras import KerasPruningCallback
 
 from ..config import config_from_dict
 from ..config.schema import OBJECTIVE_METRICS, ExperimentConfig
-from ..measures import gap_metrics
 from ..cohort import run_cohort
 from ..runner import run
 from ..tracking import Tracker
@@ -38,7 +37,7 @@ class PruningCallback(KerasPruningCallback):
     It reports ``monitor`` to the trial every epoch as the original does, with two
     differences: when the pruner says prune it stops training instead of raising inside
     ``fit`` (so the run can still be closed and tagged cleanly, and ``pruned_at`` says
-    when), and a gap monitor (``gap_accuracy``) is computed from the epoch's logs.
+    when); a gap monitor (``gap_accuracy``) is read from the logs like any other.
     """
 
     def __init__(self, trial: Any, monitor: str):
@@ -46,9 +45,7 @@ class PruningCallback(KerasPruningCallback):
         self.pruned_at: int | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        logs = dict(logs or {})
-        if self._monitor.startswith("gap_"):
-            logs.update(gap_metrics({k: float(v) for k, v in logs.items()}))
+        logs = dict(logs or {})  # gaps are in the logs already (cnnkeras.training.callbacks.EpochMeasures)
         value = logs.get(self._monitor)
         if value is None or not math.isfinite(float(value)):
             return

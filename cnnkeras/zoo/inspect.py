@@ -30,7 +30,7 @@ from ..data.dataset import load_dataset
 from ..layers import (MaxPoolingWithArgmax2D, MaxUnpooling2D, MixedPooling2D, SpatialPyramidPooling2D,
                       SpatiallySeparableConv2D, Upsample2D)
 from .build import input_shape_error, model_from_config
-from .registry import get_model_info, list_models
+from .registry import build_model, get_model_info, list_models
 
 __all__ = ["inspect", "layer_macs", "model_for", "zoo_table"]
 
@@ -186,7 +186,7 @@ def model_for(arch: str, *, input_shape: tuple[int, int, int] | None = None, num
     shape = tuple(input_shape or info.input_shape)
     if "small_input" in info.options and "small_input" not in options and min(shape[:2]) < info.min_input:
         options["small_input"] = True
-    return info.builder(input_shape=shape, num_classes=num_classes or info.num_classes, **options)
+    return build_model(arch, input_shape=shape, num_classes=num_classes or info.num_classes, **options)
 
 
 def zoo_table(*, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None) -> pd.DataFrame:
