@@ -104,10 +104,31 @@ class Augmentation(StrictModel):
     zoom: float = Field(
         0.0, ge=0.0, lt=1.0, description="Largest random zoom in or out, as a fraction (keras.layers.RandomZoom)."
     )
+    crop: int = Field(
+        0, ge=0, le=64,
+        description="Random crop: pad this many pixels of zeros on each side, then crop back to the image's size "
+        "at a random place (He et al. 2016's CIFAR recipe; cnnkeras' RandomPaddedCrop). 0 = off.",
+    )
+    brightness: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="Largest random brightness change, as a fraction of the pixel range [0, 1] "
+        "(keras.layers.RandomBrightness). Needs data.normalization: scale. Images only, never masks.",
+    )
+    contrast: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="Largest random contrast change: each image's contrast scaled by a factor in [1 - c, 1 + c] "
+        "(keras.layers.RandomContrast). Needs data.normalization: scale. Images only, never masks.",
+    )
 
     @property
     def enabled(self) -> bool:
-        return self.flip != "none" or self.shift > 0 or self.rotation > 0 or self.zoom > 0
+        return (self.flip != "none" or self.shift > 0 or self.rotation > 0 or self.zoom > 0 or self.crop > 0
+                or self.colour)
+
+    @property
+    def colour(self) -> bool:
+        """Whether a colour change (brightness, contrast) is asked for: images only, pixels in [0, 1]."""
+        return self.brightness > 0 or self.contrast > 0
 
 
 class Scenes(StrictModel):
@@ -183,6 +204,17 @@ class DataConfig(StrictModel):
         "standardize: per-channel mean and std of the training split. none: raw values.",
     )
     augmentation: Augmentation = Field(default_factory=Augmentation, description="Training-time augmentation.")
+    label_noise: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Fraction of the training labels replaced by a class drawn uniformly at random (seeded; the "
+        "draw can give back the true class, as in Zhang et al. 2017): 1.0 gives random labels. Validation and "
+        "test labels are never touched. Classification only.",
+    )
+    per_class: int | None = Field(
+        None, gt=0,
+        description="Keep at most this many training images of each class (seeded), chosen after the validation "
+        "split, so that the validation set stays the same whatever the training set's size. Classification only.",
+    )
     scenes: Scenes = Field(default_factory=lambda: Scenes(), description="digit_scenes only: the generated scenes.")
 
     @field_validator("path")
@@ -198,6 +230,16 @@ class DataConfig(StrictModel):
                 "source: npz with this path"
             )
         return path
+
+    @field_validator("augmentation")
+    @classmethod
+    def _colour_needs_unit_pixels(cls, augmentation: Augmentation, info: ValidationInfo) -> Augmentation:
+        """Brightness and contrast clip to pixels in [0, 1]: they need normalization: scale (validated first)."""
+        normalization = info.data.get("normalization")
+        if augmentation.colour and normalization not in (None, "scale"):
+            raise ValueError(f"brightness and contrast work on pixels in [0, 1]: they need normalization: scale "
+                             f"(normalization is {normalization!r})")
+        return augmentation
 
     @field_validator("classes")
     @classmethod
@@ -249,7 +291,9 @@ class ModelConfig(StrictModel):
         description="Use a small-input stem (3x3, stride 1, no early pooling) for 28x28 and 32x32 "
         "images where the original stem would shrink them to nothing.",
     )
-    activation: str | None = Field(None, description="Hidden activation (relu, tanh, ...).")
+    activation: str | None = Field(
+        None, description="Hidden activation: a Keras name (relu, tanh, elu, ...) or prelu (He et al. 2015's "
+        "parametric ReLU, a learned slope per channel; also as a declarative layer's activation).")
     depth: int | None = Field(None, ge=1, le=6, description="U-Net levels, SegNet encoder stages.")
     base_width: int | None = Field(None, ge=1, description="U-Net, SegNet: feature maps of the first level.")
     upsampling: Literal["transpose", "nearest", "bilinear", "bicubic"] | None = Field(
@@ -784,6 +828,18 @@ class ExperimentConfig(StrictModel):
         if model.head == "segmentation" and data.source not in ("digit_scenes", "image_folder", "npz"):
             raise ValueError(f"head segmentation needs masks: data.source digit_scenes, image_folder (images/ and "
                              f"masks/) or an npz whose y arrays are masks (source is {data.source!r})")
+        return model
+
+    @field_validator("model")
+    @classmethod
+    def _label_probes_need_classes(cls, model: ModelConfig, info: ValidationInfo) -> ModelConfig:
+        """Label noise and a per-class subset need one class per image (multiclass or binary heads)."""
+        data = info.data.get("data")
+        if data is not None and model.head in ("segmentation", "regression"):
+            for key, on in (("label_noise", data.label_noise > 0), ("per_class", data.per_class is not None)):
+                if on:
+                    raise ValueError(f"data.{key} needs a class per image: head multiclass or binary (head is "
+                                     f"{model.head!r})")
         return model
 
     @field_validator("train")

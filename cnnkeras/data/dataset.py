@@ -15,6 +15,7 @@ import numpy as np
 from ..config.schema import DataConfig
 from ..errors import DataError
 from ..lazy import lazy_import
+from .probes import apply_probes
 from .sources import load_source
 
 keras = lazy_import("keras")
@@ -182,10 +183,10 @@ def load_dataset(config: DataConfig, *, seed: int) -> Dataset:
     names = raw.class_names
     if config.classes and names:
         names = [names[c] for c in config.classes if c < len(names)]
-    return Dataset(
+    return apply_probes(Dataset(
         x_train.astype("float32"), y_train, x_val.astype("float32"), y_val, x_test.astype("float32"), y_test,
         num_classes=num_classes, class_names=names or [str(i) for i in range(num_classes)],
-    )
+    ), config, seed)  # label noise, per-class subset: the training split only (data/probes.py)
 
 
 def _masks(y: np.ndarray, x: np.ndarray, what: str) -> np.ndarray:

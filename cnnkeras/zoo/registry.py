@@ -22,6 +22,7 @@ from typing import Any, Callable
 
 from ..config.errors import suggestion
 from ..errors import UnknownName
+from .common import set_bn_momentum  # (Keras is imported lazily there: the registry stays Keras-free)
 
 __all__ = ["ModelInfo", "build_model", "get_model_info", "list_models", "register_model"]
 
@@ -146,8 +147,6 @@ def get_model_info(name: str) -> ModelInfo:
 
 def build_model(name: str, **options: Any) -> Any:
     """Build the registered model ``name`` with keyword ``options`` (``bn_momentum`` included)."""
-    from .common import set_bn_momentum  # (common loads Keras lazily; the registry stays Keras-free)
-
     info = get_model_info(name)
     momentum = options.pop("bn_momentum", None)
     if momentum is not None and "bn_momentum" not in info.options:
