@@ -37,6 +37,7 @@ from .. import interrupts
 from ..config.schema import ExperimentConfig
 from ..data.dataset import Dataset
 from ..measures import TRAIN_PREFIX
+from ..zoo.common import batch_norm_layers
 from .callbacks import EpochListener, EpochMeasures, RichProgress, StopOnInterrupt
 from .compile import steps_per_epoch
 from .fit import FitResult, fit_inputs, gap_sample, targets_of, training_callbacks
@@ -311,8 +312,9 @@ def fit_cohort(
     checkpoint_dirs = checkpoint_dirs or [None] * k
     first = configs[0]
     train = first.train
-    made = [training_callbacks(cfg, listeners=lst, callbacks=cbs, checkpoint_dir=folder, num_classes=data.num_classes)
-            for cfg, lst, cbs, folder in zip(configs, listeners, callbacks, checkpoint_dirs)]
+    made = [training_callbacks(cfg, listeners=lst, callbacks=cbs, checkpoint_dir=folder, num_classes=data.num_classes,
+                               batch_norm=bool(batch_norm_layers(member)))
+            for cfg, lst, cbs, folder, member in zip(configs, listeners, callbacks, checkpoint_dirs, members)]
     driver = MemberCallbacks(members, [m.callbacks for m in made])
     cohort = CohortModel(members)
     cohort.compile(optimizer=CohortOptimizer([m.optimizer for m in members],

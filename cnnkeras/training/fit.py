@@ -21,6 +21,7 @@ from ..measures import best_epoch_of, gap_sample_indices, gap_sample_size
 from ..config.schema import ExperimentConfig
 from ..data.augment import AugmentedBatches
 from ..data.dataset import Dataset
+from ..zoo.common import batch_norm_layers
 from .callbacks import BatchNormWarning, EpochListener, EpochMeasures, EpochRecorder, NanGuard, RichProgress, StopOnInterrupt
 from .compile import steps_per_epoch
 from .device_data import on_device
@@ -85,17 +86,19 @@ def training_callbacks(
     checkpoint_dir: str | Path | None = None,
     sample: tuple[Any, Any] | None = None,
     num_classes: int = 0,
+    batch_norm: bool = False,
 ) -> TrainingCallbacks:
     """What ``config.train`` asks of a training, as Keras callbacks: the epoch's measures
     (the training ``sample`` in inference mode, and the gaps), epoch records (fanned out to
-    ``listeners``, with the batch-norm warning for ``num_classes`` classes), the NaN guard,
+    ``listeners``; for a model with ``batch_norm``, with the batch-norm warning for
+    ``num_classes`` classes), the NaN guard,
     early stopping, the plateau schedule, the best-model checkpoint, then ``callbacks``.
     The same list serves a model trained alone and a member of a cohort
     (:mod:`cnnkeras.training.cohort`: its sample is evaluated for the whole cohort, so a
     member's ``sample`` is None and its logs already hold ``train_*``)."""
     train = config.train
     listeners = list(listeners)
-    if num_classes >= 2 and config.model.head != "segmentation":
+    if batch_norm and num_classes >= 2 and config.model.head != "segmentation":
         listeners.append(BatchNormWarning(num_classes, listeners, title=config.tracking.run_name or config.name))
     recorder = EpochRecorder(listeners)
     guard = NanGuard()
@@ -180,7 +183,7 @@ def fit_and_evaluate(
         extra.append(bar)
     made = training_callbacks(config, listeners=all_listeners, callbacks=[*extra, *callbacks],
                               checkpoint_dir=checkpoint_dir, sample=gap_sample(data, targets, config),
-                              num_classes=data.num_classes)
+                              num_classes=data.num_classes, batch_norm=bool(batch_norm_layers(model)))
     keras_callbacks = [StopOnInterrupt(), *made.callbacks]  # first: a Ctrl-C stops before any logging
 
     inputs = fit_inputs(data, targets, config)

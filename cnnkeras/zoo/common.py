@@ -13,7 +13,7 @@ from ..lazy import lazy_import
 
 keras = lazy_import("keras")
 
-__all__ = ["crop_to", "pad_to_multiple", "scaled", "set_bn_momentum"]
+__all__ = ["batch_norm_layers", "crop_to", "pad_to_multiple", "scaled", "set_bn_momentum"]
 
 
 def scaled(channels: int, multiplier: float = 1.0, *, minimum: int = 1) -> int:
@@ -48,9 +48,13 @@ def set_bn_momentum(model, momentum: float) -> int:
     """
     if not 0.0 <= momentum < 1.0:
         raise ValueError(f"bn_momentum must be in [0, 1). Received: bn_momentum={momentum}")
-    count = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if isinstance(layer, keras.layers.BatchNormalization):
-            layer.momentum = float(momentum)
-            count += 1
-    return count
+    layers = batch_norm_layers(model)
+    for layer in layers:
+        layer.momentum = float(momentum)
+    return len(layers)
+
+
+def batch_norm_layers(model) -> list:
+    """Every ``BatchNormalization`` layer of a model, nested models included."""
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, keras.layers.BatchNormalization)]

@@ -123,3 +123,23 @@ def test_lagging_batch_norm_statistics_are_named_once_and_tagged_and_bn_momentum
     assert "batch-norm statistics" not in capfd.readouterr().err
     assert settled.history["train_accuracy"][-1] > 0.8 and settled.history["val_accuracy"][-1] > 0.7
     assert BATCH_NORM_TAG not in MlflowClient(uri).get_run(settled.run_id).data.tags
+
+
+def test_no_batch_norm_warning_for_a_model_without_batch_norm():
+    """A model that collapses within an epoch (running accuracy high, the end-of-epoch model at chance) is not
+    batch norm: the warning is only for models that have it."""
+    from rich.console import Console
+
+    from cnnkeras.training.callbacks import BatchNormWarning
+    from cnnkeras.training.fit import training_callbacks
+
+    config = config_from_dict({"name": "bn"})
+    record = {"accuracy": 0.75, "train_accuracy": 0.12, "val_accuracy": 0.11}
+    for batch_norm, expected in ((False, 0), (True, 1)):
+        made = training_callbacks(config, num_classes=10, batch_norm=batch_norm)
+        warnings = [lst for lst in made.recorder.listeners if isinstance(lst, BatchNormWarning)]
+        assert len(warnings) == expected
+        for warning in warnings:
+            warning.console = Console(file=open("/dev/null", "w"))
+            warning.on_epoch(9, record)
+            assert warning.message.startswith("epoch 9: training-mode accuracy 0.750")
