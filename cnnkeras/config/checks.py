@@ -131,7 +131,11 @@ def check_report(config: ExperimentConfig) -> list[tuple[tuple[Any, ...], str]]:
         if claim.parameter not in swept:
             unknown(claim.parameter, ("report", "claims", i, "parameter"))
             continue
+        if claim.optimum_of is not None and claim.optimum_of not in swept:
+            unknown(claim.optimum_of, ("report", "claims", i, "optimum_of"))
         param = config.search.parameters[claim.parameter]
+        if claim.at is not None:
+            problems.extend(_at_problem(claim.at, param, claim.parameter, ("report", "claims", i, "at")))
         if claim.levels is not None:
             choices = getattr(param, "choices", None)
             if choices is None:
@@ -148,6 +152,18 @@ def check_report(config: ExperimentConfig) -> list[tuple[tuple[Any, ...], str]]:
                              f"{claim.parameter} is categorical with non-numeric choices {list(param.choices)}: "
                              "give levels, their order for the claim"))
     return problems
+
+
+def _at_problem(at: Any, param: Any, path: str, where: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+    """A level claim's ``at`` must be a value the sweep gives its parameter."""
+    choices = getattr(param, "choices", None)
+    if choices is not None:
+        if value_key(at) not in {value_key(c) for c in choices}:
+            return [(where, f"{at!r} is not one of {path}'s choices {list(choices)}")]
+        return []
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not param.low <= at <= param.high:
+        return [(where, f"{at!r} is outside {path}'s range [{param.low}, {param.high}]")]
+    return []
 
 
 def _numeric_choices(choices: Iterable[Any]) -> bool:

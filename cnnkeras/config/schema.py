@@ -27,6 +27,8 @@ __all__ = [
     "Augmentation",
     "Checkpoint",
     "Claim",
+    "EpochBudget",
+    "ExamplesBudget",
     "ConstantSchedule",
     "CosineSchedule",
     "DataConfig",
@@ -720,22 +722,39 @@ ClaimMeasure = Literal[
     "final_gap_accuracy", "final_gap_loss", "final_accuracy", "final_val_accuracy", "best_val_accuracy",
     "final_loss", "final_val_loss", "final_data_loss", "final_val_data_loss", "test_accuracy", "test_loss",
     "epochs_after_best", "best_epoch", "test_minus_val_accuracy", "final_gap_mean_iou", "final_mean_iou",
-    "final_val_mean_iou", "best_val_mean_iou", "test_mean_iou",
+    "final_val_mean_iou", "best_val_mean_iou", "test_mean_iou", "final_train_accuracy", "final_train_loss",
+    "final_train_data_loss", "final_train_mean_iou", "final_gap_mae", "final_train_mae", "final_val_mae",
+    "epochs_to_fit", "test_minus_val_loss",
 ]
+
+#: What a claim expects: a trend as the parameter grows, or a level at one value of it.
+TRENDS = ("increasing", "decreasing")
+LEVELS = ("above", "below", "near")
 
 
 class Claim(StrictModel):
-    """A claim the report checks against the runs: how a measure moves as a parameter grows.
+    """A claim the report checks against the runs: how a measure moves as a parameter grows, or where it lies.
 
-    Example: ``{claim: "Small learning rates overfit more", parameter: train.optimizer.learning_rate,
-    measure: final_gap_accuracy, expect: decreasing}``.
+    Three kinds:
+
+    - a **trend**: ``{claim: "Small learning rates overfit more", parameter: train.optimizer.learning_rate,
+      measure: final_gap_accuracy, expect: decreasing}``;
+    - a **level** at one value of the parameter: ``{claim: "Random labels leave the test set at chance",
+      parameter: data.label_noise, at: 1.0, measure: test_accuracy, expect: near, value: 0.1, tolerance: 0.05}``
+      (``above`` and ``below`` take a ``value`` too);
+    - the trend of an **optimum**: ``{claim: "The best learning rate grows with the batch", parameter:
+      train.batch_size, optimum_of: train.optimizer.learning_rate, measure: best_val_accuracy, expect:
+      increasing}``: for each value of ``parameter`` (and each seed), the value of ``optimum_of`` where the
+      measure is best; then its trend (log2 against log2 on log scales: the slope is the exponent).
     """
 
     claim: str = Field(..., min_length=1, description="The claim, in words.")
     parameter: str = Field(..., description="A swept key path (one of search.parameters).")
     measure: ClaimMeasure = Field("final_gap_accuracy", description="The runs-frame column the claim is about.")
-    expect: Literal["increasing", "decreasing"] = Field(
-        ..., description="How the measure should move as the parameter grows (or goes through `levels`)."
+    expect: Literal["increasing", "decreasing", "above", "below", "near"] = Field(
+        ..., description="increasing or decreasing: how the measure (or the optimum) should move as the parameter "
+        "grows (or goes through `levels`). above, below or near: where the measure should lie at the parameter "
+        "value `at`, relative to `value`."
     )
     levels: list[Union[bool, int, float, str]] | None = Field(
         None, min_length=2,
@@ -744,6 +763,16 @@ class Claim(StrictModel):
     range: tuple[float, float] | None = Field(
         None, description="Only runs whose parameter lies in [low, high] (e.g. the learning rates that train)."
     )
+    at: Union[bool, int, float, str, None] = Field(
+        None, description="Level claims: the parameter value whose runs are judged.")
+    value: float | None = Field(None, description="Level claims: the level the measure should be above, below or "
+                                "near.")
+    tolerance: float | None = Field(
+        None, gt=0, description="near: how far from `value` still counts as near (the whole confidence interval "
+        "must lie within value ± tolerance).")
+    optimum_of: str | None = Field(
+        None, description="Optimum claims: a second swept key path; its best value (by the measure) per value of "
+        "`parameter` is what trends.")
 
     @field_validator("range")
     @classmethod
@@ -753,6 +782,46 @@ class Claim(StrictModel):
             raise ValueError(f"empty range: low ({value[0]}) must be below high ({value[1]})")
         return value
 
+    @model_validator(mode="after")
+    def _kind_is_whole(self) -> "Claim":
+        """A level claim has `at` and `value` (and near a tolerance); a trend has neither; an optimum is a trend."""
+        if self.expect in LEVELS:
+            missing = [k for k in ("at", "value") if getattr(self, k) is None]
+            if self.expect == "near" and self.tolerance is None:
+                missing.append("tolerance")
+            if missing:
+                raise ValueError(f"expect: {self.expect} needs {' and '.join(missing)}")
+            if self.optimum_of is not None:
+                raise ValueError("optimum_of is for trends (expect: increasing or decreasing)")
+        else:
+            extra = [k for k in ("at", "value", "tolerance") if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)} are for level claims (expect: above, below or near), not "
+                                 f"expect: {self.expect}")
+        if self.optimum_of is not None and self.optimum_of == self.parameter:
+            raise ValueError("optimum_of must be another swept parameter than `parameter`")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """"trend", "level" or "optimum"."""
+        if self.expect in LEVELS:
+            return "level"
+        return "optimum" if self.optimum_of is not None else "trend"
+
+
+class EpochBudget(StrictModel):
+    """Compare every run at this epoch."""
+
+    epoch: int = Field(..., gt=0, description="The epoch (1-based) at which every run is compared.")
+
+
+class ExamplesBudget(StrictModel):
+    """Compare every run after it has seen this many training examples."""
+
+    examples: int = Field(..., gt=0, description="Training examples seen (epochs x training images): each run is "
+                          "compared at the first epoch that reaches it.")
+
 
 class ReportConfig(StrictModel):
     """What `cnnkeras report` shows first, and the claims it puts to the test."""
@@ -761,6 +830,14 @@ class ReportConfig(StrictModel):
     claims: list[Claim] = Field(default_factory=list, description="Claims to test on the runs.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence of intervals and verdicts.")
     replicate_key: str = Field("seed", description="The key path whose values are repeats, not a treatment.")
+    budget: Union[Literal["auto", "final"], EpochBudget, ExamplesBudget] = Field(
+        "auto",
+        description="When runs are compared (claims, plots, tables): final (each run's last epoch; pruned runs "
+        "left out), {epoch: N} (every run that reached epoch N, pruned and early-stopped ones included), "
+        "{examples: N} (at the first epoch with N training examples seen), or auto: the last epoch when every "
+        "run trained the same number of epochs, else the shortest finished run's last epoch. Test measures "
+        "are of each run's final model: only runs whose last epoch is the budget's count for them.",
+    )
 
 
 # ------------------------------------------------------------------------ the whole
@@ -797,6 +874,20 @@ class ExperimentConfig(StrictModel):
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as plain JSON-able data (every default filled in)."""
         return self.model_dump(mode="json")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_default_pruner_for_claims(cls, data: Any) -> Any:
+        """A sweep with claims and no pruner asked for prunes nothing: a pruned trial stops before the budget
+        its claims compare at, and a verdict needs every run (docs/measures.md, "Comparisons at an equal
+        budget"). An explicit ``search.pruner`` is kept; the report then compares at a common epoch."""
+        if not isinstance(data, dict):
+            return data
+        report, search = data.get("report"), data.get("search")
+        if (isinstance(report, dict) and report.get("claims") and isinstance(search, dict)
+                and "pruner" not in search):
+            data = {**data, "search": {**search, "pruner": {"name": "none"}}}
+        return data
 
     @field_validator("train")
     @classmethod
