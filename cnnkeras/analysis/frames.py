@@ -6,7 +6,10 @@ row per run: identity (run id, name, status, parent, trial state), the
 parameters (``param.<key>``), the final and best-epoch metrics, and the
 overfitting measures of :mod:`cnnkeras.measures`, at the run's own logged
 ``best_epoch`` (found with its ``train.monitor`` during training), never a
-recomputation with another monitor. :func:`curves_frame` gives the per-epoch
+recomputation with another monitor. Parameter values are canonical
+(:mod:`cnnkeras.analysis.values`: ``0`` and ``0.0`` are one value), and a run logged
+before the clean gap (no ``train_*`` metrics) has its gaps left out (``clean_gap`` is
+False; see :func:`clean_histories`). :func:`curves_frame` gives the per-epoch
 metrics as ``run_id, epoch, metric, value`` rows. Both read
 MLflow only through :mod:`cnnkeras.tracking`. :func:`export` writes CSV or Parquet.
 """
@@ -23,6 +26,7 @@ from ..errors import CnnkerasError, TrackingError
 from ..measures import has_clean_gap, measures
 from ..tracking import iter_runs, read_run
 from .source import RunSource, resolve
+from .values import canonical_column
 
 __all__ = ["clean_histories", "curves_frame", "export", "runs_frame"]
 
@@ -67,7 +71,10 @@ def runs_frame(target: Target, *, uri: str | None = None, storage: str | None = 
         row.update(measures(histories, test=test, k=k, monitor=run["params"].get("train.monitor", "val_loss"),
                             best=int(logged_best) if logged_best is not None else None))
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    for column in [c for c in frame.columns if c.startswith("param.")]:
+        frame[column] = canonical_column(frame[column])  # "0" and "0.0" from MLflow: one value
+    return frame
 
 
 def clean_histories(histories: Mapping[str, list[float]]) -> dict[str, list[float]]:

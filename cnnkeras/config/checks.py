@@ -24,8 +24,8 @@ from .errors import _model_at, nearest
 from .overrides import apply_override
 from .schema import CategoricalParam, ExperimentConfig
 
-__all__ = ["Check", "all_checks", "check_report", "check_search_space", "register_check", "split_key_path",
-           "value_key"]
+__all__ = ["Check", "all_checks", "check_report", "check_search_space", "parameter_kind", "register_check",
+           "split_key_path", "value_key"]
 
 Path = tuple[Any, ...]
 Check = Callable[[ExperimentConfig], Iterable[tuple[Path, str]]]
@@ -183,3 +183,19 @@ def value_key(value: Any) -> str:
         return repr(float(text))
     except ValueError:
         return text.lower()
+
+
+def parameter_kind(param: Any) -> str:
+    """How a swept parameter is scaled wherever it is fitted or ranked: ``log``, ``linear`` or ``levels``.
+
+    Floats and ints: ``log`` when sampled on a log scale, else ``linear``. Categoricals of
+    numbers: ``log`` when all are positive and span a factor of 4 or more (batch sizes,
+    learning rates), else ``linear``; any other categorical: ``levels``. One rule for the
+    report's claims and plots and for the importances the sweep prints.
+    """
+    if not isinstance(param, CategoricalParam):
+        return "log" if param.log else "linear"
+    numeric = [c for c in param.choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+    if len(numeric) == len(param.choices) and len(numeric) > 1:
+        return "log" if min(numeric) > 0 and max(numeric) / min(numeric) >= 4 else "linear"
+    return "levels"
