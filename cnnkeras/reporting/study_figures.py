@@ -50,9 +50,12 @@ PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e
 MEASURE_TITLES = {
     "final_gap_accuracy": "final gap (train − val accuracy)", "final_gap_loss": "final gap (val − train loss)",
     "best_val_accuracy": "best validation accuracy", "final_val_accuracy": "final validation accuracy",
-    "final_accuracy": "final train accuracy", "test_accuracy": "test accuracy",
+    "final_accuracy": "final running train accuracy (training mode)", "test_accuracy": "test accuracy",
     "final_gap_mean_iou": "final gap (train − val mean IoU)", "best_val_mean_iou": "best validation mean IoU",
-    "final_mean_iou": "final train mean IoU", "test_mean_iou": "test mean IoU",
+    "final_mean_iou": "final running train mean IoU (training mode)", "test_mean_iou": "test mean IoU",
+    "final_train_accuracy": "final train accuracy (sample, inference mode)",
+    "final_train_mean_iou": "final train mean IoU (sample, inference mode)",
+    "epochs_to_fit": "epochs to fit (train accuracy ≥ 0.95)",
 }
 
 
@@ -276,8 +279,10 @@ def gap_by_parameter(runs: pd.DataFrame, scales: Mapping[str, ParamScale], *,
             if col == 1:
                 fig.update_yaxes(title_text=MEASURE_TITLES.get(measure, measure), row=row, col=col)
     score = "validation mean IoU" if any("mean_iou" in m for m in measures) else "validation accuracy"
-    at = f" ({budget})" if budget else ""
-    return _template(fig, f"Generalization gap and {score} against each swept parameter{at}",
+    if budget:
+        fig.add_annotation(text=f"at {budget}", showarrow=False, xref="paper", yref="paper", x=1, y=1.08,
+                           xanchor="right", font={"color": "#616e7c"})
+    return _template(fig, f"Generalization gap and {score} against each swept parameter",
                      330 * max(1, len(measures)) + 60)
 
 
@@ -343,8 +348,10 @@ def lr_batch_heatmap(runs: pd.DataFrame, scales: Mapping[str, ParamScale], lr: s
                          categoryorder="array", categoryarray=list(grid.columns), row=1, col=col)
         fig.update_yaxes(title_text=short(batch) + ("" if scales[batch].categorical else " (binned)"),
                          type="category", categoryorder="array", categoryarray=list(grid.index), row=1, col=col)
-    at = f" ({budget})" if budget else ""
-    return _template(fig, f"Learning rate x batch size{at}", 460)
+    if budget:
+        fig.add_annotation(text=f"at {budget}", showarrow=False, xref="paper", yref="paper", x=1, y=1.12,
+                           xanchor="right", font={"color": "#616e7c"})
+    return _template(fig, "Learning rate x batch size", 460)
 
 
 def importances_side_by_side(importances: Mapping[str, Any]) -> Any:
