@@ -182,8 +182,8 @@ class ClaimResult:
             return (f"{self.n_runs} {'point' if self.kind == 'optimum' else 'run'}(s){at_budget} over "
                     f"{self.n_values} {what}: too few to fit a trend. {self.needed}").strip()
         if self.kind == "level":
-            relation = {"above": f"above {self.value:g}", "below": f"below {self.value:g}",
-                        "near": f"within {self.tolerance:g} of {self.value:g}"}[self.expect]
+            relation = (f"within {self.tolerance:g} of {self.value:g}" if self.expect == "near"
+                        else f"{self.expect} {self.value:g}")
             return (f"{self.measure} at {self.parameter}={value_label(self.at)}{at_budget} is {self.mean:.4f} "
                     f"({pct}% CI {self.low:.4f} to {self.high:.4f}, n={self.n_runs}); the claim: {relation}.")
         held = f", holding {', '.join(self.covariates)} fixed" if self.covariates else ""
