@@ -37,6 +37,7 @@ def test_every_gap_is_train_sample_against_validation_never_the_running_metrics(
     assert has_clean_gap(["loss", "train_accuracy"]) and not has_clean_gap(["loss", "train_time_s", "gap_accuracy"])
 
 
+@settings(deadline=None)
 @given(setting=st.one_of(st.none(), st.integers(0, 50_000)), n_train=st.integers(1, 60_000),
        n_val=st.integers(0, 20_000))
 def test_the_sample_size_rule(setting, n_train, n_val):
@@ -48,7 +49,7 @@ def test_the_sample_size_rule(setting, n_train, n_val):
         assert size == min(setting, n_train)
 
 
-@settings(max_examples=60)
+@settings(max_examples=60, deadline=None)
 @given(n_train=st.integers(1, 5_000), fraction=st.floats(0, 1.5), seed=st.integers(0, 2**31))
 def test_the_sample_is_sorted_distinct_seeded_and_in_range(n_train, fraction, seed):
     size = int(n_train * fraction)

@@ -20,7 +20,7 @@ from cnnkeras.zoo.build import model_from_config
 labels = st.lists(st.integers(0, 9), min_size=1, max_size=400).map(lambda v: np.array(v, dtype="int64"))
 
 
-@settings(max_examples=80)
+@settings(max_examples=80, deadline=None)
 @given(y=labels, n=st.integers(1, 60), seed=st.integers(0, 2**31))
 def test_per_class_keeps_at_most_n_of_each_class_sorted_and_seeded(y, n, seed):
     index = per_class_indices(y, n, seed)
@@ -30,7 +30,7 @@ def test_per_class_keeps_at_most_n_of_each_class_sorted_and_seeded(y, n, seed):
     assert np.array_equal(index, per_class_indices(y, n, seed))
 
 
-@settings(max_examples=80)
+@settings(max_examples=80, deadline=None)
 @given(y=labels, fraction=st.floats(0, 1), seed=st.integers(0, 2**31))
 def test_label_noise_touches_exactly_the_drawn_fraction(y, fraction, seed):
     noisy = noisy_labels(y, fraction, 10, seed)

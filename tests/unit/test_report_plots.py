@@ -12,7 +12,7 @@ import re
 
 import pandas as pd
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnkeras.analysis.budget import Budget, frame_at_budget, resolve_budget
@@ -155,6 +155,7 @@ def test_runs_logged_before_the_clean_gap_have_no_gap_and_the_report_says_why(tm
     assert "12 run(s) were logged before the clean gap (no train_* metrics): their gaps are left out" in html
 
 
+@settings(deadline=None)
 @given(st.lists(st.sampled_from(["0", "0.0", 0, 0.0, "0.001", 0.001, "1e-3", "16", 16, "128"]), min_size=1))
 def test_canonical_values_are_one_level_per_number(values):
     column = canonical_column(pd.Series(values, dtype=object))
@@ -165,6 +166,7 @@ def test_canonical_values_are_one_level_per_number(values):
     assert [float(v) for v in ordered] == sorted(numbers)
 
 
+@settings(deadline=None)
 @given(st.floats(1e-6, 1e3), st.floats(1.01, 1e4))
 def test_log_ticks_are_few_inside_the_range_and_three_digits(low, factor):
     ticks, text = log_ticks(low, low * factor)
@@ -174,6 +176,7 @@ def test_log_ticks_are_few_inside_the_range_and_three_digits(low, factor):
     assert all(_significant(t) <= 3 for t in text)
 
 
+@settings(deadline=None)
 @given(st.lists(st.floats(1e-5, 1e-1), min_size=2, max_size=40, unique=True))
 def test_heat_map_cells_of_a_continuous_parameter_are_at_most_six_ordered_ranges(values):
     cells, order = grid_cells(pd.Series(values), ParamScale("log"))
