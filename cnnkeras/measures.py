@@ -40,7 +40,7 @@ from typing import Iterable, Mapping, Sequence
 
 import numpy as np
 
-__all__ = ["FIT_THRESHOLD", "GAP_SAMPLE_CAP", "LOWER_IS_BETTER", "TIMING_KEYS", "TRAIN_PREFIX", "batch_norm_lag",
+__all__ = ["FIT_THRESHOLD", "GAP_SAMPLE_BYTES", "GAP_SAMPLE_CAP", "LOWER_IS_BETTER", "TIMING_KEYS", "TRAIN_PREFIX", "batch_norm_lag",
            "best_epoch", "best_epoch_of", "epochs_to_fit", "final_gaps", "gap_metrics", "gap_sample_indices",
            "gap_sample_size", "has_clean_gap", "measures", "overfitting_onset", "summarize"]
 
@@ -51,6 +51,8 @@ LOWER_IS_BETTER = ("loss", "val_loss", "mae", "val_mae", "data_loss", "val_data_
 TRAIN_PREFIX = "train_"
 #: Most training images the default sample takes (the validation split's size, up to this).
 GAP_SAMPLE_CAP = 10_000
+#: Most bytes of pixels the default sample takes (1,000 images of 224x224x3 float32 is 0.6 GB).
+GAP_SAMPLE_BYTES = 512 * 2**20
 #: Inference-mode training accuracy at which a run counts as having fit its training set.
 FIT_THRESHOLD = 0.95
 #: Batch-norm lag: "near chance" and "high", as fractions of the way from chance to perfect accuracy.
@@ -59,16 +61,18 @@ NEAR_CHANCE, HIGH = 0.3, 0.6
 TIMING_KEYS = ("epoch_time_s", "train_time_s")
 
 
-def gap_sample_size(setting: int | None, n_train: int, n_val: int) -> int:
+def gap_sample_size(setting: int | None, n_train: int, n_val: int, image_bytes: int = 0) -> int:
     """How many training images the clean gap evaluates each epoch.
 
     ``setting`` is ``train.gap_sample``: None (the default) takes as many as the validation
-    split holds, at most :data:`GAP_SAMPLE_CAP`, so both sides of a gap have the same
-    precision; 0 switches the sample off (no ``train_*`` metrics, no gaps); a number takes
-    that many. Never more than the training split.
+    split holds, at most :data:`GAP_SAMPLE_CAP` images and :data:`GAP_SAMPLE_BYTES` of
+    pixels (``image_bytes`` each, as the model sees them), so both sides of a gap have the
+    same precision and large images do not fill the memory; 0 switches the sample off (no
+    ``train_*`` metrics, no gaps); a number takes that many. Never more than the training
+    split.
     """
     if setting is None:
-        setting = min(n_val, GAP_SAMPLE_CAP)
+        setting = min(n_val, GAP_SAMPLE_CAP, GAP_SAMPLE_BYTES // image_bytes if image_bytes > 0 else n_val)
     return max(0, min(int(setting), n_train))
 
 

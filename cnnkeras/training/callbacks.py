@@ -26,7 +26,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .. import interrupts
+from ..lazy import lazy_import
 from ..measures import TRAIN_PREFIX, batch_norm_lag, gap_metrics
+
+tf = lazy_import("tensorflow")  # the TensorFlow backend only (EpochMeasures' evaluation pipeline)
 
 __all__ = ["BATCH_NORM_TAG", "BatchNormWarning", "EpochListener", "EpochMeasures", "EpochRecorder", "NanGuard",
            "RichProgress", "StopOnInterrupt", "gap_metrics"]
@@ -59,12 +62,23 @@ class EpochMeasures(keras.callbacks.Callback):
     def __init__(self, x: Any = None, y: Any = None, *, batch_size: int = 256):
         super().__init__()
         self.x, self.y, self.batch_size = x, y, batch_size
+        self._batches: Any = None
+
+    def _inputs(self) -> dict[str, Any]:
+        """``evaluate``'s data. On TensorFlow a ``tf.data`` pipeline made once: ``evaluate`` on NumPy
+        arrays builds one on every call, which costs more than evaluating a small sample (0.15 s against
+        0.05 s for the quickstart's 288 images here). Other backends take the arrays."""
+        if keras.backend.backend() != "tensorflow":
+            return {"x": self.x, "y": self.y, "batch_size": self.batch_size}
+        if self._batches is None:
+            self._batches = tf.data.Dataset.from_tensor_slices((self.x, self.y)).batch(self.batch_size)
+        return {"x": self._batches}
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if logs is None:
             return
         if self.x is not None and len(self.x):
-            scores = self.model.evaluate(self.x, self.y, batch_size=self.batch_size, verbose=0, return_dict=True)
+            scores = self.model.evaluate(**self._inputs(), verbose=0, return_dict=True)
             logs.update({f"{TRAIN_PREFIX}{key}": float(value) for key, value in scores.items()})
         logs.update(gap_metrics({k: float(v) for k, v in logs.items() if isinstance(v, (int, float))}))
 

@@ -139,7 +139,8 @@ def gap_sample(data: Dataset, targets: dict[str, np.ndarray], config: Experiment
     Drawn by indices (:func:`~cnnkeras.measures.gap_sample_indices`, sorted), so any
     training split that supports ``len`` and integer-array indexing will do.
     """
-    size = gap_sample_size(config.train.gap_sample, len(data.x_train), len(data.x_val))
+    image_bytes = 4 * int(np.prod(data.x_train.shape[1:]))  # float32, as the model sees them
+    size = gap_sample_size(config.train.gap_sample, len(data.x_train), len(data.x_val), image_bytes)
     if size == 0:
         return None
     index = gap_sample_indices(len(data.x_train), size, config.seed)

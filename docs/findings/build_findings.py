@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "docs" / "findings"
 EXPERIMENTS = ["learning-rate-digits", "batch-size-digits", "regularization-digits", "learning-rate-mnist",
                "batch-size-mnist", "regularization-mnist", "label-noise-mnist", "large-batch-mnist",
-               "lr-batch-scaling-mnist"]
+               "lr-batch-scaling-mnist", "lr-batch-scaling-small-mnist"]
 
 
 def main() -> int:

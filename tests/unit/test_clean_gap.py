@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnkeras.config import config_from_dict
-from cnnkeras.measures import (GAP_SAMPLE_CAP, batch_norm_lag, epochs_to_fit, gap_metrics, gap_sample_indices,
+from cnnkeras.measures import (GAP_SAMPLE_BYTES, GAP_SAMPLE_CAP, batch_norm_lag, epochs_to_fit, gap_metrics, gap_sample_indices,
                                gap_sample_size, has_clean_gap)
 
 # ------------------------------------------------------------------ pure definitions
@@ -47,6 +47,12 @@ def test_the_sample_size_rule(setting, n_train, n_val):
         assert size == min(n_val, GAP_SAMPLE_CAP, n_train)
     else:
         assert size == min(setting, n_train)
+    # large images: the default sample stays within GAP_SAMPLE_BYTES; an explicit size is the user's
+    big = 224 * 224 * 3 * 4
+    if setting is None:
+        assert gap_sample_size(None, n_train, n_val, big) * big <= GAP_SAMPLE_BYTES
+    else:
+        assert gap_sample_size(setting, n_train, n_val, big) == min(setting, n_train)
 
 
 @settings(max_examples=60, deadline=None)
