@@ -6,7 +6,7 @@ COPY pyproject.toml README.md ./
 COPY cnnkeras cnnkeras
 COPY dashboards dashboards
 RUN pip install --no-cache-dir -e '.[server]'
-COPY experiments experiments
+# Experiments are not built in: docker-compose.yml mounts ./experiments (the team's own files).
 COPY docker docker
 ENV TF_CPP_MIN_LOG_LEVEL=2
 ENTRYPOINT ["cnnkeras"]

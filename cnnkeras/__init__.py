@@ -8,24 +8,18 @@ The public API (each also a CLI command)::
     print(result.summary["test_accuracy"], result.run_id)
     cnnkeras.reproduce(result.run_id)
 
-Heavy dependencies (Keras, MLflow, Optuna, plotly) load on first use.
+Heavy dependencies (Keras, MLflow, Optuna, plotly) load on first use. Importing the package
+changes nothing in the process (no environment variable, no import hook): the ``cnnkeras``
+command quiets the libraries for itself (:mod:`cnnkeras.process`).
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 from typing import Any
 
-# Quiet TensorFlow's C++ logging unless the user asked for it: its runtime logs through
-# TF_CPP_MIN_LOG_LEVEL; the lines written while its libraries load need the import hook.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-from . import quiet_imports  # noqa: E402
-
-quiet_imports.install()
-
-from .config.checks import register_check  # noqa: E402
-from .lazy import lazy_import  # noqa: E402
+from .config.checks import register_check
+from .lazy import lazy_import
 
 
 _zoo_build = lazy_import("cnnkeras.zoo.build")
@@ -56,6 +50,7 @@ _EXPORTS = {
     "TrackingError": "cnnkeras.errors",
     "config_from_dict": "cnnkeras.config",
     "curves_frame": "cnnkeras.analysis.frames",
+    "grant": "cnnkeras.api",
     "inspect": "cnnkeras.zoo.inspect",
     "list_models": "cnnkeras.zoo.registry",
     "zoo_table": "cnnkeras.zoo.inspect",

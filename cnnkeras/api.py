@@ -22,12 +22,13 @@ from .lazy import lazy_import
 # The heavy parts, imported when a command needs them (validate and schema need none).
 keras = lazy_import("keras")
 layers = lazy_import("cnnkeras.layers")
-loop = lazy_import("cnnkeras.studies.loop")
+studies_sweep = lazy_import("cnnkeras.studies.sweep")
 runner = lazy_import("cnnkeras.runner")
 server = lazy_import("cnnkeras.dashboards.server")
 tracking = lazy_import("cnnkeras.tracking")
 
-__all__ = ["config_from_dict", "load_config", "load_model", "reproduce", "run", "schema", "sweep", "ui", "validate"]
+__all__ = ["config_from_dict", "grant", "load_config", "load_model", "reproduce", "resolved_tracking", "run", "schema", "sweep", "ui",
+           "validate"]
 
 
 def _config(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[str]) -> ExperimentConfig:
@@ -39,12 +40,25 @@ def _config(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequen
     return load_config(config, overrides)
 
 
+def resolved_tracking(config: ExperimentConfig) -> ExperimentConfig:
+    """The config with its tracking URI made explicit: ``tracking.uri`` (the config key, or the
+    ``--tracking-uri`` flag, which sets it), else ``$MLFLOW_TRACKING_URI``, else ``./mlflow.db``.
+
+    Resolved once, here, so that every process of a run or sweep (trial workers, the clean-up
+    of a dead worker's runs) uses the same store, however the user gave it.
+    """
+    if not config.tracking.enabled or config.tracking.uri:
+        return config
+    uri = tracking.default_tracking_uri(None)
+    return config.model_copy(update={"tracking": config.tracking.model_copy(update={"uri": uri})})
+
+
 def run(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[str] = (), **options: Any) -> Any:
     """Train and evaluate one experiment (a path with ``key.path=value`` overrides, or a loaded config).
 
     The options are :func:`cnnkeras.runner.run`'s (``progress``, ``callbacks``, ``listeners``, ...).
     """
-    cfg = _config(config, overrides)
+    cfg = resolved_tracking(_config(config, overrides))
     use_backend(cfg.backend, tracking_uri=cfg.tracking.uri)  # before anything imports Keras
     return runner.run(cfg, **options)
 
@@ -52,11 +66,11 @@ def run(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[s
 def sweep(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[str] = (), **options: Any) -> Any:
     """Run or resume a config's Optuna sweep (a path with overrides, or a loaded config).
 
-    The options are :func:`cnnkeras.studies.loop.sweep`'s (``jobs``, ``n_trials``, ``progress``).
+    The options are :func:`cnnkeras.studies.sweep.sweep`'s (``jobs``, ``n_trials``, ``progress``).
     """
-    cfg = _config(config, overrides)
+    cfg = resolved_tracking(_config(config, overrides))
     use_backend(cfg.backend, tracking_uri=cfg.tracking.uri)  # trial processes inherit it
-    return loop.sweep(cfg, **options)
+    return studies_sweep.sweep(cfg, **options)
 
 
 def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, progress: bool = True) -> Any:
@@ -64,6 +78,11 @@ def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, pr
     original = tracking.read_run(run_id, uri=uri)  # read once: the runner compares against it
     use_backend(original["tags"].get("cnnkeras.backend"), tracking_uri=tracking.default_tracking_uri(uri))
     return runner.reproduce(run_id, uri=uri, tolerance=tolerance, progress=progress, original=original)
+
+
+def grant(user: str, experiment: str, *, permission: str = "EDIT", uri: str | None = None) -> str:
+    """Let ``user`` write to ``experiment`` on an MLflow server with logins (run as its owner or an admin)."""
+    return tracking.grant(user, experiment, permission=permission, uri=uri)
 
 
 def validate(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> ExperimentConfig:

@@ -9,6 +9,7 @@ a run whose loss diverged exits 1.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import faulthandler
 import functools
 import gc
@@ -27,16 +28,17 @@ from rich.table import Table
 
 import cnnkeras
 
-from . import quiet_imports
+from . import interrupts
 from .config.docs import schema_markdown
 from .errors import CnnkerasError, SweepInterrupted, TrainingDiverged
 from .lazy import lazy_import
+from .process import quiet_process
 
 # Heavy modules (Keras, Optuna, pandas), imported by the commands that need them.
 frames = lazy_import("cnnkeras.analysis.frames")
 layer_blocks = lazy_import("cnnkeras.layers.blocks")
 layer_registry = lazy_import("cnnkeras.layers.registry")
-loop = lazy_import("cnnkeras.studies.loop")
+console_lines = lazy_import("cnnkeras.studies.console")
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode="rich",
                   help="Declarative CNN experiments on Keras 3, tracked in MLflow, swept with Optuna.")
@@ -49,6 +51,8 @@ StorageOpt = typer.Option(None, "--storage", help="Optuna storage of a named stu
 BackendOpt = typer.Option(None, "--backend", help="Keras backend: tensorflow, jax or torch (overrides the "
                           "config's backend key).")
 UriOpt = typer.Option(None, "--uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI or ./mlflow.db).")
+TrackingUriOpt = typer.Option(None, "--tracking-uri", help="MLflow tracking URI (sets tracking.uri; default: the "
+                              "config's, else $MLFLOW_TRACKING_URI, else ./mlflow.db).")
 
 
 def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,6 +62,11 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
+        except KeyboardInterrupt as exc:  # a stop signal ended the command (its runs are closed KILLED)
+            if _state["verbose"]:
+                err.print_exception(show_locals=False)
+            err.print(f"[bold yellow]interrupted:[/] {interrupts.interrupt_reason(exc)}", highlight=False)
+            raise typer.Exit(interrupts.exit_code(exc)) from None
         except CnnkerasError as exc:
             if _state["verbose"]:
                 err.print_exception(show_locals=False)
@@ -81,15 +90,9 @@ def main_options(verbose: bool = typer.Option(False, "--verbose", "-v",
 
 
 def _configure_logging() -> None:
-    """The one place cnnkeras configures logging (the library never does): MLflow and Optuna
-    say only what went wrong (cnnkeras prints its own lines). Trial worker processes inherit it."""
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-    # cnnkeras works offline: MLflow's usage telemetry would try the network from every run
-    # (a thread and a 1 s timeout). MLFLOW_DISABLE_TELEMETRY=false turns it back on.
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    # Optuna logs only errors (cnnkeras prints one line per trial): set when Optuna is imported,
-    # on the module itself (importing cnnkeras.studies from inside that import would be circular).
-    quiet_imports.when_imported("optuna", lambda optuna: optuna.logging.set_verbosity(optuna.logging.ERROR))
+    """The one place cnnkeras configures the libraries' output (the library itself never does):
+    :func:`cnnkeras.process.quiet_process`. Trial worker processes call it too."""
+    quiet_process()
 
 
 def _metrics_table(title: str, values: dict[str, float]) -> Table:
@@ -105,9 +108,10 @@ def _metrics_table(title: str, values: dict[str, float]) -> Table:
 @handle_errors
 def run(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
-        backend: Optional[str] = BackendOpt) -> None:
+        backend: Optional[str] = BackendOpt, tracking_uri: Optional[str] = TrackingUriOpt) -> None:
     """Train and evaluate one experiment, tracked in MLflow."""
-    result = cnnkeras.run(cnnkeras.load_config(config, _with_backend(overrides, backend)), progress=not quiet)
+    result = cnnkeras.run(cnnkeras.load_config(config, _with_options(overrides, backend, tracking_uri)),
+                          progress=not quiet)
     keys = ["epochs_run", "best_epoch", "best_val_loss", "best_val_accuracy", "best_val_mean_iou",
             "final_gap_accuracy", "final_gap_mean_iou", "final_gap_loss", "test_loss", "test_accuracy",
             "test_mean_iou", "test_mae"]
@@ -119,9 +123,11 @@ def run(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
                   f"; reproduce it with: [bold]cnnkeras reproduce {result.run_id}[/]")
 
 
-def _with_backend(overrides: Optional[List[str]], backend: Optional[str]) -> list[str]:
-    """``--backend jax`` is the override ``backend=jax``: validated with the config, saved with the run."""
-    return [*(overrides or []), *([f"backend={backend}"] if backend else [])]
+def _with_options(overrides: Optional[List[str]], backend: Optional[str], tracking_uri: Optional[str]) -> list[str]:
+    """``--backend jax`` is the override ``backend=jax`` and ``--tracking-uri U`` is ``tracking.uri=U``:
+    validated with the config, saved with the run."""
+    return [*(overrides or []), *([f"backend={backend}"] if backend else []),
+            *([f"tracking.uri={json.dumps(tracking_uri)}"] if tracking_uri else [])]
 
 
 @app.command()
@@ -183,11 +189,14 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
           trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1,
                                                help="Total trials (default: search.n_trials)."),
           quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-trial lines."),
-          backend: Optional[str] = BackendOpt) -> None:
+          backend: Optional[str] = BackendOpt, tracking_uri: Optional[str] = TrackingUriOpt,
+          join_anyway: bool = typer.Option(False, "--join-anyway", help="Join an existing study even if this "
+                                           "config differs from the one that made it (search.join: any).")) -> None:
     """Run or resume the config's Optuna sweep; every trial is a nested MLflow run."""
+    overrides = [*(overrides or []), *(["search.join=any"] if join_anyway else [])]
     try:
-        result = cnnkeras.sweep(cnnkeras.load_config(config, _with_backend(overrides, backend)), jobs=jobs, n_trials=trials,
-                                progress=not quiet)
+        result = cnnkeras.sweep(cnnkeras.load_config(config, _with_options(overrides, backend, tracking_uri)),
+                                jobs=jobs, n_trials=trials, progress=not quiet, verbose=_state["verbose"])
     except SweepInterrupted as exc:
         err.print(f"[bold yellow]interrupted:[/] {exc}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
@@ -211,11 +220,22 @@ def _print_sweep_summary(result: Any) -> None:
     table.add_column("parameters")
     for best in result.best[:10]:
         table.add_row(str(best["number"]), ", ".join(f"{v:.4f}" for v in best["values"]),
-                      "  ".join(f"{k}={loop.short_number(v)}" for k, v in best["params"].items()))
+                      "  ".join(f"{k}={console_lines.short_number(v)}" for k, v in best["params"].items()))
     out.print(table)
     out.print(f"parent MLflow run {result.parent_run_id}", highlight=False)
     for target, ranking in result.importances.items():  # the report ranks the same trials the same way
         out.print(f"importance for {target}: {ranking.text()}", highlight=False)
+
+
+@app.command()
+@handle_errors
+def grant(user: str = typer.Argument(..., help="The user to let in."),
+          experiment: str = typer.Argument(..., help="The MLflow experiment (the config's name, or "
+                                           "tracking.experiment)."),
+          permission: str = typer.Option("EDIT", "--permission", help="READ, EDIT, MANAGE or NO_PERMISSIONS."),
+          uri: Optional[str] = UriOpt) -> None:
+    """Let a colleague write to an experiment on an MLflow server with logins (run as its owner or an admin)."""
+    out.print(cnnkeras.grant(user, experiment, permission=permission, uri=uri), highlight=False)
 
 
 @app.command()
@@ -291,7 +311,9 @@ def _parse_shape(text: Optional[str]) -> Optional[tuple[int, int, int]]:
     try:
         h, w, c = (int(v) for v in text.split(","))
     except ValueError:
-        raise typer.BadParameter(f"--input must look like H,W,C (e.g. 32,32,3). Received: {text}") from None
+        raise CnnkerasError(f"--input must look like H,W,C (e.g. 32,32,3). Received: input={text}") from None
+    if min(h, w, c) < 1:
+        raise CnnkerasError(f"--input takes sizes of at least 1 (H,W,C). Received: input={text}")
     return h, w, c
 
 
@@ -310,7 +332,8 @@ def inspect_cmd(target: str = typer.Argument(..., help="An architecture name or 
                 input: Optional[str] = typer.Option(None, "--input", help="Input shape H,W,C."),
                 classes: Optional[int] = typer.Option(None, "--classes", help="Number of classes.")) -> None:
     """Per-layer table: output shape, parameters, MACs, receptive field, cumulative stride."""
-    frame = cnnkeras.inspect(target, input_shape=_parse_shape(input), num_classes=classes)
+    shape = _parse_shape(input)  # before cnnkeras.inspect, whose import loads Keras
+    frame = cnnkeras.inspect(target, input_shape=shape, num_classes=classes)
     rows = [(row.layer, row.type, "x".join(str(d) for d in row.output_shape), f"{row.params:,}", _human(row.macs),
              str(row.receptive_field), str(row.stride)) for row in frame.itertuples()]
     rows.append(("total", "", "", f"{frame.attrs['params']:,}", _human(frame.attrs["macs"]), "", ""))
@@ -332,7 +355,8 @@ def zoo(input: Optional[str] = typer.Option(None, "--input", help="Input shape H
         out.print("[bold]layers:[/] " + ", ".join(sorted(layer_registry.LAYERS)))
         out.print("[bold]blocks:[/] " + ", ".join(sorted(layer_blocks.BLOCKS)))
         return
-    frame = cnnkeras.zoo_table(input_shape=_parse_shape(input), num_classes=classes)
+    shape = _parse_shape(input)
+    frame = cnnkeras.zoo_table(input_shape=shape, num_classes=classes)
     rows = []
     for row in frame.itertuples():
         same = row.reference_params == row.reference_params and row.reference_params == row.params
@@ -402,14 +426,30 @@ def main() -> None:
     gc.set_threshold(50_000, 20, 20)
     if hasattr(signal, "SIGUSR1"):  # kill -USR1 PID prints every thread's stack: where a command hangs
         faulthandler.register(signal.SIGUSR1, all_threads=True)
+    # Commands that train hold the stop signals from their first line (cnnkeras.interrupts): a
+    # Ctrl-C or SIGTERM during start-up is never lost, and every run ends recorded.
+    training = _command(sys.argv[1:]) in TRAINING_COMMANDS
     try:
-        app()
+        with interrupts.deferred_interrupts() if training else contextlib.nullcontext():
+            app(standalone_mode=True)
         code = 0
     except SystemExit as exc:
         if exc.code is not None and not isinstance(exc.code, int):
             print(exc.code, file=sys.stderr)
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except KeyboardInterrupt as exc:  # a signal that came after the command's own handling
+        print(f"interrupted: {interrupts.interrupt_reason(exc)}", file=sys.stderr)
+        code = interrupts.exit_code(exc)
     _exit_now(code)
+
+
+#: The commands that train models (and so create runs that must end recorded).
+TRAINING_COMMANDS = ("run", "sweep", "best", "reproduce")
+
+
+def _command(argv: List[str]) -> Optional[str]:
+    """The command named on the command line (the first word that is not an option)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def _exit_now(code: int) -> None:

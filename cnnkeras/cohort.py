@@ -1,6 +1,6 @@
-"""Run several experiments as one cohort: one compiled program, one MLflow run each.
+"""Which experiments can train as one cohort (one compiled program, one MLflow run each).
 
-:func:`run_cohort` is :func:`cnnkeras.runner.run` for K configs at once. The
+:func:`run_cohort` is :func:`cnnkeras.runner.run_members` for K configs at once. The
 configs must share what the members' common training loop is made of
 (:func:`cohort_key`): the data, batch size, epochs, shuffling, seed, precision
 and backend. Everything else may differ per member: optimizer and its values,
@@ -19,21 +19,12 @@ A member whose loss stops being finite is FAILED with its reason; the others go 
 from __future__ import annotations
 
 import json
-import tempfile
-from contextlib import ExitStack
-from pathlib import Path
 from typing import Any, Sequence
 
-from .backend import use_backend
 from .config.schema import ExperimentConfig
 from .errors import CnnkerasError
-from .lazy import lazy_import
-from .runner import RunResult, fresh_run_name, run_guards, finish, flushed, prepare, start_logging
-from .tracking import BackgroundTracker, flatten
-from .training.cohort import fit_cohort
-from .training.reproducibility import environment
-
-keras = lazy_import("keras")
+from .runner import RunResult, run_members
+from .tracking import flatten
 
 __all__ = ["cohort_key", "group_by_cohort", "run_cohort"]
 
@@ -81,7 +72,6 @@ def split_reason(configs: Sequence[ExperimentConfig], groups: Sequence[Sequence[
     return ", ".join(keys)
 
 
-@run_guards
 def run_cohort(
     configs: Sequence[ExperimentConfig],
     *,
@@ -93,12 +83,13 @@ def run_cohort(
 ) -> list[RunResult | Exception]:
     """Train and evaluate K experiments as one program, each tracked in its own MLflow run.
 
+    :func:`cnnkeras.runner.run_members` for configs that share one training loop.
+
     Args:
         configs: Validated configs with one :func:`cohort_key`.
         progress: Show one progress bar for the cohort.
-        callbacks: Extra Keras callbacks per member (a sweep's pruning callbacks).
-        trackers: Already started trackers, one per member; the caller closes them on
-            success (as in :func:`cnnkeras.runner.run`). Default: a run per member.
+        callbacks: Extra Keras callbacks per member.
+        trackers: Already started trackers, one per member. Default: a run per member.
         parent_run_id: Nest the members' runs under this MLflow run.
         title: The progress bar's title.
 
@@ -114,64 +105,6 @@ def run_cohort(
     if len(keys) > 1:
         raise CnnkerasError("these configs cannot share one training loop: they differ in "
                             + split_reason(configs, group_by_cohort(configs)))
-    first = configs[0]
-    k = len(configs)
-    use_backend(first.backend)
-    data, models = None, []
-    for cfg in configs:  # each member seeded and built exactly as its own run would be
-        data, model = prepare(cfg, data)
-        models.append(model)
-    source_file = first._source.file if first._source is not None else None
-    env = environment(source_file)
-    owns = trackers is None
-    if trackers is None:
-        trackers = [BackgroundTracker(uri=c.tracking.uri, experiment=c.tracking.experiment or c.name,
-                                      run_name=c.tracking.run_name or fresh_run_name(c), parent_run_id=parent_run_id,
-                                      tags={**c.tracking.tags, "cnnkeras.cohort_size": str(k)})
-                    if c.tracking.enabled else None for c in configs]
-    outcomes: list[RunResult | Exception] = []
-    try:
-        with ExitStack() as stack:
-            folders = []
-            for tracker, cfg, model in zip(trackers, configs, models):
-                folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cnnkeras-")))
-                stack.enter_context(flushed(tracker))
-                folders.append(folder)
-                if tracker is not None:
-                    start_logging(tracker, cfg, data, model, env, folder,
-                                  cfg._source.file if cfg._source is not None else None)
-            results = _fit(models, data, configs, trackers, folders, callbacks, progress, title)
-            for tracker, folder, cfg, model, result in zip(trackers, folders, configs, models, results):
-                try:
-                    summary = finish(tracker, folder, cfg, model, result, close=owns)
-                except (CnnkerasError, OSError) as exc:  # this member only: diverged, or its artifacts
-                    if tracker is not None:
-                        tracker.end("FAILED", f"{type(exc).__name__}: {exc}")
-                    outcomes.append(exc)
-                    continue
-                outcomes.append(RunResult(
-                    config=cfg, run_id=tracker.run_id if tracker is not None else None, history=result.history,
-                    epochs_run=result.epochs_run, best_epoch=result.best_epoch, summary=summary,
-                    stopped_early=result.stopped_early, tracking_uri=tracker.uri if tracker is not None else None,
-                    model=model))
-    except KeyboardInterrupt:
-        _end_open(trackers, outcomes, "KILLED", "interrupted (Ctrl-C)")
-        raise
-    except BaseException as exc:
-        _end_open(trackers, outcomes, "FAILED", f"{type(exc).__name__}: {exc}")
-        raise
-    return outcomes
-
-
-def _fit(models: list, data: Any, configs: Sequence[ExperimentConfig], trackers: Sequence[Any],
-         folders: list[Path], callbacks: Sequence[Sequence[Any]] | None, progress: bool, title: str | None) -> list:
-    listeners = [[t] if t is not None else [] for t in trackers]
-    return fit_cohort(models, data, configs, listeners=listeners, callbacks=callbacks, checkpoint_dirs=folders,
-                      progress=progress, title=title)
-
-
-def _end_open(trackers: Sequence[Any], outcomes: list, status: str, reason: str) -> None:
-    """Close the runs of the members not finished yet (the first ``len(outcomes)`` are)."""
-    for tracker in list(trackers)[len(outcomes):]:
-        if tracker is not None:
-            tracker.end(status, reason)
+    outcomes = run_members(configs, trackers=trackers, callbacks=callbacks, progress=progress,
+                           parent_run_id=parent_run_id, title=title or f"cohort of {len(configs)}")
+    return [outcome.result if outcome.error is None else outcome.error for outcome in outcomes]  # type: ignore[misc]

@@ -59,6 +59,11 @@ class TrainingDiverged(CnnkerasError):
 
 
 class SweepInterrupted(CnnkerasError):
-    """Ctrl-C: the current trial is FAIL, its run KILLED; the message says how to resume (exit code 130)."""
+    """A stop signal: the running trials are FAIL and queued again, their runs KILLED; the message says how to
+    resume. The exit code is the signal's: 130 (Ctrl-C), 143 (SIGTERM), 129 (SIGHUP)."""
 
     exit_code = 130
+
+    def __init__(self, message: str, *, exit_code: int = 130):
+        super().__init__(message)
+        self.exit_code = exit_code

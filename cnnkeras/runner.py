@@ -1,19 +1,23 @@
-"""Run one experiment end to end, and reproduce a logged run.
+"""One run lifecycle: a single run, a sweep's trial and a cohort member all go through it.
 
-:func:`run` is the one code path for a single run and for a sweep's trial (a
-trial is a run with overrides, a parent run and extra listeners):
+:func:`run_members` is the one path, for K >= 1 experiments (K > 1: a cohort trained as
+one program, :mod:`cnnkeras.training.cohort`)::
 
-    config -> seeds -> data -> model (+augmentation) -> compile
-           -> MLflow run (params, tags, config, environment)
-           -> fit (per-epoch metrics and gaps) -> test -> artifacts -> FINISHED
+    prepare   configs -> seeds -> data (once) -> K models, compiled     (bad input fails here,
+              -> K tracked runs (params, tags, config, environment)      before any run exists)
+    fit       one fit for all K: per-epoch metrics and gaps, callbacks, test
+    finish    per member, in order: pruning decision, summary, artifacts,
+              the run closed (FINISHED, or FAILED with its reason and traceback)
 
-Everything that can be wrong with the config, the data or the model is found
-before the MLflow run starts. A run that fails after that (non-finite loss,
-exception, Ctrl-C) is closed as FAILED or KILLED with the reason as a tag.
+Every ending lands in ``finish`` or in the one ``except`` around the fit: done, pruned,
+diverged, failed, Ctrl-C, SIGTERM/SIGHUP (KILLED). :func:`run` is ``run_members`` for one
+config; :func:`cnnkeras.cohort.run_cohort` for several; a sweep's trial
+(:mod:`cnnkeras.studies.objective`) adds its hooks (:class:`MemberHooks`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import math
@@ -21,8 +25,10 @@ import os
 import secrets
 import tempfile
 import time
-from contextlib import contextmanager
+import traceback as traceback_module
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -35,12 +41,14 @@ from .config.schema import ExperimentConfig
 from .data.augment import with_augmentation
 from .data.dataset import load_dataset
 from .errors import CnnkerasError, DataError, TrainingDiverged
-from .interrupts import deferred_interrupts
+from .interrupts import deferred_interrupts, interrupt_reason
 from .lazy import lazy_import
-from .measures import TIMING_KEYS, summarize
-from .tracking import TAG_PREFIX, BackgroundTracker, default_tracking_uri, download_artifact, flatten, read_run
+from .measures import TIMING_KEYS, best_epoch_of, summarize
+from .tracking import (TAG_PREFIX, BackgroundTracker, NullTracker, RunTracker, default_tracking_uri,
+                       download_artifact, flatten, read_run, redact)
+from .training.cohort import fit_cohort
 from .training.compile import compile_model, steps_per_epoch
-from .training.fit import fit_and_evaluate
+from .training.fit import FitResult, fit_and_evaluate
 from .training.graph_release import release_traced_graphs
 from .training.plots import learning_curves, write_html
 from .training.reproducibility import environment, seed_everything
@@ -48,7 +56,8 @@ from .zoo.build import model_from_config
 
 keras = lazy_import("keras")
 
-__all__ = ["ReproduceResult", "RunResult", "TrainingDiverged", "check_labels", "reproduce", "run"]
+__all__ = ["Ending", "MemberHooks", "MemberOutcome", "ReproduceResult", "RunResult", "TrainingDiverged", "check_labels",
+           "open_tracker", "prepare", "reproduce", "run", "run_members", "truncated"]
 
 
 
@@ -131,7 +140,241 @@ def run_guards(fn: Any) -> Any:
     return guarded
 
 
+class Ending(str, Enum):
+    """How one member's run ended (its MLflow status follows: FINISHED for the first two)."""
+
+    FINISHED = "finished"
+    PRUNED = "pruned"
+    DIVERGED = "diverged"
+    FAILED = "failed"
+
+
+@dataclass
+class MemberOutcome:
+    """One member's ending: its result (finished or pruned), or the error that ended it alone.
+
+    ``status`` and ``tags`` are what its MLflow run is closed with; a hook may change them
+    (a sweep closes a run FAILED when the objective is missing).
+    """
+
+    config: ExperimentConfig
+    ending: Ending
+    run_id: str | None
+    result: "RunResult | None" = None
+    error: BaseException | None = None
+    reason: str | None = None
+    traceback: str | None = None
+    pruned_at: int | None = None
+    tags: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def status(self) -> str:
+        return "FINISHED" if self.ending in (Ending.FINISHED, Ending.PRUNED) else "FAILED"
+
+
+class MemberHooks:
+    """How a caller takes part in finishing each member (a sweep's trial overrides these).
+
+    Called in member order, one member at a time: :meth:`pruned_at` decides whether the
+    member was pruned (and at which epoch), :meth:`verdict` may change the outcome before
+    its run is closed, :meth:`closed` learns the final outcome after.
+    """
+
+    def pruned_at(self, index: int, fit: FitResult) -> int | None:
+        return None
+
+    def verdict(self, index: int, outcome: MemberOutcome) -> MemberOutcome:
+        return outcome
+
+    def closed(self, index: int, outcome: MemberOutcome) -> None:
+        pass
+
+    def failure_reason(self, exc: BaseException) -> str:
+        """The reason the runs are closed with when the whole program fails (not an interrupt)."""
+        return one_line(exc)
+
+
+def open_tracker(cfg: ExperimentConfig, *, run_name: str | None = None, parent_run_id: str | None = None,
+                 tags: Mapping[str, Any] | None = None) -> RunTracker:
+    """The run's tracker: an MLflow run created from a worker thread, or nothing when tracking is off."""
+    if not cfg.tracking.enabled:
+        return NullTracker()
+    return BackgroundTracker(uri=cfg.tracking.uri, experiment=cfg.tracking.experiment or cfg.name,
+                             run_name=run_name or cfg.tracking.run_name or fresh_run_name(cfg),
+                             parent_run_id=parent_run_id, tags={**cfg.tracking.tags, **(tags or {})},
+                             wait_s=cfg.tracking.wait_s)
+
+
 @run_guards
+def run_members(
+    configs: Sequence[ExperimentConfig],
+    *,
+    trackers: Sequence[RunTracker] | None = None,
+    callbacks: Sequence[Sequence[Any]] | None = None,
+    listeners: Sequence[Sequence[Any]] | None = None,
+    hooks: MemberHooks | None = None,
+    live_epochs: bool = True,
+    progress: bool = True,
+    parent_run_id: str | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    title: str | None = None,
+) -> list[MemberOutcome]:
+    """Train and evaluate K >= 1 experiments (K > 1: one program), each in its own tracked run.
+
+    Args:
+        configs: Validated configs; for K > 1 they share one training loop
+            (:func:`cnnkeras.cohort.cohort_key`).
+        trackers: Started trackers, one per member (a sweep's trials create theirs first, to
+            record the run ids); default: one new run per member (``run_name``, ``tags``,
+            ``parent_run_id``).
+        callbacks, listeners: Extra Keras callbacks and epoch listeners per member.
+        hooks: Pruning decision and verdict per member (:class:`MemberHooks`).
+        live_epochs: Log each epoch to MLflow as it ends; False logs the epochs at finish,
+            after the pruning decision (a cohort replaying its pruning in member order).
+        progress: Show a progress bar (a line per epoch off a terminal).
+        title: The progress bar's title.
+
+    Returns:
+        One :class:`MemberOutcome` per member. A failure of the whole program (out of
+        memory, Ctrl-C, SIGTERM) raises instead, after closing every member's run
+        (KILLED or FAILED, with the reason and the traceback).
+    """
+    k = len(configs)
+    if k == 0:
+        raise CnnkerasError("run_members needs at least one config")
+    hooks = hooks or MemberHooks()
+    first = configs[0]
+    opened: list[RunTracker] = list(trackers) if trackers is not None else []
+    outcomes: list[MemberOutcome] = []
+    try:
+        use_backend(first.backend)  # Keras is loaded by now: this only refuses a config asking for another backend
+        # Everything that can fail on bad input happens before any run of ours is created.
+        data, models = None, []
+        for cfg in configs:  # each member seeded and built exactly as its own run would be
+            data, model = prepare(cfg, data)
+            models.append(model)
+        assert data is not None
+        source_file = first._source.file if first._source is not None else None
+        env = environment(source_file)
+        if trackers is None:
+            extra = {**(tags or {}), **({f"{TAG_PREFIX}cohort_size": str(k)} if k > 1 else {})}
+            for cfg in configs:
+                opened.append(open_tracker(cfg, run_name=run_name, parent_run_id=parent_run_id, tags=extra))
+        buffers: list[list[tuple[int, dict[str, float]]]] = [[] for _ in configs]
+        epoch_listeners = [[tracker if live_epochs else _Buffer(buffer), *own]
+                           for tracker, buffer, own in zip(opened, buffers, listeners or [()] * k)]
+        with ExitStack() as stack:
+            folders = []
+            for tracker, cfg, model in zip(opened, configs, models):
+                folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="cnnkeras-")))
+                stack.enter_context(flushed(tracker))
+                folders.append(folder)
+                start_logging(tracker, cfg, data, model, env, folder,
+                              cfg._source.file if cfg._source is not None else None)
+            per_member = list(callbacks) if callbacks is not None else [()] * k
+            if k == 1:
+                fits = [fit_and_evaluate(models[0], data, first, listeners=epoch_listeners[0],
+                                         callbacks=per_member[0], checkpoint_dir=folders[0], progress=progress,
+                                         title=title)]
+            else:
+                fits = fit_cohort(models, data, configs, listeners=epoch_listeners, callbacks=per_member,
+                                  checkpoint_dirs=folders, progress=progress, title=title)
+            for index in range(k):
+                outcome = _finish_member(index, configs[index], opened[index], models[index], fits[index],
+                                         folders[index], buffers[index], hooks, live_epochs)
+                outcomes.append(outcome)
+                hooks.closed(index, outcome)
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        reason = interrupt_reason(exc) if isinstance(exc, KeyboardInterrupt) else hooks.failure_reason(exc)
+        for tracker in opened[len(outcomes):]:
+            try:
+                _close(tracker, status, reason, None if status == "KILLED" else format_exception(exc))
+            except Exception:  # noqa: BLE001 - the store is failing too; the error that ended the runs goes on
+                pass
+        raise
+    return outcomes
+
+
+class _Buffer:
+    """An epoch listener that keeps the records, for runs whose epochs are logged at finish."""
+
+    def __init__(self, records: list[tuple[int, dict[str, float]]]):
+        self.records = records
+
+    def on_epoch(self, epoch: int, record: dict[str, float]) -> None:
+        self.records.append((epoch, dict(record)))
+
+
+def _finish_member(index: int, cfg: ExperimentConfig, tracker: RunTracker, model: Any, fit: FitResult,
+                   folder: Path, buffered: list[tuple[int, dict[str, float]]], hooks: MemberHooks,
+                   live_epochs: bool) -> MemberOutcome:
+    """One member's ending: pruning decision, summary, artifacts, verdict, the run closed."""
+    outcome = MemberOutcome(config=cfg, ending=Ending.FINISHED, run_id=tracker.run_id)
+    try:
+        pruned_at = hooks.pruned_at(index, fit)
+        if pruned_at is not None:
+            fit = truncated(fit, pruned_at, monitor=cfg.train.monitor)
+            outcome.ending, outcome.pruned_at = Ending.PRUNED, pruned_at
+            outcome.reason = f"pruned at epoch {pruned_at}"
+        if not live_epochs:
+            for epoch, record in buffered[: fit.epochs_run]:
+                tracker.on_epoch(epoch, record)
+        summary = summarize(fit.history, fit.best_epoch, fit.test)
+        summary["train_time_s"] = fit.train_time_s
+        tracker.log_metrics(summary)
+        outcome.result = RunResult(
+            config=cfg, run_id=tracker.run_id, history=fit.history, epochs_run=fit.epochs_run,
+            best_epoch=fit.best_epoch, summary=summary, stopped_early=fit.stopped_early,
+            tracking_uri=tracker.uri, model=model)
+        if fit.diverged is not None:
+            where = f" (MLflow run {tracker.run_id}, closed FAILED)" if tracker.run_id else ""
+            raise TrainingDiverged(f"training diverged: {fit.diverged}{where}", tracker.run_id)
+        _log_artifacts(tracker, folder, cfg, model, fit)
+    except (CnnkerasError, OSError) as exc:  # this member only: diverged, or its artifacts
+        outcome.ending = Ending.DIVERGED if isinstance(exc, TrainingDiverged) else Ending.FAILED
+        outcome.error, outcome.reason = exc, one_line(exc)
+        outcome.traceback = None if isinstance(exc, TrainingDiverged) else format_exception(exc)
+    outcome = hooks.verdict(index, outcome)
+    try:
+        if outcome.tags:
+            tracker.set_tags(outcome.tags)
+        _close(tracker, outcome.status, None if outcome.status == "FINISHED" else outcome.reason, outcome.traceback)
+    except CnnkerasError as exc:  # tracking itself failed (the tracker closed the run FAILED): this member fails
+        outcome.ending, outcome.error, outcome.reason = Ending.FAILED, exc, one_line(exc)
+    return outcome
+
+
+def _close(tracker: RunTracker, status: str, reason: str | None, traceback: str | None) -> None:
+    """Close a run; a failure's traceback is kept with it (``failure/traceback.txt``)."""
+    if traceback:
+        try:
+            tracker.log_text(traceback, "failure/traceback.txt")
+        except CnnkerasError:
+            pass  # the run could not take it; the reason tag still says what happened
+    tracker.end(status, reason)
+
+
+def truncated(fit: FitResult, epochs: int, *, monitor: str) -> FitResult:
+    """``fit`` as it stood after ``epochs`` epochs (a pruned member): later epochs, test and checkpoint dropped."""
+    history = {key: values[:epochs] for key, values in fit.history.items()}
+    return dataclasses.replace(fit, history=history, epochs_run=min(epochs, fit.epochs_run),
+                               best_epoch=best_epoch_of(history, monitor), test={}, checkpoint=None,
+                               diverged=fit.diverged if fit.epochs_run <= epochs else None, stopped_early=False)
+
+
+def one_line(exc: BaseException) -> str:
+    """An exception for people: ``Type: first line`` (500 characters at most), passwords masked."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    return redact(f"{type(exc).__name__}: {text}"[:500])
+
+
+def format_exception(exc: BaseException) -> str:
+    """The whole traceback of ``exc``, passwords masked (kept as the failed run's artifact)."""
+    return redact("".join(traceback_module.format_exception(type(exc), exc, exc.__traceback__)))
+
+
 def run(
     config: ExperimentConfig,
     *,
@@ -140,70 +383,39 @@ def run(
     callbacks: Sequence[Any] = (),
     parent_run_id: str | None = None,
     run_name: str | None = None,
-    tags: Mapping[str, str] | None = None,
-    tracker: Any = None,
+    tags: Mapping[str, Any] | None = None,
+    tracker: RunTracker | None = None,
 ) -> RunResult:
-    """Train and evaluate one experiment, tracked in MLflow.
+    """Train and evaluate one experiment, tracked in MLflow (:func:`run_members` for one config).
 
     Args:
         config: A validated config (:func:`cnnkeras.load_config`; ``cnnkeras.run`` also takes a path).
         progress: Show Rich progress (a line per epoch when not on a terminal).
         listeners: Extra epoch listeners (``on_epoch(epoch, record)``).
-        callbacks: Extra Keras callbacks (a sweep's pruning callback).
+        callbacks: Extra Keras callbacks.
         parent_run_id: Log as a nested run of this MLflow run.
         run_name, tags: Override the run name and add tags.
-        tracker: An already started :class:`~cnnkeras.tracking.Tracker` to log into.
-            The caller then closes it on success (a sweep tags the trial's state
-            first); on failure ``run`` still closes it as FAILED or KILLED.
+        tracker: An already started :class:`~cnnkeras.tracking.RunTracker` to log into.
 
     Returns:
-        A :class:`RunResult`. Raises :class:`TrainingDiverged` when the loss
-        stops being finite (the run is then FAILED in MLflow).
+        A :class:`RunResult`. Raises :class:`TrainingDiverged` when the loss stops being
+        finite, and the error that ended the run otherwise (the run is then FAILED in MLflow,
+        KILLED for Ctrl-C and SIGTERM).
     """
-    cfg = config
-    source_file = cfg._source.file if cfg._source is not None else None
-
-    # Everything that can fail on bad input happens before the MLflow run starts.
-    use_backend(cfg.backend)  # Keras is loaded by now: this only refuses a config asking for another backend
-    data, model = prepare(cfg)
-    env = environment(source_file)
-
-    owns_tracker = tracker is None
-    if tracker is None and cfg.tracking.enabled:  # the run is created while training starts
-        tracker = BackgroundTracker(
-            uri=cfg.tracking.uri, experiment=cfg.tracking.experiment or cfg.name,
-            run_name=run_name or cfg.tracking.run_name or fresh_run_name(cfg), parent_run_id=parent_run_id,
-            tags={**cfg.tracking.tags, **(tags or {})},
-        )
-    all_listeners = ([tracker] if tracker is not None else []) + list(listeners)
-    try:
-        with tempfile.TemporaryDirectory(prefix="cnnkeras-") as tmp, flushed(tracker):
-            folder = Path(tmp)
-            if tracker is not None:
-                start_logging(tracker, cfg, data, model, env, folder, source_file)
-            result = fit_and_evaluate(model, data, cfg, listeners=all_listeners, callbacks=callbacks,
-                                      checkpoint_dir=folder, progress=progress)
-            summary = finish(tracker, folder, cfg, model, result, close=owns_tracker)
-    except KeyboardInterrupt:
-        if tracker is not None:
-            tracker.end("KILLED", "interrupted (Ctrl-C)")
-        raise
-    except BaseException as exc:
-        if tracker is not None:
-            tracker.end("FAILED", f"{type(exc).__name__}: {exc}")
-        raise
-    return RunResult(
-        config=cfg, run_id=tracker.run_id if tracker is not None else None, history=result.history,
-        epochs_run=result.epochs_run, best_epoch=result.best_epoch, summary=summary,
-        stopped_early=result.stopped_early, tracking_uri=tracker.uri if tracker is not None else None, model=model,
-    )
+    [outcome] = run_members([config], trackers=None if tracker is None else [tracker], callbacks=[callbacks],
+                            listeners=[listeners], progress=progress, parent_run_id=parent_run_id,
+                            run_name=run_name, tags=tags)
+    if outcome.error is not None:
+        raise outcome.error
+    assert outcome.result is not None
+    return outcome.result
 
 
 def prepare(cfg: ExperimentConfig, data: Any = None) -> tuple[Any, Any]:
     """Seed, load and check the data (unless given), build and compile the model: ``(data, model)``.
 
-    The same steps in the same order for a run and for each member of a cohort
-    (:mod:`cnnkeras.cohort`), so both draw the same initial weights for a seed.
+    The same steps in the same order for a run and for each member of a cohort, so both
+    draw the same initial weights for a seed.
     """
     keras.backend.clear_session()
     keras.config.set_dtype_policy("mixed_float16" if cfg.train.mixed_precision else "float32")
@@ -222,41 +434,22 @@ def prepare(cfg: ExperimentConfig, data: Any = None) -> tuple[Any, Any]:
     return data, model
 
 
-def finish(tracker: Any, folder: Path, cfg: ExperimentConfig, model: Any, result: Any, *, close: bool) -> dict:
-    """A trained model's summary metrics, logged with its artifacts; the run closed FINISHED when ``close``.
-
-    Raises :class:`TrainingDiverged` (after logging the summary) when the loss stopped being finite.
-    """
-    summary = summarize(result.history, result.best_epoch, result.test)
-    summary["train_time_s"] = result.train_time_s
-    if tracker is not None:
-        tracker.log_metrics(summary)
-    if result.diverged is not None:
-        where = f" (MLflow run {tracker.run_id}, closed FAILED)" if tracker is not None else ""
-        raise TrainingDiverged(f"training diverged: {result.diverged}{where}",
-                               tracker.run_id if tracker is not None else None)
-    if tracker is not None:
-        _log_artifacts(tracker, folder, cfg, model, result)
-        if close:
-            tracker.end("FINISHED")
-    return summary
-
-
 @contextmanager
-def flushed(tracker: Any) -> Iterator[None]:
+def flushed(tracker: RunTracker) -> Iterator[None]:
     """On every way out, the tracker's queued calls are done before the files they log are deleted."""
     try:
         yield
     finally:
-        if tracker is not None:
-            tracker.flush()
+        tracker.flush()
 
 
-def _log_artifacts(tracker: Any, folder: Path, cfg: ExperimentConfig, model: Any, result: Any) -> None:
+def _log_artifacts(tracker: RunTracker, folder: Path, cfg: ExperimentConfig, model: Any, result: Any) -> None:
     """The trained model first (nothing after it can lose it), then the records and plots.
 
     A full disk or a file-size limit becomes one clear error that says the model is safe.
     """
+    if isinstance(tracker, NullTracker):
+        return
     for name, write in (("model", lambda out: _save_model(out, model, result, log_model=cfg.tracking.log_model)),
                         ("records", lambda out: _write_records(out, cfg, model, result,
                                                                log_plots=cfg.tracking.log_plots))):
@@ -277,9 +470,11 @@ def fresh_run_name(config: ExperimentConfig) -> str:
     return f"{config.name}-{time.strftime('%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-def start_logging(tracker: Any, cfg: ExperimentConfig, data: Any, model: Any, env: dict[str, Any],
-                   folder: Path, source_file: str | None) -> None:
+def start_logging(tracker: RunTracker, cfg: ExperimentConfig, data: Any, model: Any, env: dict[str, Any],
+                  folder: Path, source_file: str | None) -> None:
     """Params, tags, resolved config and environment: logged before training starts."""
+    if isinstance(tracker, NullTracker):
+        return
     params = flatten(cfg.to_dict())
     params.update({f"data.{k}": v for k, v in flatten(data.summary()).items()})
     params["model.params"] = str(model.count_params())

@@ -50,7 +50,7 @@ from cnnkeras.tracking import default_tracking_uri
 from cnnkeras.tracking.values import redact
 
 from . import render
-from .proxy import read_only, reverse_proxy
+from .proxy import read_only, read_only_mlflow, reverse_proxy
 
 __all__ = ["Dashboards", "find_storages", "serve"]
 
@@ -231,7 +231,7 @@ def serve(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: s
             state.mlflow = target
     elif mlflow:
         target = f"http://127.0.0.1:{port + 1}/mlflow"
-        mlflow_proxy = reverse_proxy(target)
+        mlflow_proxy = read_only_mlflow(reverse_proxy(target))  # a local store has no logins: nothing is changed
         state.mlflow, state.mlflow_health = "/mlflow/", f"{target}/health"
     shared = os.environ.get("CNNKERAS_STORAGE")  # the study storage of sweep workers (docker-compose.yml)
     state.storages = find_storages(root, [*storages, *([shared] if shared and shared not in storages else [])])

@@ -46,8 +46,12 @@ def need_postgres() -> tuple[str, str]:
     return initdb, pg_ctl
 
 
+#: The throwaway clusters' password (scram-sha-256: a wrong one is refused, as on a real server).
+PG_PASSWORD = "hunter2-secret-pw"
+
+
 class PostgresCluster:
-    """A throwaway cluster on 127.0.0.1 (trust authentication: any password is accepted).
+    """A throwaway cluster on 127.0.0.1 with password authentication (scram-sha-256), as a team's.
 
     initdb refuses to run as root, so as root the cluster belongs to the ``postgres`` user.
     """
@@ -61,8 +65,13 @@ class PostgresCluster:
             self.prefix = ["runuser", "-u", "postgres", "--"]
         self.data = self.folder / "data"
         self.port = free_port()
-        subprocess.run(self.prefix + [initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                       check=True, capture_output=True)
+        pwfile = self.folder / "pwfile"
+        pwfile.write_text(PG_PASSWORD + "\n")
+        if self.prefix:
+            shutil.chown(pwfile, "postgres", "postgres")
+        subprocess.run(self.prefix + [initdb, "-D", str(self.data), "-U", "postgres", "--auth=scram-sha-256",
+                                      f"--pwfile={pwfile}", "-E", "UTF8"], check=True, capture_output=True)
+        pwfile.unlink()
         self.start()
 
     def _ctl(self, *args: str) -> None:
@@ -82,11 +91,12 @@ class PostgresCluster:
     def create_database(self, name: str) -> None:
         import psycopg
 
-        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres",
-                             autocommit=True) as conn:
+        with psycopg.connect(f"host=127.0.0.1 port={self.port} user=postgres dbname=postgres "
+                             f"password={PG_PASSWORD}", autocommit=True) as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
 
-    def url(self, database: str, password: str | None = None) -> str:
+    def url(self, database: str, password: str | None = PG_PASSWORD) -> str:
+        """The database's URL with the cluster's password (``password=None``: without one)."""
         login = f"postgres:{password}" if password else "postgres"
         return f"postgresql+psycopg://{login}@127.0.0.1:{self.port}/{database}"
 
@@ -103,12 +113,14 @@ class MlflowServer:
     made through the server's own API, as a team's member would be.
     """
 
-    def __init__(self, cluster: PostgresCluster, database: str = "mlflow") -> None:
+    def __init__(self, cluster: PostgresCluster, database: str = "mlflow",
+                 allowed_hosts: str | None = None, host_name: str = "127.0.0.1") -> None:
         cluster.create_database(database)
         self.folder = Path(tempfile.mkdtemp(prefix="cnnkeras-mlflow-"))
-        self.backend = cluster.url(database)
+        self.backend = cluster.url(database, password=None)  # as docker-compose.yml: the password in PGPASSWORD
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.allowed_hosts = allowed_hosts
+        self.url = f"http://{host_name}:{self.port}"
         (self.folder / "auth.ini").write_text(
             "[mlflow]\ndefault_permission = READ\n"
             f"database_uri = sqlite:///{self.folder / 'auth.db'}\nadmin_username = {ADMIN[0]}\n"
@@ -119,12 +131,14 @@ class MlflowServer:
 
     def start(self) -> None:
         env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(self.folder / "auth.ini"),
-               "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1], "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key"}
+               "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1], "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
+               "PGPASSWORD": PG_PASSWORD}
         env.pop("MLFLOW_TRACKING_URI", None)
+        hosts = ["--allowed-hosts", self.allowed_hosts.format(port=self.port)] if self.allowed_hosts else []
         self.process = subprocess.Popen(
             [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", self.backend,
              "--artifacts-destination", str(self.folder / "artifacts"), "--serve-artifacts",
-             "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(self.port)],
+             "--app-name", "basic-auth", "--host", "127.0.0.1", "--port", str(self.port), *hosts],
             cwd=self.folder, env=env, stdout=open(self.folder / "log", "ab"), stderr=subprocess.STDOUT,
             start_new_session=True)  # its own process group: stop() ends its workers too
         deadline = time.time() + 180

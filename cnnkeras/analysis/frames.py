@@ -24,6 +24,7 @@ import pandas as pd
 
 from ..errors import CnnkerasError, TrackingError
 from ..measures import has_clean_gap, measures
+from ..outputs import output_path
 from ..tracking import iter_runs, read_run
 from .source import RunSource, resolve
 from .values import canonical_column
@@ -106,6 +107,7 @@ def export(frame: pd.DataFrame, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.suffix not in (".csv", ".parquet"):
         raise CnnkerasError(f"--out takes a .csv or .parquet file. Received: path={path}")
+    path = output_path(path, what="the table")
     try:
         if path.suffix == ".parquet":
             frame.to_parquet(path, index=False)

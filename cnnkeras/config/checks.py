@@ -16,16 +16,19 @@ Each check returns ``(key path, message)`` pairs; the loader adds file and line.
 
 from __future__ import annotations
 
+import os
+import typing
+from pathlib import Path as FsPath
 from typing import Any, Callable, Iterable, Mapping
 
 from pydantic import ValidationError
 
 from .errors import _model_at, nearest
 from .overrides import apply_override
-from .schema import CategoricalParam, ExperimentConfig
+from .schema import OBJECTIVE_METRICS, CategoricalParam, ClaimMeasure, ExperimentConfig, Monitor, ObjectiveMetric
 
-__all__ = ["Check", "all_checks", "check_report", "check_search_space", "parameter_kind", "register_check",
-           "split_key_path", "value_key"]
+__all__ = ["Check", "all_checks", "check_data_paths", "check_metrics", "check_report", "check_search_space",
+           "logged_metrics", "parameter_kind", "register_check", "split_key_path", "value_key"]
 
 Path = tuple[Any, ...]
 Check = Callable[[ExperimentConfig], Iterable[tuple[Path, str]]]
@@ -41,8 +44,125 @@ def register_check(check: Check) -> Check:
 
 
 def all_checks() -> list[Check]:
-    """The search-space and report checks, then every registered one."""
-    return [check_search_space, check_report, *_REGISTERED]
+    """The search-space, metric, data and report checks, then every registered one."""
+    return [check_search_space, check_metrics, check_data_paths, check_report, *_REGISTERED]
+
+
+#: What each head logs every epoch (and ``val_`` of each with validation data). ``data_loss``: the
+#: loss without the L1/L2 penalty, when there is one.
+HEAD_METRICS = {"multiclass": ("loss", "accuracy"), "binary": ("loss", "accuracy"), "regression": ("loss", "mae"),
+                "segmentation": ("loss", "accuracy", "mean_iou")}
+#: Each gap and the per-epoch metric it needs.
+GAPS = {"gap_accuracy": "accuracy", "gap_loss": "loss", "gap_mae": "mae", "gap_mean_iou": "mean_iou"}
+
+
+def logged_metrics(config: ExperimentConfig) -> set[str]:
+    """The per-epoch metrics a run of ``config`` logs: its head's, ``val_`` ones with validation data,
+    ``train_`` ones with the training sample (``train.gap_sample``: by default as large as the validation
+    split), the gaps with both, ``data_loss`` with a weight penalty."""
+    own = set(HEAD_METRICS[config.model.head])
+    if config.train.l1 or config.train.l2:
+        own.add("data_loss")
+    names = set(own)
+    validation = config.data.validation_split > 0
+    sample = config.train.gap_sample != 0 and (config.train.gap_sample is not None or validation)
+    if validation:
+        names |= {f"val_{name}" for name in own}
+    if sample:
+        names |= {f"train_{name}" for name in own}
+    if validation and sample:
+        names |= {gap for gap, needs in GAPS.items() if needs in own}
+    return names
+
+
+def _summary_needs(metric: str) -> str:
+    """The per-epoch metric a summary value is read from: ``best_val_accuracy`` -> ``val_accuracy``,
+    ``test_accuracy`` -> ``accuracy`` (the test split is scored with the training metrics)."""
+    for prefix in ("best_", "final_", "test_"):
+        if metric.startswith(prefix):
+            return metric[len(prefix):]
+    return metric
+
+
+def _why_missing(config: ExperimentConfig, needed: str) -> str:
+    head = config.model.head
+    if needed.startswith("train_") or needed in GAPS or needed == "epochs_to_fit":
+        if config.train.gap_sample == 0:
+            return "train.gap_sample is 0: no training sample, so no train_ metrics and no gaps"
+    base = needed[4:] if needed.startswith("val_") else GAPS.get(needed, needed)
+    base = base[6:] if base.startswith("train_") else "accuracy" if base == "epochs_to_fit" else base
+    if base not in HEAD_METRICS[head] and base != "data_loss":
+        return f"head {head} logs {', '.join(HEAD_METRICS[head])}, not {base}"
+    if base == "data_loss":
+        return "data_loss is logged only with a weight penalty (train.l1 or train.l2)"
+    return "it needs validation data, and data.validation_split is 0"
+
+
+def check_metrics(config: ExperimentConfig) -> list[tuple[Path, str]]:
+    """Every metric a config names exists for its head and data: monitors, objectives (and the metric
+    the pruner watches), claims' measures. Otherwise the run would train, then fail or watch nothing."""
+    logged = logged_metrics(config)
+    problems: list[tuple[Path, str]] = []
+    choices = {"monitor": typing.get_args(Monitor), "objective": typing.get_args(ObjectiveMetric),
+               "measure": typing.get_args(ClaimMeasure)}
+
+    def exists(name: str) -> bool:
+        if name in ("epochs_after_best", "best_epoch"):
+            return True
+        if name == "epochs_to_fit":  # from the training sample's accuracy
+            return "train_accuracy" in logged
+        if name.startswith("test_minus_val_"):
+            return "val_" + name[len("test_minus_val_"):] in logged
+        return _summary_needs(name) in logged
+
+    def need(where: Path, metric: str, what: str, *, fallback: bool = False) -> None:
+        needed = _summary_needs(metric) if what != "monitor" else metric
+        if fallback and config.data.validation_split == 0 and needed.startswith("val_"):
+            needed = needed[4:]  # the documented fallback: without validation data the best epoch is by training
+        if not exists(needed if what == "monitor" else metric) and needed not in logged:
+            usable = [name for name in choices[what] if exists(name)]
+            problems.append((where, f"{metric} is not logged by this run ({_why_missing(config, needed)}); "
+                                    f"{what}s this run has: {', '.join(usable)}"))
+
+    train = config.train
+    need(("train", "monitor"), train.monitor, "monitor", fallback=True)
+    if train.early_stopping is not None:
+        need(("train", "early_stopping", "monitor"), train.early_stopping.monitor, "monitor")
+    if train.checkpoint is not None:
+        need(("train", "checkpoint", "monitor"), train.checkpoint.monitor, "monitor")
+    if train.schedule.name == "reduce_on_plateau":
+        need(("train", "schedule", "monitor"), train.schedule.monitor, "monitor")
+    if config.search is not None:
+        search = config.search
+        for i, objective in enumerate(search.objectives):
+            need(("search", "objectives", i, "metric"), objective.metric, "objective")
+        watched = OBJECTIVE_METRICS[search.objectives[0].metric]
+        if search.pruner.name != "none" and len(search.objectives) == 1 and exists(search.objectives[0].metric) \
+                and watched not in logged:
+            problems.append((("search", "pruner", "name"),
+                             f"the {search.pruner.name} pruner would watch {watched} each epoch, which this run does "
+                             f"not log ({_why_missing(config, watched)}); set search.pruner.name: none"))
+    for i, claim in enumerate(config.report.claims):
+        need(("report", "claims", i, "measure"), claim.measure, "measure")
+    return problems
+
+
+def check_data_paths(config: ExperimentConfig) -> list[tuple[Path, str]]:
+    """``data.path`` exists and can be read (a file for npz, a folder for image_folder), before any run."""
+    data = config.data
+    if not data.path:
+        return []
+    path = FsPath(data.path).expanduser()
+    want_folder = data.source == "image_folder"
+    if not path.exists():
+        return [(("data", "path"), f"{path} does not exist")]
+    if want_folder and not path.is_dir():
+        return [(("data", "path"), f"{path} is a file; source image_folder reads a folder")]
+    if not want_folder and path.is_dir():
+        return [(("data", "path"), f"{path} is a folder; source {data.source} reads an .npz file")]
+    if not os.access(path, os.R_OK | (os.X_OK if want_folder else 0)):
+        return [(("data", "path"), f"{path} cannot be read (permissions)")]
+    return []
 
 
 def split_key_path(path: str) -> Path:

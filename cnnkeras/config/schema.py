@@ -14,6 +14,7 @@ This module imports no Keras, MLflow or Optuna.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Annotated, Any, Literal, Union
@@ -82,6 +83,27 @@ def _wants_number_not_bool(annotation: Any) -> bool:
     options = typing.get_args(annotation) if typing.get_origin(annotation) in (Union, types.UnionType) \
         else (annotation,)
     return bool(options) and bool not in options and any(o in (int, float) for o in options)
+
+
+#: What a name may hold: it becomes a file name (``.cnnkeras/<study>.journal``) and an MLflow experiment.
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._ -]*")
+NAME_LENGTH = 100
+
+
+def check_name(name: str | None) -> str | None:
+    """A study or experiment name is a name, not a path: letters, digits, ``.``, ``_``, ``-`` and spaces,
+    starting with a letter or digit, at most 100 characters, and no ``..``."""
+    if name is None:
+        return name
+    if len(name) > NAME_LENGTH:
+        raise ValueError(f"a name has at most {NAME_LENGTH} characters (this one has {len(name)})")
+    if not NAME_PATTERN.fullmatch(name) or ".." in name:
+        bad = sorted({c for c in name if not re.fullmatch(r"[A-Za-z0-9._ -]", c)})
+        why = (f"it holds {' '.join(repr(c) for c in bad)}" if bad else
+               "it holds '..'" if ".." in name else "it must start with a letter or a digit")
+        raise ValueError(f"{name!r} is not a name ({why}): use letters, digits, '.', '_', '-' and spaces; names "
+                         "become file names, so paths are refused")
+    return name
 
 
 # --------------------------------------------------------------------------- data
@@ -509,10 +531,21 @@ class TrackingConfig(StrictModel):
         "(or $MLFLOW_TRACKING_URI when set).",
     )
     experiment: str | None = Field(None, description="MLflow experiment name; default: the config's name.")
+
+    @field_validator("experiment")
+    @classmethod
+    def _experiment_is_a_name(cls, experiment: str | None) -> str | None:
+        """The MLflow experiment's name is a name (see :func:`check_name`)."""
+        return check_name(experiment)
     run_name: str | None = Field(None, description="MLflow run name; default: MLflow's own.")
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on the run.")
     log_model: bool = Field(True, description="Log the trained model as a .keras artifact.")
     log_plots: bool = Field(True, description="Log the learning-curve plot (self-contained HTML, about 4 MB).")
+    wait_s: float = Field(
+        300.0, gt=0, le=86400,
+        description="Longest wait for the tracking store to take a run's queued writes (a server restarting is "
+        "waited out); then the run stops with one line that says so.",
+    )
 
 
 # -------------------------------------------------------------------------- search
@@ -621,7 +654,7 @@ class SamplerConfig(StrictModel):
     """Optuna's sampler; seeded by the experiment seed unless ``seed`` is set."""
 
     name: Literal["tpe", "random", "grid", "cmaes", "nsga2"] = Field("tpe", description="Sampler.")
-    seed: int | None = Field(None, ge=0, description="Sampler seed (default: the experiment seed).")
+    seed: int | None = Field(None, ge=0, le=2**32 - 1, description="Sampler seed (default: the experiment seed).")
 
 
 class PrunerConfig(StrictModel):
@@ -670,7 +703,16 @@ class SearchConfig(StrictModel):
         "process was killed): it is failed with the reason, its MLflow run closed FAILED, its parameters queued "
         "again.",
     )
-    study_name: str | None = Field(None, description="Study name; default: the experiment's name.")
+    study_name: str | None = Field(
+        None, description="Study name; default: the experiment's name. A name, not a path: letters, digits, "
+        "'.', '_', '-' and spaces, at most 100 characters.")
+    join: Literal["same", "any"] = Field(
+        "same",
+        description="same: a sweep joins an existing study only when it runs the same experiment (data, model, "
+        "training, search space, objectives, sampler, pruner; see docs/served-stack.md), else it is refused in one "
+        "line naming the keys that differ. any: join anyway (`--join-anyway`), saying so; the differences are "
+        "recorded on this process's trials.",
+    )
     isolation: Literal["none", "process"] = Field(
         "none", description="process: each trial in its own worker process (a crash or OOM cannot stop the sweep)."
     )
@@ -684,8 +726,20 @@ class SearchConfig(StrictModel):
     )
     cohort_probe: bool = Field(
         True,
-        description="Before the first cohort, time a few steps at sizes 1, 2, 4, ... up to `cohort` and use the "
-        "size with the least time per trial (1 when cohorts do not pay on this machine, said in one line).",
+        description="Choose the cohort size by timing whole trials as they run (training, evaluation, tracking "
+        "and saving): sizes 1, 2, 4, ... up to `cohort` while the time per trial falls by more than 10%, then the "
+        "fastest (1 when cohorts do not pay on this machine; the choice and its figures in one line). false: "
+        "always `cohort`.",
+    )
+    max_retries: int = Field(
+        2, ge=0, le=100,
+        description="How often a trial whose process died (killed, out of memory, a lost machine) is queued again "
+        "with its parameters; after that it stays FAIL, saying so. A stop signal (Ctrl-C, SIGTERM) uses no retry.",
+    )
+    max_consecutive_failures: int | None = Field(
+        3, ge=1,
+        description="Stop the sweep, in one line with the last reason, after this many trials in a row failed (a "
+        "broken config or data fails every trial); pruned and complete trials reset the count. null: never stop.",
     )
 
     @model_validator(mode="before")
@@ -695,6 +749,12 @@ class SearchConfig(StrictModel):
         if isinstance(data, dict) and isinstance(data.get("objectives"), list) and len(data["objectives"]) > 1:
             data = {"pruner": {"name": "none"}, **data}
         return data
+
+    @field_validator("study_name")
+    @classmethod
+    def _study_name_is_a_name(cls, study_name: str | None) -> str | None:
+        """The study's name becomes its journal's file name: a name, not a path (see :func:`check_name`)."""
+        return check_name(study_name)
 
     @field_validator("stale_after_s")
     @classmethod
@@ -846,9 +906,12 @@ class ReportConfig(StrictModel):
 class ExperimentConfig(StrictModel):
     """One experiment: data, model, training and tracking (and, for sweeps, a search space)."""
 
-    name: str = Field(..., min_length=1, description="Experiment name; also the default MLflow experiment.")
+    name: str = Field(..., min_length=1, description="Experiment name; also the default MLflow experiment and "
+                      "study. A name, not a path: letters, digits, '.', '_', '-' and spaces, at most 100 characters.")
     description: str = Field("", description="Free text, logged as the run's description.")
-    seed: int = Field(42, ge=0, description="Seed for Python, NumPy and Keras, and for the data splits.")
+    seed: int = Field(42, ge=0, le=2**32 - 1,
+                      description="Seed for Python, NumPy and Keras, and for the data splits (0 to 2**32 - 1, "
+                      "NumPy's range).")
     deterministic: bool = Field(
         False, description="Also ask the backend for deterministic ops (slower; needed for tf.data randomness)."
     )
@@ -888,6 +951,12 @@ class ExperimentConfig(StrictModel):
                 and "pruner" not in search):
             data = {**data, "search": {**search, "pruner": {"name": "none"}}}
         return data
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_name(cls, name: str) -> str:
+        """The experiment's name becomes a study's journal file name and an MLflow experiment: a name, not a path."""
+        return check_name(name)  # type: ignore[return-value]
 
     @field_validator("train")
     @classmethod

@@ -88,6 +88,8 @@ def _select_classes(x, y, classes: list[int] | None, where: str):
 def _resize(x: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or tuple(x.shape[1:3]) == tuple(size):
         return x
+    if len(x) == 0:  # an empty split (validation_split: 0): only its shape changes
+        return np.zeros((0, *size, *x.shape[3:]), dtype="float32")
     out = [keras.ops.convert_to_numpy(keras.ops.image.resize(x[i : i + 2048], size, interpolation="bilinear"))
            for i in range(0, len(x), 2048)]
     return np.concatenate(out).astype("float32")
@@ -214,6 +216,8 @@ def _split(x: np.ndarray, y: np.ndarray, size: float | int, rng: np.random.Gener
 def _resize_masks(y: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:
     if size is None or tuple(y.shape[1:3]) == tuple(size):
         return y
+    if len(y) == 0:
+        return np.zeros((0, *size), dtype="int64")
     resized = keras.ops.image.resize(y[..., None].astype("float32"), size, interpolation="nearest")
     return np.rint(keras.ops.convert_to_numpy(resized)[..., 0]).astype("int64")
 

@@ -33,6 +33,7 @@ from ..analysis.source import RunSource, resolve
 from ..analysis.values import ordered_values
 from ..dashboards import figure_json, number_text, plotly_js, render
 from ..errors import CnnkerasError
+from ..outputs import output_path
 from ..studies.importance import frame_importances, importance_columns
 from ..tracking import Tracker
 from ..version import __version__
@@ -133,9 +134,9 @@ def report(target: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     page = _render(source, runs, curves, swept, scales, color_by, claims, importances, replicate, confidence, headline,
                    _mlflow_url(source, mlflow_url), at_budget=at_budget, budget=budget,
                    seed=config.seed if config else 0)
-    path = Path(out) if out else Path("reports") / f"{_slug(source.label)}.html"
+    path = output_path(out, what="the report") if out else output_path(
+        Path("reports") / f"{_slug(source.label)}.html", what="the report", create_parent=True)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(page, encoding="utf-8")
     except OSError as exc:
         raise CnnkerasError(f"cannot write the report to {path}: {exc.strerror or exc}") from None

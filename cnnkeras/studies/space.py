@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from ..config.schema import FloatParam, IntParam
 
-__all__ = ["format_override", "sample_values", "trial_overrides"]
+__all__ = ["format_override", "sample_values", "trial_overrides", "values_from_params"]
 
 
 def sample_values(trial: Any, parameters: Mapping[str, Any]) -> dict[str, Any]:
@@ -40,3 +40,23 @@ def format_override(path: str, value: Any) -> str:
 def trial_overrides(trial: Any, parameters: Mapping[str, BaseModel]) -> list[str]:
     """One trial's sampled values as ``key.path=value`` overrides."""
     return [format_override(path, value) for path, value in sample_values(trial, parameters).items()]
+
+
+def values_from_params(params: Mapping[str, str], parameters: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A trial's parameter values read back from its MLflow run's params (strings), typed as the
+    search space says; None when one is missing or no longer in the space."""
+    values: dict[str, Any] = {}
+    for path, param in parameters.items():
+        text = params.get(path)
+        if text is None:
+            return None
+        if isinstance(param, FloatParam):
+            values[path] = float(text)
+        elif isinstance(param, IntParam):
+            values[path] = int(float(text))
+        else:
+            match = [c for c in param.choices if str(c) == text or json.dumps(c) == text]
+            if not match:
+                return None
+            values[path] = match[0]
+    return values

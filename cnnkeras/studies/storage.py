@@ -8,15 +8,13 @@ Two kinds of storage, chosen by ``search.storage``:
   process is refused with one line instead of mistaking the first one's live trial
   for a dead one.
 - an **RDB URL** (PostgreSQL: ``postgresql+psycopg://user:pw@host/db``): any number
-  of processes on any number of machines. :class:`ResilientRDBStorage` is Optuna's
+  of processes on any number of machines. :class:`ResilientStorage` is Optuna's
   ``RDBStorage`` with ``pool_pre_ping`` and every storage call retried with
   backoff on connection errors (a restart, a short outage), for up to
-  ``wait_s`` seconds; then :class:`~cnnkeras.errors.StorageUnavailable`, one line.
-  Heartbeats tell a live trial of another process from a dead one: Optuna's own
-  ``fail_stale_trials`` fails a trial whose heartbeat stopped (each process calls
-  it before every trial); :meth:`ResilientRDBStorage._get_stale_trial_ids` first
-  writes the reason on the trial, and ``on_stale`` (the sweep's clean-up: close
-  the MLflow run, queue the parameters again) runs once per dead trial.
+  ``wait_s`` seconds; then :class:`~cnnkeras.errors.StorageUnavailable`, one line. A
+  refused login is not an outage: it is that one line at once. Which RUNNING trials
+  belong to dead processes is told by cnnkeras' heartbeats
+  (:mod:`cnnkeras.studies.recovery`).
 
 :func:`setup_lock` serializes study set-up across processes (PostgreSQL advisory
 lock); :func:`claim_worker` gives each process that joins a study its own index,
@@ -31,7 +29,6 @@ import shutil
 import sys
 import threading
 import time
-import warnings
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,31 +38,22 @@ import numpy as np
 import optuna
 import sqlalchemy
 import sqlalchemy.exc
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 
 from ..errors import CnnkerasError, StorageUnavailable
 from ..tracking.values import redact
 
-__all__ = ["JournalLock", "ResilientRDBStorage", "check_journal", "claim_worker", "is_journal", "open_storage", "quiet_optuna",
-           "sampler_seed", "setup_lock"]
+__all__ = ["RETRIED", "JournalLock", "ResilientRDBStorage", "ResilientStorage", "check_journal", "claim_worker", "is_journal",
+           "open_storage", "sampler_seed", "setup_lock"]
 
 PARENT_ATTR = "mlflow_parent_run_id"  # the study's MLflow parent run
 STALE_ATTR = "stale"  # a trial whose process died; retried, and not counted
 REASON_ATTR = "reason"
 WORKERS_ATTR = "workers"  # how many sweep processes have joined the study so far
 
-#: Seconds between heartbeats, and silence after which a RUNNING trial is taken as dead.
-HEARTBEAT_S = 10
-GRACE_S = 60
+#: Longest wait, by default, for a database storage to come back.
 WAIT_S = 300.0
-
-
-def quiet_optuna() -> None:
-    """Optuna logs only errors: cnnkeras prints one line per trial itself (with the failure reason),
-    where Optuna would log a traceback for every failed trial. Called by the entry points only
-    (the CLI and the trial worker process): the library never configures logging."""
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
 
 
 def is_journal(storage: str) -> bool:
@@ -115,46 +103,49 @@ class _Outage:
                 self.since = None
 
 
-#: The storage calls retried on connection errors: every call Optuna makes on a study.
-_RETRIED = (
-    "create_new_study", "delete_study", "set_study_user_attr", "set_study_system_attr", "get_study_id_from_name",
-    "get_study_name_from_id", "get_study_directions", "get_study_user_attrs", "get_study_system_attrs",
-    "get_all_studies", "create_new_trial", "set_trial_param", "get_trial_id_from_study_id_trial_number",
-    "get_trial_number_from_id", "get_trial_param", "set_trial_intermediate_value", "set_trial_user_attr",
-    "set_trial_system_attr", "get_trial", "get_all_trials", "get_n_trials", "get_best_trial",
-    "get_trial_params", "get_trial_user_attrs", "get_trial_system_attrs", "record_heartbeat",
-)
-
-
-class ResilientRDBStorage(RDBStorage):
-    """Optuna's ``RDBStorage`` that waits out a database restart or outage instead of failing.
+class ResilientStorage(BaseStorage):
+    """Optuna's ``RDBStorage``, behind a storage that waits out a database restart or outage.
 
     Args:
         url: SQLAlchemy URL (``postgresql+psycopg://...``, ``sqlite:///...``).
         wait_s: Longest wait for the database to come back, per call; then
             :class:`~cnnkeras.errors.StorageUnavailable`.
-        heartbeat_s, grace_s: Optuna heartbeats (RUNNING trials silent for ``grace_s``
-            are failed by whichever process looks next).
-        on_stale: ``(study, frozen_trial)`` called once for each trial failed as dead.
 
-    A call that committed but lost its answer is not repeated blindly: a repeated
-    ``set_trial_state_values`` that finds the trial already in the state it asked for
-    counts as done. (A repeated ``create_new_trial`` could leave one unused RUNNING
-    trial without a heartbeat; the window is one round trip during an outage.)
+    It implements Optuna's public ``BaseStorage`` contract, every method by name, each call
+    handed to the ``RDBStorage`` inside and retried on connection errors
+    (``tests/unit/test_storage_contract.py`` checks that none of the installed Optuna's is
+    missed, and that it answers as ``RDBStorage`` does, pickling included). It is not an
+    ``RDBStorage`` itself on purpose: Optuna puts a cache in front of those whose misses call
+    ``RDBStorage``'s private methods, which no retry here could reach (a restart during one
+    failed the trial). A call that committed but lost its answer is not repeated blindly: a
+    repeated ``set_trial_state_values`` that finds the trial already in the state it asked for
+    counts as done. (A repeated ``create_new_trial`` can leave one unused RUNNING trial; it
+    never gets a heartbeat, so the next look at the study fails it as dead.) Heartbeats are
+    cnnkeras' own (:mod:`cnnkeras.studies.recovery`), not Optuna's.
     """
 
-    def __init__(self, url: str, *, wait_s: float = WAIT_S, heartbeat_s: int | None = HEARTBEAT_S,
-                 grace_s: int | None = GRACE_S, on_stale: Callable[[Any, Any], None] | None = None):
-        self.wait_s = wait_s
+    def __init__(self, url: str, *, wait_s: float = WAIT_S):
+        self.url, self.wait_s = url, wait_s
         self._outage = _Outage(redact(url))
         engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
         if url.startswith("postgresql"):
             engine_kwargs["connect_args"] = {"connect_timeout": 5}
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna: noise for a user
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            self._retry(lambda: RDBStorage.__init__(
-                self, url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat_s, grace_period=grace_s,
-                heartbeat_stale_trial_callback=on_stale))
+        self.rdb: RDBStorage = self._retry(lambda: RDBStorage(url, engine_kwargs=engine_kwargs))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_outage", None)  # holds a lock; made anew on the other side
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._outage = _Outage(redact(self.url))
+
+    def remove_session(self) -> None:
+        self.rdb.remove_session()
+
+    def check_trial_is_updatable(self, trial_id: int, trial_state: Any) -> None:
+        self.rdb.check_trial_is_updatable(trial_id, trial_state)
 
     def _retry(self, call: Callable[[], Any], *, on_repeat: Callable[[BaseException], Any] | None = None) -> Any:
         deadline = time.monotonic() + self.wait_s
@@ -169,14 +160,18 @@ class ResilientRDBStorage(RDBStorage):
             except Exception as exc:
                 if not _is_transient(exc):
                     raise
+                if _is_login_failure(exc):
+                    raise StorageUnavailable(f"storage {self._outage.shown}: the database refused the login "
+                                             f"({_first_line(exc)}); check the user and password in the URL") \
+                        from None
                 if time.monotonic() >= deadline:
                     raise StorageUnavailable(
                         f"storage {self._outage.shown} stayed unreachable for {self.wait_s:.0f} s "
                         f"({type(exc).__name__}); the sweep can be resumed with the same command") from None
                 self._outage.start(exc, self.wait_s)
-                if getattr(self, "scoped_session", None) is not None:
+                if getattr(self, "rdb", None) is not None:
                     try:
-                        self.scoped_session.remove()
+                        self.rdb.remove_session()
                     except Exception:  # a broken session may refuse to close; a new one is made anyway
                         pass
                 time.sleep(min(delay, max(0.0, deadline - time.monotonic())))
@@ -186,44 +181,114 @@ class ResilientRDBStorage(RDBStorage):
             self._outage.end()
             return result
 
+    # -- studies
+    def create_new_study(self, directions: Any, study_name: str | None = None) -> int:
+        return self._retry(lambda: self.rdb.create_new_study(directions, study_name))
+
+    def delete_study(self, study_id: int) -> None:
+        self._retry(lambda: self.rdb.delete_study(study_id))
+
+    def set_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        self._retry(lambda: self.rdb.set_study_user_attr(study_id, key, value))
+
+    def set_study_system_attr(self, study_id: int, key: str, value: Any) -> None:
+        self._retry(lambda: self.rdb.set_study_system_attr(study_id, key, value))
+
+    def get_study_id_from_name(self, study_name: str) -> int:
+        return self._retry(lambda: self.rdb.get_study_id_from_name(study_name))
+
+    def get_study_name_from_id(self, study_id: int) -> str:
+        return self._retry(lambda: self.rdb.get_study_name_from_id(study_id))
+
+    def get_study_directions(self, study_id: int) -> Any:
+        return self._retry(lambda: self.rdb.get_study_directions(study_id))
+
+    def get_study_user_attrs(self, study_id: int) -> dict[str, Any]:
+        return self._retry(lambda: self.rdb.get_study_user_attrs(study_id))
+
+    def get_study_system_attrs(self, study_id: int) -> dict[str, Any]:
+        return self._retry(lambda: self.rdb.get_study_system_attrs(study_id))
+
+    def get_all_studies(self) -> Any:
+        return self._retry(lambda: self.rdb.get_all_studies())
+
+    # -- trials
+    def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
+        return self._retry(lambda: self.rdb.create_new_trial(study_id, template_trial))
+
+    def set_trial_param(self, trial_id: int, param_name: str, param_value_internal: float,
+                        distribution: Any) -> None:
+        self._retry(lambda: self.rdb.set_trial_param(trial_id, param_name, param_value_internal,
+                                                       distribution))
+
+    def get_trial_id_from_study_id_trial_number(self, study_id: int, trial_number: int) -> int:
+        return self._retry(lambda: self.rdb.get_trial_id_from_study_id_trial_number(study_id, trial_number))
+
+    def get_trial_number_from_id(self, trial_id: int) -> int:
+        return self._retry(lambda: self.rdb.get_trial_number_from_id(trial_id))
+
+    def get_trial_param(self, trial_id: int, param_name: str) -> float:
+        return self._retry(lambda: self.rdb.get_trial_param(trial_id, param_name))
+
     def set_trial_state_values(self, trial_id: int, state: Any, values: Any = None) -> bool:
         def already(exc: BaseException) -> bool:
-            if RDBStorage.get_trial(self, trial_id).state == state:
+            if self.rdb.get_trial(trial_id).state == state:
                 return True
             raise exc
 
-        return self._retry(lambda: RDBStorage.set_trial_state_values(self, trial_id, state, values),
+        return self._retry(lambda: self.rdb.set_trial_state_values(trial_id, state, values),
                            on_repeat=already)
 
-    def _get_stale_trial_ids(self, study_id: int) -> list[int]:
-        """Trials whose heartbeat stopped; each is given its reason before Optuna fails it."""
-        stale = self._retry(lambda: RDBStorage._get_stale_trial_ids(self, study_id))
-        grace = self.grace_period or 2 * (self.heartbeat_interval or 0)
-        for trial_id in stale:
-            try:
-                self.set_trial_user_attr(trial_id, STALE_ATTR, True)
-                self.set_trial_user_attr(trial_id, REASON_ATTR, f"its sweep process stopped sending heartbeats for "
-                                                                f"over {grace} s (killed or lost); parameters "
-                                                                "queued again")
-            except optuna.exceptions.UpdateFinishedTrialError:
-                pass  # another process failed it first
-        return stale
+    def set_trial_intermediate_value(self, trial_id: int, step: int, intermediate_value: float) -> None:
+        self._retry(lambda: self.rdb.set_trial_intermediate_value(trial_id, step, intermediate_value))
+
+    def set_trial_user_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._retry(lambda: self.rdb.set_trial_user_attr(trial_id, key, value))
+
+    def set_trial_system_attr(self, trial_id: int, key: str, value: Any) -> None:
+        self._retry(lambda: self.rdb.set_trial_system_attr(trial_id, key, value))
+
+    def get_trial(self, trial_id: int) -> Any:
+        return self._retry(lambda: self.rdb.get_trial(trial_id))
+
+    def get_all_trials(self, study_id: int, deepcopy: bool = True, states: Any = None) -> Any:
+        return self._retry(lambda: self.rdb.get_all_trials(study_id, deepcopy, states))
+
+    def get_n_trials(self, study_id: int, state: Any = None) -> int:
+        return self._retry(lambda: self.rdb.get_n_trials(study_id, state))
+
+    def get_best_trial(self, study_id: int) -> Any:
+        return self._retry(lambda: self.rdb.get_best_trial(study_id))
+
+    def get_trial_params(self, trial_id: int) -> dict[str, Any]:
+        return self._retry(lambda: self.rdb.get_trial_params(trial_id))
+
+    def get_trial_user_attrs(self, trial_id: int) -> dict[str, Any]:
+        return self._retry(lambda: self.rdb.get_trial_user_attrs(trial_id))
+
+    def get_trial_system_attrs(self, trial_id: int) -> dict[str, Any]:
+        return self._retry(lambda: self.rdb.get_trial_system_attrs(trial_id))
 
 
-def _retried(name: str) -> Callable[..., Any]:
-    method = getattr(RDBStorage, name)
+#: The storage methods retried on connection errors (checked against Optuna's by a test).
+RETRIED = tuple(name for name, value in vars(ResilientStorage).items()
+                if callable(value) and not name.startswith("_") and name not in ("remove_session",
+                                                                                  "check_trial_is_updatable"))
 
-    def call(self: ResilientRDBStorage, *args: Any, **kwargs: Any) -> Any:
-        return self._retry(lambda: method(self, *args, **kwargs))
-
-    call.__name__ = call.__qualname__ = name
-    call.__doc__ = method.__doc__
-    return call
+#: The name it had while it was a subclass of ``RDBStorage``.
+ResilientRDBStorage = ResilientStorage
 
 
-for _name in _RETRIED:
-    if hasattr(RDBStorage, _name):
-        setattr(ResilientRDBStorage, _name, _retried(_name))
+def _is_login_failure(exc: BaseException) -> bool:
+    """A refused login (wrong password, unknown user): permanent, unlike an outage."""
+    text = str(exc).lower()
+    return any(marker in text for marker in ("password authentication failed", "no password supplied",
+                                             "role \"", "authentication failed", "pg_hba.conf"))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return redact(text[0] if text else type(exc).__name__)[:200]
 
 
 # ---------------------------------------------------------------------- journal
@@ -315,13 +380,8 @@ def check_journal(journal: str | os.PathLike[str], *, repair: bool) -> str | Non
 # ---------------------------------------------------------------------- opening
 
 
-def open_storage(storage: str, *, wait_s: float = WAIT_S, heartbeat_s: int | None = HEARTBEAT_S,
-                 grace_s: int = GRACE_S, on_stale: Callable[[Any, Any], None] | None = None) -> Any:
-    """An Optuna storage for a journal path or an RDB URL (see the module docstring).
-
-    ``heartbeat_s=None`` opens a database storage without heartbeats (a trial's worker
-    process, whose sweep process sends them).
-    """
+def open_storage(storage: str, *, wait_s: float = WAIT_S) -> Any:
+    """An Optuna storage for a journal path or an RDB URL (see the module docstring)."""
     if is_journal(storage):
         Path(storage).parent.mkdir(parents=True, exist_ok=True)
         try:
@@ -329,19 +389,18 @@ def open_storage(storage: str, *, wait_s: float = WAIT_S, heartbeat_s: int | Non
         except ValueError:  # a record Optuna cannot read: name its line, in one line
             check_journal(storage, repair=False)
             raise
-    heartbeat = heartbeat_s if not storage.startswith("sqlite") else None  # SQLite: one machine, no heartbeats
-    return ResilientRDBStorage(storage, wait_s=wait_s, heartbeat_s=heartbeat, grace_s=grace_s if heartbeat else None,
-                               on_stale=on_stale if heartbeat else None)
+    return ResilientStorage(storage, wait_s=wait_s)
 
 
 @contextmanager
 def setup_lock(storage: str, name: str, *, wait_s: float = WAIT_S) -> Iterator[None]:
-    """Serialize study set-up (tables, study, parent run, stale trials, worker index) across processes.
+    """Serialize study set-up (tables, study, parent run, dead trials, worker index) across processes.
 
     On PostgreSQL a session advisory lock keyed by the study name: sweep processes
     started at the same instant would otherwise race to create the schema and two
-    parent runs. A journal is locked for the whole sweep by :class:`JournalLock`;
-    SQLite belongs to one machine and takes no lock.
+    parent runs. Waiting for it is bounded by ``wait_s`` (``search.storage_wait_s``), after
+    which one line says which study's set-up is held. A journal is locked for the whole
+    sweep by :class:`JournalLock`; SQLite belongs to one machine and takes no lock.
     """
     if not storage.startswith("postgresql"):
         yield
@@ -356,12 +415,20 @@ def setup_lock(storage: str, name: str, *, wait_s: float = WAIT_S) -> Iterator[N
                 connection = engine.connect()
                 break
             except sqlalchemy.exc.OperationalError as exc:
+                if _is_login_failure(exc):
+                    raise StorageUnavailable(f"storage {redact(storage)}: the database refused the login "
+                                             f"({_first_line(exc)}); check the user and password in the URL") from None
                 if time.monotonic() >= deadline:
                     raise StorageUnavailable(f"storage {redact(storage)} is unreachable "
                                              f"({type(exc).__name__}) after {wait_s:.0f} s") from None
                 time.sleep(1.0)
         with connection:
-            connection.execute(sqlalchemy.text("SELECT pg_advisory_lock(:key)"), {"key": key})
+            while not connection.execute(sqlalchemy.text("SELECT pg_try_advisory_lock(:key)"),
+                                         {"key": key}).scalar():
+                if time.monotonic() >= deadline:
+                    raise StorageUnavailable(f"study {name}: another sweep process held its set-up lock for over "
+                                             f"{wait_s:.0f} s (search.storage_wait_s); is one stuck?")
+                time.sleep(0.2)
             try:
                 yield
             finally:

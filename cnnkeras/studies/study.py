@@ -21,8 +21,8 @@ from ..errors import CnnkerasError
 from ..tracking.values import redact
 from .storage import is_journal, open_storage, sampler_seed
 
-__all__ = ["base_seed", "find_study", "load_study", "make_sampler", "named_study_storage", "storage_for",
-           "study_name"]
+__all__ = ["base_seed", "find_study", "load_study", "make_sampler", "named_study_storage", "open_study",
+           "storage_for", "study_name"]
 
 
 def study_name(config: ExperimentConfig) -> str:
@@ -43,12 +43,6 @@ def storage_for(config: ExperimentConfig) -> str:
     return str(folder / ".cnnkeras" / f"{study_name(config)}.journal")
 
 
-def open_config_storage(config: ExperimentConfig, storage: str, on_stale: Any = None) -> Any:
-    search = config.search
-    return open_storage(storage, wait_s=search.storage_wait_s, heartbeat_s=search.heartbeat_s,
-                        grace_s=search.stale_after_s, on_stale=on_stale)
-
-
 def make_sampler(config: ExperimentConfig, seed: int) -> Any:
     s = config.search.sampler
     if s.name == "random":
@@ -59,12 +53,21 @@ def make_sampler(config: ExperimentConfig, seed: int) -> Any:
             if not isinstance(p, CategoricalParam):
                 raise CnnkerasError(f"search.parameters.{path}: the grid sampler needs categorical parameters")
             space[path] = list(p.choices)
-        return optuna.samplers.GridSampler(space, seed=seed)
+        return _Grid(space, seed=seed)
     if s.name == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=seed)
     if s.name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+class _Grid(optuna.samplers.GridSampler):
+    """Optuna's grid sampler, minus its ``study.stop()`` once the grid is covered: that call is only
+    allowed inside ``study.optimize``, and cnnkeras' loop asks and tells; it stops asking when the
+    grid ``is_exhausted`` (:mod:`cnnkeras.studies.scheduler`)."""
+
+    def after_trial(self, study: Any, trial: Any, state: Any, values: Any) -> None:
+        pass
 
 
 def _pruner(config: ExperimentConfig) -> Any:
@@ -83,20 +86,29 @@ def base_seed(config: ExperimentConfig) -> int:
     return s.seed if s.seed is not None else config.seed
 
 
-def load_study(config: ExperimentConfig, *, on_stale: Any = None) -> Any:
-    """Create or load the config's study, with the first sweep process's sampler (the config's seed).
+def open_study(config: ExperimentConfig, storage: str | None = None) -> tuple[Any, Any]:
+    """Create or load the config's study: ``(study, the storage object it was opened with)``.
 
-    A sweep process replaces the sampler with its own once it has claimed its index in the study.
+    The study gets the first sweep process's sampler (the config's seed); a sweep process
+    replaces it with its own once it has claimed its index in the study.
     """
-    storage = storage_for(config)
+    assert config.search is not None
+    storage = storage or storage_for(config)
+    store = open_storage(storage, wait_s=config.search.storage_wait_s)
     try:
-        return optuna.create_study(
-            study_name=study_name(config), storage=open_config_storage(config, storage, on_stale),
+        study = optuna.create_study(
+            study_name=study_name(config), storage=store,
             sampler=make_sampler(config, sampler_seed(base_seed(config), 0)), pruner=_pruner(config),
             directions=[o.direction for o in config.search.objectives], load_if_exists=True,
         )
     except ValueError as exc:  # e.g. the stored study has other directions
         raise CnnkerasError(f"study {study_name(config)} in {redact(storage)}: {exc}") from None
+    return study, store
+
+
+def load_study(config: ExperimentConfig) -> Any:
+    """Create or load the config's study (see :func:`open_study`)."""
+    return open_study(config)[0]
 
 
 def named_study_storage(name: str, storage: str | None = None) -> str:

@@ -22,7 +22,7 @@ from ..config.checks import parameter_kind
 from ..config.schema import ExperimentConfig
 from ..tracking.values import redact
 from .importance import Ranking, importance_columns, rank_parameters
-from .storage import STALE_ATTR
+from .ledger import STALE_ATTR
 
 __all__ = ["SweepResult", "count_done", "stale_numbers", "summarize"]
 

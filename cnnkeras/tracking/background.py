@@ -10,7 +10,9 @@ small model leaves the second core idle. It costs the same CPU seconds.
 Nothing is dropped: :meth:`flush` waits for the queued calls (the runner calls it before
 the files it logged are deleted), and :meth:`end` waits for all of them. A call that failed
 turns a FINISHED end into FAILED with the reason, and :meth:`end` then raises it; a run that
-could not be created raises at the next call (within an epoch).
+could not be created raises at the next call (within an epoch). No wait is unbounded: a
+store that has not answered within ``wait_s`` (``tracking.wait_s``) seconds is one
+:class:`~cnnkeras.errors.TrackingError` line that says so.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any, Mapping
 
 from ..errors import CnnkerasError, TrackingError
 from .connection import check_tracking
-from .mlflow_tracker import Tracker, default_tracking_uri
+from .mlflow_tracker import Tracker, default_tracking_uri, is_transient
 from .values import redact
 
 __all__ = ["BackgroundTracker"]
@@ -38,8 +40,9 @@ class BackgroundTracker:
     """
 
     def __init__(self, *, uri: str | None, experiment: str, run_name: str | None = None,
-                 tags: Mapping[str, Any] | None = None, parent_run_id: str | None = None):
+                 tags: Mapping[str, Any] | None = None, parent_run_id: str | None = None, wait_s: float = 300.0):
         self.uri = default_tracking_uri(uri)
+        self.wait_s = wait_s
         check_tracking(self.uri)
         self.ended = False
         self._tracker: Tracker | None = None
@@ -54,9 +57,23 @@ class BackgroundTracker:
 
     # ------------------------------------------------------------------ worker
 
+    def _create(self, run: dict[str, Any]) -> Tracker:
+        """The run, created once the store answers: a server or database restarting (an error
+        MLflow's own retries gave up on) is waited out, up to ``wait_s``."""
+        deadline = time.monotonic() + self.wait_s
+        delay = 1.0
+        while True:
+            try:
+                return Tracker(uri=self.uri, **run)
+            except Exception as exc:
+                if not is_transient(exc) or time.monotonic() + delay > deadline:
+                    raise
+                time.sleep(delay)
+                delay = min(2 * delay, 10.0)
+
     def _work(self, **run: Any) -> None:
         try:
-            self._tracker = Tracker(uri=self.uri, **run)
+            self._tracker = self._create(run)
         except CnnkerasError as exc:
             self._error = exc
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread, in one line
@@ -94,8 +111,19 @@ class BackgroundTracker:
 
     # ----------------------------------------------------------------- the run
 
+    def _waited(self, event: threading.Event | threading.Thread, what: str) -> None:
+        """Wait for the worker thread, at most ``wait_s`` seconds; then one line naming the store."""
+        if isinstance(event, threading.Event):
+            done = event.wait(self.wait_s)
+        else:
+            event.join(self.wait_s)
+            done = not event.is_alive()
+        if not done:
+            raise TrackingError(f"the MLflow store {redact(self.uri)} did not answer within {self.wait_s:.0f} s "
+                                f"({what}; tracking.wait_s)")
+
     def _wait_created(self) -> Tracker:
-        self._created.wait()
+        self._waited(self._created, "creating the run")
         if self._tracker is None:
             raise self._error if self._error is not None else TrackingError("the MLflow run was not created")
         return self._tracker
@@ -125,13 +153,16 @@ class BackgroundTracker:
     def log_artifacts(self, folder: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         self._call("log_artifacts", str(folder), artifact_path)
 
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self._call("log_text", text, artifact_file)
+
     def flush(self) -> None:
         """Wait until every call queued so far is done (their files may then be deleted)."""
         if self.ended or not self._thread.is_alive():
             return
         done = threading.Event()
         self._calls.put(("flush", (done,), {}))
-        done.wait()
+        self._waited(done, "logging")
 
     def end(self, status: str = "FINISHED", reason: str | None = None) -> None:
         """Close the run after every queued call; raises the first failed call's error on FINISHED."""
@@ -140,7 +171,7 @@ class BackgroundTracker:
         self._calls.put(("end", (status, reason), {}))
         self._calls.put(_STOP)
         self.ended = True
-        self._thread.join()
+        self._waited(self._thread, f"closing the run {status}")
         if status == "FINISHED" and self._error is not None:
             where = f" (MLflow run {self._tracker.run_id}, closed FAILED)" if self._tracker is not None else ""
             raise TrackingError(f"tracking failed: {type(self._error).__name__}: {self._error}{where}") \

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from ..errors import TrackingError
 from ..lazy import lazy_import
@@ -27,7 +28,9 @@ requests = lazy_import("requests")
 
 __all__ = ["check_tracking", "explain_http_error"]
 
-TIMEOUT_S = 5.0
+#: How long the check waits for an answer: a refused connection is one line at once; a server that is up
+#: but slow (its first request after a start, on a loaded machine) gets this long.
+TIMEOUT_S = 30.0
 
 
 def explain_http_error(uri: str, status: int) -> str:
@@ -40,9 +43,10 @@ def explain_http_error(uri: str, status: int) -> str:
         return (f"the MLflow server at {shown} needs a login (HTTP 401): set MLFLOW_TRACKING_USERNAME and "
                 "MLFLOW_TRACKING_PASSWORD")
     if status == 403:
-        return (f"the MLflow server at {shown} refused access for "
-                f"{os.environ.get('MLFLOW_TRACKING_USERNAME', 'this user')!r} (HTTP 403): ask its admin for "
-                "EDIT permission on the experiment")
+        user = os.environ.get("MLFLOW_TRACKING_USERNAME", "this user")
+        return (f"the MLflow server at {shown} refused {user!r} (HTTP 403): it may read this experiment but not "
+                f"write to it; its owner or an admin grants that with: cnnkeras grant {user} EXPERIMENT "
+                "(docs/served-stack.md)")
     return f"the MLflow server at {shown} answered HTTP {status}"
 
 
@@ -63,7 +67,7 @@ def _check_server(uri: str) -> None:
     base = uri.rstrip("/")
     shown = redact(base)
     try:
-        requests.get(f"{base}/health", timeout=TIMEOUT_S)
+        health = requests.get(f"{base}/health", timeout=TIMEOUT_S)
     except requests.RequestException as exc:
         reason = type(exc).__name__
         if isinstance(exc, requests.ConnectionError):
@@ -72,6 +76,9 @@ def _check_server(uri: str) -> None:
             reason = f"no answer within {TIMEOUT_S:.0f} s"
         raise TrackingError(f"the MLflow server at {shown} is not reachable ({reason}); start it, or fix "
                             "tracking.uri / MLFLOW_TRACKING_URI") from None
+    if health.status_code >= 500:
+        raise TrackingError(f"the MLflow server at {shown} answers HTTP {health.status_code} at /health: it is up "
+                            "but failing (its database?); see its log") from None
     user, password = os.environ.get("MLFLOW_TRACKING_USERNAME"), os.environ.get("MLFLOW_TRACKING_PASSWORD")
     auth = (user, password or "") if user else None
     try:
@@ -80,5 +87,16 @@ def _check_server(uri: str) -> None:
     except requests.RequestException as exc:
         raise TrackingError(f"the MLflow server at {shown} answers /health but not a first request "
                             f"({type(exc).__name__}); is its database down?") from None
+    if response.status_code == 403 and "Invalid Host header" in response.text:
+        raise TrackingError(f"the MLflow server at {shown} refuses the host name {urlsplit(base).netloc!r} (not "
+                            "in its --allowed-hosts): add it there (MLFLOW_ALLOWED_HOSTS with "
+                            "docker-compose.remote.yml), or use a name it allows")
     if response.status_code in (401, 403):
+        raise TrackingError(explain_http_error(base, response.status_code))
+    if response.status_code == 404 or health.status_code == 404:
+        raise TrackingError(f"{shown} is not an MLflow tracking server (HTTP 404 at "
+                            f"{'/health' if health.status_code == 404 else '/api/2.0/mlflow/experiments/search'}): "
+                            "check the address and its path (a server started with --static-prefix needs it in "
+                            "the URI)")
+    if response.status_code >= 400:
         raise TrackingError(explain_http_error(base, response.status_code))

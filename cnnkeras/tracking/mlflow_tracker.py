@@ -16,12 +16,13 @@ finite metrics, masked passwords), so every MLflow store sees the same values.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 from ..errors import TrackingError
 from ..lazy import lazy_import
@@ -41,10 +42,6 @@ __all__ = [
     "get_client",
     "read_run",
 ]
-
-# MLflow prints a "View run at ..." line to stdout whenever a run on an HTTP server ends:
-# noise between cnnkeras' own lines (the run id is printed once, by the CLI).
-os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
 
 TAG_PREFIX = "cnnkeras."
 PARENT_TAG = "mlflow.parentRunId"
@@ -85,6 +82,17 @@ def flatten(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
         else:
             out[name] = str(value)
     return out
+
+
+def _refusals(method: Callable[..., Any]) -> Callable[..., Any]:
+    """A Tracker method whose HTTP 401/403 from the server becomes one :class:`TrackingError` line."""
+
+    @functools.wraps(method)
+    def wrapped(self: "Tracker", *args: Any, **kwargs: Any) -> Any:
+        with server_errors(self.uri):
+            return method(self, *args, **kwargs)
+
+    return wrapped
 
 
 class Tracker:
@@ -142,16 +150,19 @@ class Tracker:
 
     # ---------------------------------------------------------------- logging
 
+    @_refusals
     def log_params(self, params: Mapping[str, Any]) -> None:
         items = [mlflow_entities.Param(k, v) for k, v in param_values(params).items()]
         for start in range(0, len(items), 100):
             self.client.log_batch(self.run_id, params=items[start : start + 100])
 
+    @_refusals
     def set_tags(self, tags: Mapping[str, Any]) -> None:
         if tags:
             items = [mlflow_entities.RunTag(k, v) for k, v in tag_values(tags).items()]
             self.client.log_batch(self.run_id, tags=items)
 
+    @_refusals
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, *,
                     timestamp_ms: int | None = None) -> None:
         """Log the finite metrics in one batch (see :func:`~cnnkeras.tracking.values.metric_values`)."""
@@ -164,15 +175,23 @@ class Tracker:
         """EpochRecorder listener: one batch of metrics per epoch, step = epoch (from 1)."""
         self.log_metrics(record, step=epoch)
 
+    @_refusals
     def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path)
 
+    @_refusals
     def log_artifacts(self, folder: str | os.PathLike[str], artifact_path: str | None = None) -> None:
         self.client.log_artifacts(self.run_id, str(folder), artifact_path)
+
+    @_refusals
+    def log_text(self, text: str, artifact_file: str) -> None:
+        """A text file in the run's artifacts (a failed run's traceback: ``failure/traceback.txt``)."""
+        self.client.log_text(self.run_id, text, artifact_file)
 
     def flush(self) -> None:
         """Every call is done when it returns (the interface :class:`BackgroundTracker` shares)."""
 
+    @_refusals
     def end(self, status: str = "FINISHED", reason: str | None = None) -> None:
         """Close the run as FINISHED, FAILED or KILLED (with the reason as a tag)."""
         if self.ended:
@@ -182,9 +201,32 @@ class Tracker:
         self.client.set_terminated(self.run_id, status=status)
         self.ended = True
 
+    @_refusals
+    def reopen(self) -> None:
+        """Mark the (finished) run RUNNING again: a resumed sweep's parent run."""
+        self.client.update_run(self.run_id, status="RUNNING")
+
     @property
     def ui_path(self) -> str:
         return f"#/experiments/{self.experiment_id}/runs/{self.run_id}"
+
+
+def is_transient(exc: BaseException) -> bool:
+    """An error of a store that is restarting or briefly away: a 5xx answer, a refused or dropped
+    connection, a locked or unreachable database (worth waiting for, unlike a refused login)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, mlflow_exceptions.MlflowException):
+            status = exc.get_http_status_code()
+            if status >= 500 or exc.error_code in ("INTERNAL_ERROR", "TEMPORARILY_UNAVAILABLE"):
+                return True
+        name = type(exc).__name__
+        if name in ("ConnectionError", "Timeout", "ReadTimeout", "ConnectTimeout", "OperationalError",
+                    "MaxRetryError", "ConnectionRefusedError", "RemoteDisconnected"):
+            return True
+        exc = exc.__cause__ or exc.__context__  # type: ignore[assignment]
+    return False
 
 
 @contextmanager

@@ -7,9 +7,10 @@ truncated by one store and refused by another. :class:`~cnnkeras.tracking.Tracke
 sends tags, params and metrics through the functions here and nowhere else, so the
 file, SQLite, PostgreSQL and HTTP stores all see the same strings.
 
-Credentials never reach a store or a console: :func:`redact` masks the password of
-any URL (``postgresql+psycopg://user:secret@host/db`` ->
-``postgresql+psycopg://user:***@host/db``) inside any text.
+Credentials never reach a store or a console: :func:`redact` masks every password in
+any text, in every form a URL or a connection string carries one
+(``postgresql+psycopg://user:secret@host/db`` -> ``postgresql+psycopg://user:***@host/db``,
+``...?sslmode=require&password=secret`` -> ``...&password=***``, ``host=h password=secret``).
 """
 
 from __future__ import annotations
@@ -27,12 +28,17 @@ MAX_TAG_LENGTH = 8000
 
 # scheme://user:password@host -> the password group; also user:password@ inside longer text.
 _URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.\-]*://[^:/@\s'\"]*:)(?P<secret>[^@\s'\"]+)(?=@)")
+# ?password=secret&..., password=secret in a libpq keyword string, PGPASSWORD=secret, pwd=/passwd=.
+_KEY_PASSWORD = re.compile(r"(?P<head>(?<![A-Za-z0-9_])(?:[A-Za-z_]*password|passwd|pwd)\s*[=:]\s*)"
+                           r"(?P<secret>'[^']*'|\"[^\"]*\"|[^&\s;'\"]+)", re.IGNORECASE)
 _MASK = "***"
 
 
 def redact(text: Any) -> str:
-    """``text`` as a string with the password of every URL in it replaced by ``***``."""
-    return _URL_PASSWORD.sub(lambda m: m.group("head") + _MASK, str(text))
+    """``text`` as a string with every password in it replaced by ``***``: a URL's ``user:password@``,
+    a ``password=`` query or keyword (``?password=``, libpq's ``password=``, ``PGPASSWORD=``)."""
+    masked = _URL_PASSWORD.sub(lambda m: m.group("head") + _MASK, str(text))
+    return _KEY_PASSWORD.sub(lambda m: m.group("head") + _MASK, masked)
 
 
 def redact_data(data: Any) -> Any:

@@ -34,6 +34,7 @@ import keras
 import numpy as np
 
 from .. import interrupts
+from ..adapters import keras_internals
 from ..config.schema import ExperimentConfig
 from ..data.dataset import Dataset
 from ..measures import TRAIN_PREFIX
@@ -140,13 +141,12 @@ class CohortModel(keras.Model):
     def _symbolic_build(self, iterator: Any = None, data_batch: Any = None) -> None:
         """Build each member's loss and metric state symbolically from the first batch.
 
-        A member trained alone builds these in its own ``_symbolic_build``, which takes
-        the first batch from the epoch iterator; the cohort takes it the same way, so
-        a shuffled fit sees the same batches in the same order as the member's own fit.
+        A member trained alone builds these in its own first step, which takes the first
+        batch from the epoch iterator; the cohort takes it the same way, so a shuffled fit
+        sees the same batches in the same order as the member's own fit. (Keras' trainer
+        calls this hook; :mod:`cnnkeras.adapters.keras_internals` holds what it touches.)
         """
-        unbuilt = [part for member in self.members for part in (member._compile_loss, member._compile_metrics)
-                   if part is not None and not part.built]
-        if unbuilt:
+        if not all(keras_internals.is_compiled_state_built(member) for member in self.members):
             if data_batch is None:
                 for _, _, data in iterator:
                     data_batch = data[0] if isinstance(data, (list, tuple)) else next(data)
@@ -157,10 +157,8 @@ class CohortModel(keras.Model):
             x, y, _ = keras.utils.unpack_x_y_sample_weight(symbolic)
             predictions = self.compute_output_spec(x, training=False)
             for member, y_pred in zip(self.members, predictions):
-                for part in (member._compile_loss, member._compile_metrics):
-                    if part is not None and not part.built:
-                        part.build(y, y_pred)
-        super()._symbolic_build(iterator=None, data_batch=data_batch)
+                keras_internals.build_compiled_state(member, y, y_pred)
+        keras_internals.symbolic_build(super(), data_batch)
 
     def compute_loss(self, x: Any = None, y: Any = None, y_pred: Any = None, sample_weight: Any = None,
                      training: bool = True) -> Any:
@@ -168,27 +166,26 @@ class CohortModel(keras.Model):
         batch = keras.ops.shape(x)[0]
         for member, member_pred in zip(self.members, y_pred):
             loss = member.compute_loss(x, y, member_pred, sample_weight, training=training)
-            member._loss_tracker.update_state(loss, sample_weight=batch)
+            keras_internals.loss_tracker(member).update_state(loss, sample_weight=batch)
             total = total + loss
         return total
 
     def compute_metrics(self, x: Any, y: Any, y_pred: Any, sample_weight: Any = None) -> dict[str, Any]:
         for member, member_pred in zip(self.members, y_pred):
-            if member._compile_metrics is not None:
-                member._compile_metrics.update_state(y, member_pred, sample_weight)
+            keras_internals.update_compiled_metrics(member, y, member_pred, sample_weight)
         return self.get_metrics_result()
 
     @property
     def metrics(self) -> list[Any]:
         own = [self._loss_tracker] if self.compiled and self._loss_tracker is not None else []
-        return own + [metric for member in self.members for metric in member._get_own_metrics()]
+        return own + [metric for member in self.members for metric in keras_internals.own_metrics(member)]
 
     def get_metrics_result(self) -> dict[str, Any]:
         results: dict[str, Any] = {}
         if self._loss_tracker is not None:
             results["loss"] = self._loss_tracker.result()
         for index, member in enumerate(self.members):
-            for metric in member._get_own_metrics():
+            for metric in keras_internals.own_metrics(member):
                 value = metric.result()
                 for name, result in (value.items() if isinstance(value, dict) else [(metric.name, value)]):
                     results[f"m{index}/{name}"] = result

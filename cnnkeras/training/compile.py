@@ -12,6 +12,7 @@ from typing import Any
 
 import keras
 
+from ..adapters import keras_internals
 from ..config.schema import TrainConfig
 from ..zoo.heads import head_loss_and_metrics
 
@@ -81,7 +82,7 @@ def apply_weight_penalty(model: keras.Model, *, l1: float = 0.0, l2: float = 0.0
     if not l1 and not l2:
         return 0
     count = 0
-    for layer in model._flatten_layers(include_self=False, recursive=True):
+    for layer in keras_internals.flatten_layers(model):
         for attribute, variable_name in _REGULARIZED.items():
             variable = getattr(layer, variable_name, None)
             if hasattr(layer, attribute) and variable is not None:

@@ -29,6 +29,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
+from ..adapters import tensorflow_internals
 from ..lazy import lazy_import
 
 keras = lazy_import("keras")
@@ -42,15 +43,10 @@ _baseline: frozenset[str] = frozenset()
 
 
 def _registry() -> dict | None:
-    """TensorFlow's gradient registry (a private dict), or None off TensorFlow."""
+    """TensorFlow's gradient registry, or None off TensorFlow (:mod:`cnnkeras.adapters.tensorflow_internals`)."""
     if keras.backend.backend() != "tensorflow":
         return None
-    try:  # TensorFlow is optional (JAX and PyTorch machines have none): imported only on its backend
-        from tensorflow.python.framework import ops
-    except ImportError:  # pragma: no cover - a backend name without the package
-        return None
-    registry = getattr(getattr(ops, "_gradient_registry", None), "_registry", None)
-    return registry if isinstance(registry, dict) else None
+    return tensorflow_internals.gradient_registry()
 
 
 def custom_gradient_entries() -> int:

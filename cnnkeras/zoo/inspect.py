@@ -22,6 +22,7 @@ import os
 from typing import Any
 
 import keras
+import numpy as np
 import pandas as pd
 
 from ..config import load_config
@@ -29,10 +30,11 @@ from ..config.schema import ExperimentConfig
 from ..data.dataset import load_dataset
 from ..layers import (MaxPoolingWithArgmax2D, MaxUnpooling2D, MixedPooling2D, SpatialPyramidPooling2D,
                       SpatiallySeparableConv2D, Upsample2D)
+from ..errors import ModelError
 from .build import input_shape_error, model_from_config
 from .registry import build_model, get_model_info, list_models
 
-__all__ = ["inspect", "layer_macs", "model_for", "zoo_table"]
+__all__ = ["check_input_size", "inspect", "layer_macs", "model_for", "zoo_table"]
 
 GLOBAL = math.inf
 
@@ -169,6 +171,8 @@ def _resolve(target: Any, input_shape, num_classes) -> keras.Model:
             data = load_dataset(target.data, seed=target.seed)
             input_shape, num_classes = input_shape or data.input_shape, num_classes or data.num_classes
         return model_from_config(target.model, input_shape=input_shape, num_classes=num_classes)
+    if input_shape is not None:
+        check_input_size(str(target), tuple(input_shape), num_classes)
     try:
         return model_for(str(target), input_shape=input_shape, num_classes=num_classes)
     except ValueError as exc:
@@ -177,6 +181,52 @@ def _resolve(target: Any, input_shape, num_classes) -> keras.Model:
         smallest = get_model_info(str(target)).min_input
         raise input_shape_error(str(target), input_shape, exc,
                                 f"a larger --input (at least {smallest}x{smallest})") from None
+
+
+def check_input_size(arch: str, input_shape: tuple[int, ...], num_classes: int | None) -> None:
+    """Refuse, before building, an input no model can take or one whose weights would not fit in memory.
+
+    A model's parameter count grows with the input only through layers that see the whole
+    image (a dense layer after flatten), as ``a + b * H * W + c * (H + W)`` for the valid
+    convolutions and poolings before it. Three builds at small sizes (``s x s``, ``2s x 2s``,
+    ``s x 2s``) give ``a``, ``b`` and ``c``; the weights' bytes at the asked size are then
+    estimated without building it (``inspect lenet5 --input 100000,100000,3`` took 27 s to
+    run out of memory).
+    """
+    if len(input_shape) != 3 or any(int(d) < 1 for d in input_shape):
+        raise ModelError(f"--input takes three sizes of at least 1 (height, width, channels). "
+                         f"Received: input={','.join(map(str, input_shape))}")
+    info = get_model_info(arch)
+    h, w, c = (int(d) for d in input_shape)
+    if h * w <= 4 * info.input_shape[0] * info.input_shape[1]:
+        return  # around the model's own size: built directly
+    side = 32 * math.ceil(max(info.min_input, 8) / 32)
+    sizes = [(side, side), (2 * side, 2 * side), (side, 2 * side)]
+    counts = []
+    for size in sizes:
+        keras.backend.clear_session()
+        counts.append(float(model_for(arch, input_shape=(*size, c), num_classes=num_classes).count_params()))
+    keras.backend.clear_session()
+    a, b, k = np.linalg.solve(np.array([[1.0, y * x, y + x] for y, x in sizes]), np.array(counts))
+    params = max(counts[0], a + b * h * w + k * (h + w))
+    needed = 4 * params  # float32 weights
+    free = _available_memory()
+    if free is not None and needed > 0.5 * free:
+        raise ModelError(f"model '{arch}' at {h}x{w}x{c} would hold about {params:,.0f} parameters "
+                         f"({needed / 2**30:,.1f} GiB of weights), more than half of this machine's "
+                         f"{free / 2**30:,.1f} GiB free; try a smaller --input")
+
+
+def _available_memory() -> float | None:
+    """Bytes of memory available now (Linux ``MemAvailable``), or None where it cannot be read."""
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return float(line.split()[1]) * 1024
+    except OSError:
+        return None
+    return None
 
 
 def model_for(arch: str, *, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None,

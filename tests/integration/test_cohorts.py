@@ -224,15 +224,26 @@ def test_a_cohort_sweep_keeps_every_trial_whole_and_says_how_it_grouped_them(tmp
     assert "match: all" in again.stdout
 
 
+def _training(trial, client) -> bool:
+    """The trial's model is training: it reported an epoch, or (a cohort under a pruner, which reports
+    its epochs in member order once trained) its run has logged its parameters, the last step before fit."""
+    if trial.intermediate_values:
+        return True
+    run_id = trial.user_attrs.get("mlflow_run_id")
+    return bool(run_id) and "cnnkeras.arch" in client.get_run(run_id).data.tags
+
+
 def _wait_for_cohort(path, process, *, members: int, timeout=240):
     config = cnnkeras.load_config(path)
+    client = MlflowClient(config.tracking.uri)
     deadline = time.time() + timeout
     while time.time() < deadline:
         assert process.poll() is None, process.stdout.read()
         try:
             study = optuna.load_study(study_name="co", storage=load_study(config)._storage)
             running = [t for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"]
-            if len(running) == members and all(t.intermediate_values for t in running):
+            if len(running) == members and all(_training(t, client) for t in running):
+                time.sleep(1.0)  # into the first epochs
                 return study
         except KeyError:
             pass
@@ -263,7 +274,7 @@ def test_sigkill_mid_cohort_then_resume_ends_with_exactly_the_total(tmp_path):
     _wait_for_cohort(path, process, members=2)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    result = cnnkeras.sweep(path, ["train.epochs=2"], progress=False)
+    result = cnnkeras.sweep(path, ["train.epochs=2", "search.join=any"], progress=False)
     counted = [t for t in result.trials if not t["stale"]]
     stale = [t for t in result.trials if t["stale"]]
     assert len(counted) == 3 and all(t["state"] in ("COMPLETE", "PRUNED") for t in counted)
@@ -290,10 +301,40 @@ def test_ctrl_c_mid_cohort_fails_every_member_and_resume_retries_them(tmp_path):
     study = load_study(cnnkeras.load_config(path))
     interrupted = [t for t in study.trials if t.state.name == "FAIL"]
     assert len(interrupted) == 2 and all(t.user_attrs["stale"] is True for t in interrupted)
-    resumed = cnnkeras.sweep(path, ["train.epochs=2"], progress=False)
+    resumed = cnnkeras.sweep(path, ["train.epochs=2", "search.join=any"], progress=False)
     counted = [t for t in resumed.trials if not t["stale"]]
     assert len(counted) == 3
     assert {t.number for t in interrupted} <= {t["user_attrs"].get("retry_of") for t in counted}
+
+
+def test_a_cohort_prunes_each_member_exactly_as_it_would_have_been_pruned_alone(tmp_path):
+    """Issue 24: the same trial was COMPLETE alone and PRUNED in a cohort, the pruner seeing the members'
+    reports in another order. Members now report their epochs one after another, each told before the
+    next, so the median pruner decides as it would have, trial after trial."""
+    search = """
+        search:
+          n_trials: 8
+          cohort: {cohort}
+          cohort_probe: false
+          sampler: {{name: random, seed: 6}}
+          pruner: {{name: median, warmup_epochs: 1, startup_trials: 1}}
+          parameters:
+            train.optimizer.learning_rate: {{type: categorical, choices: [0.003, 1.0e-6]}}
+        """
+    states = {}
+    for cohort in (1, 4):
+        folder = tmp_path / f"cohort-{cohort}"
+        folder.mkdir()
+        result = cnnkeras.sweep(sweep_file(folder, search.format(cohort=cohort), epochs=4), progress=False)
+        states[cohort] = [(t["number"], t["params"], t["state"], t["user_attrs"].get("summary", {}).get("epochs_run"))
+                          for t in result.trials]
+    assert states[4] == states[1]
+    assert {s for _, _, s, _ in states[1]} == {"COMPLETE", "PRUNED"}  # the test decides something
+    _, runs = children(tmp_path / "cohort-4")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'cohort-4' / 'mlflow.db'}")
+    for run in runs:  # a member pruned at epoch p has p epochs in MLflow, as alone
+        logged = len(client.get_metric_history(run.info.run_id, "val_accuracy"))
+        assert logged == int(run.data.tags.get("cnnkeras.pruned_at_epoch", 4)), run.info.run_name
 
 
 def test_jobs_run_cohorts_in_worker_processes_and_the_size_is_measured(tmp_path):
@@ -440,7 +481,7 @@ def test_postgres_workers_run_cohorts_and_one_killed_mid_cohort_is_taken_over(tm
     _wait_for_cohort(path, first, members=2)
     first.send_signal(signal.SIGKILL)
     first.wait(timeout=30)
-    second = _start(path, "train.epochs=2")
+    second = _start(path, "train.epochs=2", "--join-anyway")
     output, _ = second.communicate(timeout=600)
     assert second.returncode == 0, output
     study = optuna.load_study(study_name="co", storage=postgres_url)

@@ -9,6 +9,7 @@ a 20 s database outage, a 20 s tracking-server outage, a missing login.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -18,12 +19,13 @@ import time
 import optuna
 import pytest
 
+from ..conftest import REPO
 from ..conftest import SWEEP_MODEL as MODEL
-from ..servers import USER, wait_until
+from ..servers import ADMIN, PG_PASSWORD, USER, wait_until
 
 pytestmark = pytest.mark.slow  # real PostgreSQL and mlflow servers, faults that wait 20 s
 
-SECRET = "hunter2-secret-pw"
+SECRET = PG_PASSWORD  # the cluster's real password (scram-sha-256): accepted, and must never show
 
 
 def served_sweep(tmp_path, server, storage: str, *, name: str, trials: int, epochs: int = 2,
@@ -102,7 +104,7 @@ def assert_optuna_and_mlflow_agree(storage: str, name: str, server) -> list:
 def test_three_workers_on_one_postgres_study_and_an_authenticated_server(tmp_path, served):
     cluster, server = served
     cluster.create_database("optuna")
-    storage = cluster.url("optuna", password=SECRET)  # trust auth: the password is accepted and must never show
+    storage = cluster.url("optuna", password=SECRET)  # the real password: accepted, and must never show
     command = served_sweep(tmp_path, server, storage, name="team", trials=12)
     outputs = finish([start(command, server) for _ in range(3)])
 
@@ -234,8 +236,170 @@ def test_without_a_login_or_server_or_database_one_line_and_a_non_zero_exit_in_s
     code, output, seconds = run(nowhere)
     assert code == 2 and "is not reachable" in output and "Traceback" not in output and seconds < 60
 
-    nothing_there = "postgresql+psycopg://postgres@127.0.0.1:9/optuna"
+    nothing_there = "postgresql+psycopg://postgres:pw@127.0.0.1:9/optuna"
     gone = served_sweep(tmp_path, server, nothing_there, name="nodb", trials=2, search="  storage_wait_s: 3\n")
     code, output, seconds = run(gone)
     assert code == 2 and "unreachable" in output and "3 s" in output, output[-2000:]
     assert "Traceback" not in output and seconds < 60
+
+
+@pytest.mark.parametrize("how", ["config", "environment", "flag"])
+def test_a_killed_workers_run_is_closed_failed_however_the_server_was_given(tmp_path, served, how):
+    """Issue 24: with the server given by $MLFLOW_TRACKING_URI (the documented worker set-up), a
+    kill -9'ed worker's run stayed RUNNING for good: the clean-up read the config key, None then."""
+    cluster, server = served
+    cluster.create_database("optuna")
+    storage = cluster.url("optuna")
+    command = served_sweep(tmp_path, server, storage, name=f"uri-{how}", trials=3, epochs=20,
+                           search="  heartbeat_s: 1\n  stale_after_s: 4\n")
+    path = command[-1]
+    env = server.env()
+    if how != "config":
+        text = open(path).read().replace(f'tracking: {{uri: "{server.url}"}}\n', "")
+        open(path, "w").write(text)
+        if how == "environment":
+            env["MLFLOW_TRACKING_URI"] = server.url
+        else:
+            command = [*command, "--tracking-uri", server.url]
+    victim = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              cwd=tmp_path)
+    first = wait_until(lambda: [t for t in trials_now(storage, f"uri-{how}")
+                                if t.state.name == "RUNNING" and t.user_attrs.get("mlflow_run_id")],
+                       240, "the first worker started no trial")[0]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(timeout=30)
+    survivor = subprocess.Popen([*command, "train.epochs=1", "--join-anyway"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    output = finish([survivor])[0]
+    client, _, children = runs_of(server, f"uri-{how}")
+    run = children[first.user_attrs["mlflow_run_id"]]
+    assert run.info.status == "FAILED", output[-2000:]
+    assert "stopped sending heartbeats" in run.data.tags["cnnkeras.failure_reason"]
+    assert not [r for r in children.values() if r.info.status == "RUNNING"]
+
+
+def test_a_second_user_is_refused_in_one_line_until_granted_then_sweeps(tmp_path, served):
+    """Issue 25: a second MLflow user, added as docs/served-stack.md advises, crashed with a 131-line
+    traceback (HTTP 403: other users only read the first user's experiment)."""
+    cluster, server = served
+    cluster.create_database("optuna")
+    guest = ("guest", "guest-password-1")
+    server._request("POST", "/api/2.0/mlflow/users/create", {"username": guest[0], "password": guest[1]},
+                    ADMIN)
+    command = served_sweep(tmp_path, server, cluster.url("optuna"), name="shared", trials=1, epochs=1)
+    finish([start(command, server)])  # the first user makes the experiment (and owns it)
+
+    more = [*command, "search.n_trials=2"]
+    started = time.time()
+    refused = subprocess.run(more, env=server.env(guest), capture_output=True, text=True, timeout=300)
+    output = refused.stdout + refused.stderr
+    assert refused.returncode == 2 and "Traceback" not in output, output[-3000:]
+    assert "refused 'guest' (HTTP 403)" in output and "cnnkeras grant guest" in output
+    assert len([line for line in output.splitlines() if "error" in line.lower()]) == 1
+    assert time.time() - started < 120
+
+    granted = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "grant", "guest", "shared", "--uri", server.url],
+                             env=server.env(), capture_output=True, text=True, timeout=120)
+    assert granted.returncode == 0 and "guest granted EDIT on experiment shared" in granted.stdout, granted.stderr
+    finish([subprocess.Popen(more, env=server.env(guest), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                             text=True)])
+    study = study_of(cluster.url("optuna"), "shared")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+
+
+def test_a_wrong_database_password_is_one_line_in_seconds_not_an_outage(tmp_path, served):
+    cluster, server = served
+    cluster.create_database("optuna")
+    command = served_sweep(tmp_path, server, cluster.url("optuna", password="not-the-password"), name="badlogin",
+                           trials=1)
+    started = time.time()
+    done = subprocess.run(command, env=server.env(), capture_output=True, text=True, timeout=120)
+    output = done.stdout + done.stderr
+    assert done.returncode == 2 and "refused the login" in output and "Traceback" not in output, output[-2000:]
+    assert "not-the-password" not in output and "unreachable" not in output
+    assert time.time() - started < 30
+
+
+def test_a_tracking_address_that_is_not_an_mlflow_server_is_one_line_in_seconds(tmp_path, served):
+    import http.server
+    import threading
+
+    cluster, server = served
+    cluster.create_database("optuna")
+
+    class NotFound(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (the stdlib's name)
+            self.send_error(404)
+
+        def log_message(self, *args):
+            pass
+
+    web = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=web.serve_forever, daemon=True).start()
+    try:
+        command = served_sweep(tmp_path, server, cluster.url("optuna"), name="wrongpath", trials=1)
+        text = open(command[-1]).read().replace(server.url, f"http://127.0.0.1:{web.server_port}/mlflow")
+        open(command[-1], "w").write(text)
+        started = time.time()
+        done = subprocess.run(command, env=server.env(), capture_output=True, text=True, timeout=120)
+        output = done.stdout + done.stderr
+        assert done.returncode == 2 and "is not an MLflow tracking server (HTTP 404" in output, output[-2000:]
+        assert "Traceback" not in output and time.time() - started < 30
+    finally:
+        web.shutdown()
+
+
+def test_a_worker_from_another_machine_joins_through_the_published_ports_as_documented(tmp_path):
+    """docs/served-stack.md's remote worker, on loopback: the storage URL and the tracking URI without
+    passwords (PGPASSWORD and the worker's own MLflow login beside them), MLflow answering only the host
+    names it allows (docker-compose.remote.yml). No password shows on any command line."""
+    from ..servers import MlflowServer, PostgresCluster
+
+    cluster = PostgresCluster()
+    server = None
+    try:
+        server = MlflowServer(cluster, allowed_hosts="localhost:{port}", host_name="localhost")
+        cluster.create_database("optuna")
+        users = subprocess.run([sys.executable, str(REPO / "docker" / "mlflow_users.py")], capture_output=True,
+                               text=True, timeout=60, env={**os.environ, "MLFLOW_URL": server.url,
+                                                           "MLFLOW_ADMIN_PASSWORD": ADMIN[1],
+                                                           "MLFLOW_WORKER_USERNAME": "worker",
+                                                           "MLFLOW_WORKER_PASSWORD": "worker-password-01"})
+        assert users.returncode == 0 and "created MLflow user worker" in users.stdout, users.stderr
+        path = tmp_path / "remote.yaml"
+        path.write_text(textwrap.dedent("""
+            name: remote
+            seed: 5
+            data: {source: digits, subset: 300}
+            train: {epochs: 1, batch_size: 32}
+            """) + MODEL + textwrap.dedent("""
+            search:
+              n_trials: 2
+              pruner: {name: none}
+              parameters:
+                train.optimizer.learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+            """))
+        env = {k: v for k, v in server.env(("worker", "worker-password-01")).items() if not k.startswith("PG")}
+        env.update(CNNKERAS_STORAGE=cluster.url("optuna", password=None), PGPASSWORD=PG_PASSWORD,
+                   MLFLOW_TRACKING_URI=f"http://localhost:{server.port}")
+        worker = subprocess.Popen([sys.executable, "-m", "cnnkeras.cli", "sweep", str(path)], env=env, cwd=tmp_path,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_until(lambda: worker.poll() is not None or any(t.state.name == "RUNNING"
+                                                            for t in trials_now(cluster.url("optuna"), "remote")),
+                   240, "the remote worker started no trial")
+        lines = [open(f"/proc/{pid}/cmdline", "rb").read() for pid in os.listdir("/proc") if pid.isdigit()
+                 and os.path.exists(f"/proc/{pid}/cmdline")]
+        assert not [line for line in lines if PG_PASSWORD.encode() in line]  # nothing in `ps`
+        output = finish([worker])[0]
+        assert [t.state.name for t in study_of(cluster.url("optuna"), "remote").trials] == ["COMPLETE", "COMPLETE"]
+        assert PG_PASSWORD not in output
+
+        refused = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "sweep", str(path)], env={
+            **env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{server.port}"}, cwd=tmp_path,  # a name it does not allow
+            capture_output=True, text=True, timeout=120)
+        said = refused.stdout + refused.stderr
+        assert refused.returncode == 2 and "refuses the host name '127.0.0.1:" in said and "Traceback" not in said, said
+    finally:
+        if server is not None:
+            server.destroy()
+        cluster.destroy()

@@ -38,12 +38,48 @@ def strings(node):
 
 
 def test_services_and_health_checks():
-    assert {"postgres", "mlflow", "worker", "gpu-worker-0", "gpu-worker-1", "ui"} <= set(SERVICES)
+    assert {"postgres", "mlflow", "mlflow-users", "worker", "gpu-worker", "ui"} <= set(SERVICES)
     for name in ("postgres", "mlflow", "ui"):
         assert SERVICES[name]["healthcheck"]["test"], name
-    assert SERVICES["worker"]["restart"] == "on-failure"
     assert SERVICES["worker"]["depends_on"]["mlflow"] == {"condition": "service_healthy"}
+    assert SERVICES["worker"]["depends_on"]["mlflow-users"] == {"condition": "service_completed_successfully"}
     assert "/mlflow/health" in " ".join(SERVICES["mlflow"]["healthcheck"]["test"])
+
+
+def test_workers_restart_on_failure_but_never_loop_on_a_permanent_error():
+    """Issue 25: ``restart: on-failure`` looped forever on a bad login or config."""
+    for name in ("worker", "gpu-worker"):
+        assert SERVICES[name]["restart"].startswith("on-failure:")  # bounded
+        assert SERVICES[name]["entrypoint"] == ["/app/docker/entrypoint.sh"]
+    script = (REPO / "docker" / "entrypoint.sh")
+    assert os.access(script, os.X_OK)
+
+
+@pytest.mark.parametrize("code,expected", [(0, 0), (2, 0), (1, 1), (137, 137), (143, 143)])
+def test_the_entrypoint_stops_for_good_on_exit_2_and_passes_other_failures_on(tmp_path, code, expected):
+    fake = tmp_path / "cnnkeras"
+    fake.write_text(f"#!/bin/sh\nexit {code}\n")
+    fake.chmod(0o755)
+    done = subprocess.run([str(REPO / "docker" / "entrypoint.sh"), "sweep", "x.yaml"], capture_output=True,
+                          text=True, env={**os.environ, "PATH": f"{tmp_path}:{os.environ['PATH']}"})
+    assert done.returncode == expected
+    assert ("not restarting" in done.stderr) == (code == 2)
+
+
+def test_workers_log_in_as_their_own_user_not_the_admin():
+    env = SERVICES["worker"]["environment"]
+    assert env["MLFLOW_TRACKING_USERNAME"] == "${MLFLOW_WORKER_USERNAME:-worker}"
+    assert env["MLFLOW_TRACKING_PASSWORD"].startswith("${MLFLOW_WORKER_PASSWORD:?")
+    assert "MLFLOW_PASSWORD" not in " ".join(strings(SERVICES["worker"]))  # the admin's password stays out
+    users = SERVICES["mlflow-users"]
+    assert users["entrypoint"][-1] == "/app/docker/mlflow_users.py" and users["restart"] == "no"
+
+
+def test_experiments_are_mounted_not_built_in():
+    for name in ("worker", "gpu-worker", "ui"):
+        assert "./experiments:/app/experiments:ro" in SERVICES[name]["volumes"], name
+    for dockerfile in ("Dockerfile", "Dockerfile.gpu"):
+        assert "COPY experiments" not in (REPO / dockerfile).read_text()
 
 
 def test_mlflow_runs_with_basic_auth_behind_the_landing_page():
@@ -66,30 +102,46 @@ def test_only_the_landing_page_is_published_and_only_on_loopback():
     assert all(port.startswith("127.0.0.1:") for port in published["ui"])
 
 
-def test_gpu_workers_use_jax_and_reserve_one_gpu_each():
-    seen = []
-    for name in ("gpu-worker-0", "gpu-worker-1"):
-        service = SERVICES[name]
-        assert service["build"]["dockerfile"] == "Dockerfile.gpu" and service["profiles"] == ["gpu"]
-        assert service["environment"]["KERAS_BACKEND"] == "jax"
-        (device,) = service["deploy"]["resources"]["reservations"]["devices"]
-        assert device["capabilities"] == ["gpu"] and len(device["device_ids"]) == 1
-        seen += device["device_ids"]
-    assert len(set(seen)) == len(seen)  # never two workers on one GPU
+def test_gpu_workers_use_jax_and_their_number_comes_from_a_variable():
+    """Issue 25: the GPU services were fixed to device ids 0 and 1. One service runs --jobs N trials at once,
+    each job on its own GPU of CNNKERAS_GPUS (tests/unit/test_scheduler.py: never two jobs on one GPU)."""
+    service = SERVICES["gpu-worker"]
+    assert service["build"]["dockerfile"] == "Dockerfile.gpu" and service["profiles"] == ["gpu"]
+    assert service["environment"]["KERAS_BACKEND"] == "jax"
+    assert service["environment"]["CNNKERAS_GPUS"] == "${CNNKERAS_GPUS:-0}"
+    assert service["command"][-2:] == ["--jobs", "${CNNKERAS_GPU_WORKERS:-1}"]
+    (device,) = service["deploy"]["resources"]["reservations"]["devices"]
+    assert device["capabilities"] == ["gpu"] and device["count"] == "all"
     assert "jax[cuda12]" in (REPO / "Dockerfile.gpu").read_text()
 
 
 def test_no_literal_secrets_and_every_variable_documented():
     documented = env_example()
     for text in strings(COMPOSE):
-        for match in re.finditer(r"://[^:/@\s]+:([^@\s]+)@", text):
+        for match in re.finditer(r"://(?:\$\{[^}]*\}|[^:/@\s$]+):([^@\s]+)@", text):  # user:password@
             assert match.group(1).startswith("${") or match.group(1).startswith("$${"), text
         for variable in VARIABLE.findall(text):
             assert variable in documented, f"{variable} is used by docker-compose.yml but not in .env.example"
-    for key in ("POSTGRES_PASSWORD", "MLFLOW_PASSWORD", "MLFLOW_SECRET_KEY"):
+    for key in ("POSTGRES_PASSWORD", "MLFLOW_PASSWORD", "MLFLOW_SECRET_KEY", "MLFLOW_WORKER_PASSWORD"):
         assert documented[key] == "", f"{key} must be empty in .env.example"
     assert ".env" in (REPO / ".gitignore").read_text().splitlines()
     assert "OPTUNA_STORAGE" not in (REPO / "docker-compose.yml").read_text()  # read by nothing
+
+
+def test_passwords_are_never_in_a_url_nor_on_a_command_line():
+    """Issue 25: the database password was pasted unescaped into three URLs and showed in ``ps`` through
+    ``--backend-store-uri``. PostgreSQL clients read PGPASSWORD; URLs carry no password."""
+    for compose in (COMPOSE, yaml.safe_load((REPO / "docker-compose.remote.yml").read_text())):
+        for name, service in compose["services"].items():
+            command = " ".join(strings(service.get("command", []))) + " ".join(strings(service.get("entrypoint", [])))
+            assert "PASSWORD" not in command, name
+            for text in strings(service):
+                if "://" in text:
+                    assert "PASSWORD" not in text, (name, text)
+                    assert not re.search(r"://(?:\$\{[^}]*\}|[^:/@\s$]+):[^@\s]+@", text), (name, text)
+    for name in ("worker", "gpu-worker", "ui", "mlflow"):
+        assert "PGPASSWORD" in (SERVICES[name]["environment"] if name != "gpu-worker" else
+                                {**SERVICES["worker"]["environment"], **SERVICES[name]["environment"]}), name
 
 
 def test_volumes_stay_inside_the_repository_and_the_context_is_small():
@@ -117,10 +169,27 @@ def test_docker_compose_config_accepts_the_file(tmp_path):
             pytest.fail(message)
         pytest.skip(message)
     env = tmp_path / ".env"
-    env.write_text("POSTGRES_PASSWORD=x\nMLFLOW_PASSWORD=y\nMLFLOW_SECRET_KEY=z\n")
+    env.write_text("POSTGRES_PASSWORD=x\nMLFLOW_PASSWORD=y\nMLFLOW_SECRET_KEY=z\nMLFLOW_WORKER_PASSWORD=w\n")
     done = subprocess.run(client + ["--env-file", str(env), "-f", str(REPO / "docker-compose.yml"), "config",
                                     "--quiet"], capture_output=True, text=True, cwd=REPO)
     assert done.returncode == 0, done.stderr
+    for profiles in (["--profile", "sweep"], ["--profile", "gpu"]):  # each variant
+        done = subprocess.run(client + ["--env-file", str(env), "-f", str(REPO / "docker-compose.yml"), *profiles,
+                                        "config", "--quiet"], capture_output=True, text=True, cwd=REPO)
+        assert done.returncode == 0, (profiles, done.stderr)
+    remote = [*client, "--env-file", str(env), "-f", str(REPO / "docker-compose.yml"), "-f",
+              str(REPO / "docker-compose.remote.yml"), "config"]
+    missing_host = subprocess.run(remote + ["--quiet"], capture_output=True, text=True, cwd=REPO)
+    assert missing_host.returncode != 0 and "CNNKERAS_PUBLISH_HOST" in missing_host.stderr  # no address, no ports
+    env.write_text(env.read_text() + "CNNKERAS_PUBLISH_HOST=10.1.2.3\nMLFLOW_ALLOWED_HOSTS=tracking-host:5001\n")
+    published = subprocess.run(remote, capture_output=True, text=True, cwd=REPO)
+    assert published.returncode == 0, published.stderr
+    resolved = yaml.safe_load(published.stdout)["services"]
+    ports = {name: [str(p.get("host_ip", "")) if isinstance(p, dict) else p for p in s.get("ports", [])]
+             for name, s in resolved.items() if s.get("ports")}
+    assert set(ports) == {"postgres", "mlflow", "ui"}
+    assert all("10.1.2.3" in str(port) for name in ("postgres", "mlflow") for port in ports[name]), ports
+    assert "tracking-host:5001" in str(resolved["mlflow"]["environment"]["MLFLOW_ALLOWED_HOSTS"])
     empty = tmp_path / "empty.env"
     empty.write_text("")
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("POSTGRES_", "MLFLOW_"))}

@@ -158,6 +158,8 @@ def test_declarative_layer_errors_point_at_the_layer(write_config):
 
 
 def test_extends_and_overrides_merge_in_order(write_config, tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "x.npz").write_bytes(b"")  # validate checks that the data file exists
     write_config("name: base\ntrain: {epochs: 5, batch_size: 16}\ndata: {source: npz, path: data/x.npz}\n",
                  name="base.yaml")
     path = write_config("extends: base.yaml\nname: child\ntrain: {epochs: 2}\n")

@@ -16,12 +16,12 @@ import cnnkeras.config
 REPO = Path(__file__).resolve().parents[2]
 
 LAYERS = [
-    {"errors", "measures", "config", "interrupts", "lazy", "quiet_imports", "version", "backend"},
+    {"errors", "measures", "config", "interrupts", "lazy", "quiet_imports", "version", "backend", "adapters", "process", "outputs"},
     {"data", "layers"},
     {"zoo"},
     {"training"},
     {"tracking"},
-    {"runner", "cohort", "cohort_probe"},
+    {"runner", "cohort"},
     {"studies"},
     {"analysis", "reporting", "dashboards"},
     {"api", "cli", "__init__"},
@@ -128,7 +128,7 @@ INSIDE_FUNCTIONS = {
     ("cnnkeras/layers/registry.py", "cnnkeras"): "the package registers its layers and imports this registry",
     ("cnnkeras/zoo/registry.py", "cnnkeras.zoo"): "the families register themselves and import this registry",
     ("cnnkeras/studies/storage.py", "fcntl"): "POSIX only",
-    ("cnnkeras/training/graph_release.py", "tensorflow.python.framework"): "the TensorFlow backend only",
+    ("cnnkeras/adapters/tensorflow_internals.py", "tensorflow.python.framework"): "the TensorFlow backend only",
     ("cnnkeras/training/reproducibility.py", "tensorflow"): "the TensorFlow backend only",
     ("cnnkeras/training/reproducibility.py", "jax"): "the JAX backend only",
     ("cnnkeras/training/reproducibility.py", "torch"): "the PyTorch backend only",
@@ -194,7 +194,7 @@ def test_the_cli_quiets_optuna_when_it_is_imported_from_any_command_path():
     import subprocess
     import sys
 
-    for module in ("cnnkeras.reporting.study_report", "cnnkeras.studies.loop", "cnnkeras.dashboards.server",
+    for module in ("cnnkeras.reporting.study_report", "cnnkeras.studies.sweep", "cnnkeras.dashboards.server",
                    "optuna"):
         code = ("from cnnkeras.cli import _configure_logging; _configure_logging(); import sys; "
                 "assert 'optuna' not in sys.modules; "

@@ -92,3 +92,29 @@ def test_a_study_name_is_looked_up_in_one_place_and_shown_masked(tmp_path, monke
     study.set_user_attr("mlflow_parent_run_id", "abc")
     source = _from_study(study, "postgresql+psycopg://team:secret-pw@db/optuna", None, None)
     assert source.storage == "postgresql+psycopg://team:***@db/optuna"
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+SECRET = st.text(alphabet=st.characters(min_codepoint=33, max_codepoint=126, exclude_characters="@/?#&%'\";,:= "),
+                 min_size=6, max_size=30)
+FORMS = [
+    "postgresql+psycopg://team:{pw}@db.example:5432/optuna",
+    "postgresql+psycopg://team@db.example:5432/optuna?password={pw}",
+    "postgresql+psycopg://team@db.example/optuna?sslmode=require&password={pw}&application_name=cnnkeras",
+    "host=db.example port=5432 user=team password={pw} dbname=optuna",
+    "http://alice:{pw}@mlflow.example:5001",
+    "PGPASSWORD={pw} cnnkeras sweep exp.yaml",
+    "storage 'postgresql://u:{pw}@db.example/x' failed",
+]
+
+
+@settings(max_examples=300, deadline=None)
+@given(secret=SECRET, form=st.sampled_from(FORMS))
+def test_every_form_of_password_is_masked_wherever_it_appears(secret, form):
+    """Issue 25: ``?password=`` in the storage URL was printed on the console and stored in a tag."""
+    text = form.format(pw=secret)
+    shown = redact(text)
+    assert secret not in shown and "***" in shown
+    assert "db.example" in shown or "mlflow.example" in shown or "cnnkeras sweep" in shown  # the rest stays

@@ -1,0 +1,207 @@
+"""``cnnkeras sweep``: set up a study, run the sweep loop, summarize.
+
+:func:`sweep` is the whole command:
+
+1. **Set-up**, one process at a time (a journal's lock, PostgreSQL's advisory lock): the
+   study is created or loaded (:mod:`cnnkeras.studies.study`), this process claims its
+   index and sampler seed, the sweep's MLflow parent run is created or reopened, trials of
+   dead processes are failed and queued again with their runs closed
+   (:mod:`cnnkeras.studies.recovery`), and on a journal, runs that no trial refers to are
+   adopted or closed.
+2. **The loop** (:func:`cnnkeras.studies.scheduler.run_loop`): ask, group, train, tell;
+   on a database storage a :class:`~cnnkeras.studies.recovery.HeartbeatWatch` beats for
+   this process's trials and takes over dead processes' trials meanwhile.
+3. **The end**: the summary (best trials, importances) logged on the parent run, which
+   is closed FINISHED by the last process (KILLED on a stop signal).
+
+A stop signal (Ctrl-C, SIGTERM, SIGHUP) ends the running trials KILLED, queues them
+again and raises :class:`~cnnkeras.errors.SweepInterrupted`, whose message says how to
+resume and whose exit code is the signal's (130, 143, 129).
+"""
+
+from __future__ import annotations
+
+import shlex
+import time
+import warnings
+from typing import Any, Callable
+
+from rich.console import Console
+
+from ..config.schema import ExperimentConfig
+from ..errors import CnnkerasError, SweepInterrupted
+from ..interrupts import deferred_interrupts, exit_code, interrupt_reason
+from ..lazy import lazy_import
+from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten
+from ..tracking.values import redact, redact_data
+from .console import TrialLine
+from .executor import Executor
+from .identity import check_same_experiment
+from .ledger import Ledger
+from .outcome import TrialOutcome
+from .recovery import DeadTrials, HeartbeatWatch, reconcile_runs, recover_journal
+from .scheduler import FailureStreak, SizeChooser, run_loop
+from .storage import PARENT_ATTR, JournalLock, check_journal, claim_worker, is_journal, sampler_seed, setup_lock
+from .study import base_seed, make_sampler, open_study, storage_for, study_name
+from .summary import SweepResult, count_done, summarize
+
+keras = lazy_import("keras")
+
+__all__ = ["SweepResult", "sweep"]
+
+STUDY_TAG = "cnnkeras.study"
+
+
+def sweep(config: ExperimentConfig, *, jobs: int | None = None, n_trials: int | None = None,
+          progress: bool = True, verbose: bool = False) -> SweepResult:
+    """Run (or resume) the config's sweep until its total number of trials is reached.
+
+    ``config`` is a validated config (``cnnkeras.sweep`` also takes a path and overrides);
+    its ``tracking.uri`` is resolved by the caller (config key, ``--tracking-uri`` or
+    ``$MLFLOW_TRACKING_URI``), so every process and clean-up uses the same store. ``verbose``
+    prints a failed trial's whole traceback under its line (it is on its MLflow run either way).
+    """
+    cfg = config
+    if cfg.search is None:
+        raise CnnkerasError("this config has no search: section; add one to sweep (see experiments/*sweep*.yaml)")
+    search = cfg.search
+    total = n_trials or search.n_trials
+    jobs = jobs or search.jobs
+    isolation = "process" if jobs > 1 else search.isolation
+    storage = storage_for(cfg)
+    if jobs > 1 and storage.startswith("sqlite"):
+        warnings.warn("SQLite storage locks under parallel writers; with --jobs > 1 use a .journal file or "
+                      "PostgreSQL (postgresql+psycopg://...)", stacklevel=2)
+    tracking_uri = default_tracking_uri(cfg.tracking.uri) if cfg.tracking.enabled else None
+    if tracking_uri is not None:
+        check_tracking(tracking_uri)  # seconds, one line: before any set-up
+    console = Console(stderr=True)
+    say = _sayer(console)
+    journal_lock = JournalLock(storage).acquire() if is_journal(storage) else None
+    try:
+        with deferred_interrupts():  # a stop signal during set-up is acted on at the loop's first safe point
+            repaired = check_journal(storage, repair=True) if journal_lock is not None else None
+            if repaired:  # said even with progress off: the file was changed
+                console.print(repaired, style="yellow", highlight=False, markup=False, soft_wrap=True)
+            with setup_lock(storage, study_name(cfg), wait_s=search.storage_wait_s):  # one process at a time
+                study, store = open_study(cfg, storage)
+                joined = check_same_experiment(study, cfg)  # a study is one experiment
+                if joined:
+                    say(f"joining study {study.study_name} although this sweep differs from it (search.join: any): "
+                        + "; ".join(joined))
+                worker = claim_worker(study)
+                seed = sampler_seed(base_seed(cfg), worker)
+                study.sampler = make_sampler(cfg, seed)
+                ledger = Ledger(study, store, worker=worker, seed=seed, max_retries=search.max_retries,
+                                notes={"joined_with": "; ".join(joined)} if joined else None)
+                dead = DeadTrials(ledger, tracking_uri, search.parameters)
+                parent = _parent_run(study, cfg, storage, tracking_uri) if tracking_uri is not None else None
+                if "config" not in study.user_attrs:  # the study's first config, read back by `best`
+                    study.set_user_attr("config", redact_data(cfg.to_dict()))
+                if journal_lock is not None and parent is not None and tracking_uri is not None:
+                    adopted, closed = reconcile_runs(ledger, experiment=cfg.tracking.experiment or cfg.name,
+                                                     parent_run_id=parent.run_id, parameters=search.parameters,
+                                                     tracking_uri=tracking_uri)
+                    if adopted or closed:
+                        say(f"{adopted + closed} MLflow run(s) had lost their trial's journal record: {adopted} "
+                            f"taken back by their trials, {closed} closed FAILED")
+                recovered = recover_journal(ledger, dead) if journal_lock is not None else 0
+            return _run(cfg, ledger, dead, parent, storage, total=total, jobs=jobs, isolation=isolation,
+                        recovered=recovered, progress=progress, verbose=verbose, console=console, say=say)
+    finally:
+        if journal_lock is not None:
+            journal_lock.release()
+
+
+def _run(cfg: ExperimentConfig, ledger: Ledger, dead: DeadTrials, parent: Any, storage: str, *, total: int | None,
+         jobs: int, isolation: str, recovered: int, progress: bool, verbose: bool, console: Console,
+         say: Callable[[str], None]) -> SweepResult:
+    """The loop of one sweep process, then its summary (see :func:`sweep`)."""
+    search = cfg.search
+    assert search is not None
+    study, shown = ledger.study, redact(storage)
+    done = count_done(study.get_trials(deepcopy=False))
+    remaining = max(0, total - done) if total else None
+    if progress:
+        console.print(f"study [bold]{study.study_name}[/] ({shown}): {done} trials done, "
+                      f"{remaining if remaining is not None else 'unbounded'} to go"
+                      + (f", {recovered} interrupted trial(s) queued again" if recovered else "")
+                      + (f"; sweep process {ledger.worker} (sampler seed {ledger.seed})" if ledger.worker else ""),
+                      highlight=False)
+    line = TrialLine(console, search, failures_only=not progress)
+    streak = FailureStreak(search.max_consecutive_failures)
+
+    def told(asked: Any, outcome: TrialOutcome, frozen: Any) -> None:
+        streak.add(outcome)
+        line(frozen)
+        if verbose and outcome.traceback:
+            console.print(outcome.traceback.rstrip(), highlight=False, markup=False, soft_wrap=True, style="dim")
+
+    executor = Executor(cfg, ledger, dead, isolation, parent.run_id if parent else None, study.study_name, told, say)
+    chooser = SizeChooser(search.cohort, search.cohort_probe, cfg.backend or _backend_name(), say,
+                          on_choice=lambda size: parent.set_tags({"cnnkeras.cohort_size": size}) if parent else None)
+    watch = None if is_journal(storage) else HeartbeatWatch(ledger, dead, interval_s=search.heartbeat_s,
+                                                            stale_after_s=search.stale_after_s).start()
+    started = time.time()
+    try:
+        run_loop(cfg, ledger, executor, total=total, jobs=jobs, chooser=chooser, streak=streak, say=say,
+                 resume=_resume_command(cfg))
+    except CnnkerasError as exc:  # the stores stayed away, or too many trials failed in a row
+        if parent is not None:
+            try:
+                parent.end("FAILED", str(exc))
+            except Exception:  # noqa: BLE001 - the store may be the one that failed
+                pass
+        raise
+    except KeyboardInterrupt as exc:
+        if parent is not None:
+            parent.end("KILLED", interrupt_reason(exc))
+        raise SweepInterrupted(
+            f"sweep {interrupt_reason(exc)}: the running trials are FAIL (queued again, not counted) and their "
+            f"MLflow runs KILLED. Resume with the same command ({_resume_command(cfg)}); finished trials are kept "
+            f"in {shown}", exit_code=exit_code(exc)) from None
+    finally:
+        if watch is not None:
+            watch.stop()
+    result = summarize(study, cfg, storage, parent, elapsed=time.time() - started)
+    if parent is not None:
+        if result.counts().get("RUNNING"):  # other processes still work on the study: the last one closes it
+            parent.set_tags({"cnnkeras.sweep_state": "other sweep processes still running"})
+        else:
+            parent.set_tags({"cnnkeras.sweep_state": "finished"})
+            parent.end("FINISHED")
+    return result
+
+
+def _parent_run(study: Any, config: ExperimentConfig, storage: str, tracking_uri: str) -> Any:
+    experiment = config.tracking.experiment or config.name
+    parent_id = study.user_attrs.get(PARENT_ATTR)
+    if parent_id:
+        tracker = Tracker(uri=tracking_uri, experiment=experiment, run_id=parent_id)
+        tracker.reopen()
+        return tracker
+    tracker = Tracker(uri=tracking_uri, experiment=experiment, run_name=f"sweep-{study.study_name}",
+                      tags={STUDY_TAG: study.study_name, "cnnkeras.storage": storage, "cnnkeras.kind": "sweep"})
+    study.set_user_attr(PARENT_ATTR, tracker.run_id)
+    raw = config.to_dict()
+    params = {k: v for k, v in flatten(raw).items() if not k.startswith("search.")}
+    params.update({f"search.{k}": v for k, v in flatten(raw["search"]).items()})
+    tracker.log_params(params)  # values are masked by the tracker (a password in search.storage)
+    return tracker
+
+
+def _sayer(console: Console) -> Callable[[str], None]:
+    def say(text: str) -> None:
+        console.print(text, style="cyan", highlight=False, markup=False, soft_wrap=True)
+    return say
+
+
+def _backend_name() -> str:
+    return str(keras.backend.backend())
+
+
+def _resume_command(cfg: ExperimentConfig) -> str:
+    """``cnnkeras sweep FILE key=value ...`` with the overrides this sweep was started with."""
+    source = cfg._source
+    parts = ["cnnkeras", "sweep", source.file if source and source.file else "FILE"]
+    return " ".join(shlex.quote(part) for part in parts + list(source.overrides if source else []))
