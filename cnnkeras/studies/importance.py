@@ -83,13 +83,17 @@ def rank_parameters(trials: Sequence[Mapping[str, Any]], values: Sequence[float]
     Args:
         trials: each finished trial's parameters (key path -> value).
         values: the target's value for each trial; trials with a non-finite value are left out.
-        kinds: key path -> "log", "linear" or "levels" (:func:`cnnkeras.config.checks.parameter_kind`).
+        kinds: key path -> "log", "linear" or "levels" (:func:`cnnkeras.config.checks.parameter_kind`;
+            the repeats' key, ``report.replicate_key``, is "levels": seeds are categories, not a scale).
         seed: the forest's seed (the experiment's seed).
 
     Parameters that never vary are left out of the ranking.
     """
     kept = [(t, float(v)) for t, v in zip(trials, values)
             if v is not None and isinstance(v, (int, float)) and math.isfinite(v)]
+    # One order whatever order the trials came in (Optuna's numbers, MLflow's search): the forest's
+    # bootstrap follows the order, and the console and the report must get the same numbers.
+    kept.sort(key=lambda tv: (tuple(repr(tv[0].get(p)) for p in sorted(kinds)), tv[1]))
     params = [p for p in kinds if len({str(t.get(p)) for t, _ in kept}) > 1 and all(p in t for t, _ in kept)]
     n = len(kept)
     if not params:

@@ -82,6 +82,8 @@ def _importances(study: Any, config: ExperimentConfig) -> dict[str, Ranking]:
     stale = stale_numbers(study.get_trials(deepcopy=False))
     trials = [t for t in trials if t.number not in stale]
     kinds = {path: parameter_kind(param) for path, param in config.search.parameters.items()}
+    if config.report.replicate_key in kinds:  # repeats are categories, as in the report
+        kinds[config.report.replicate_key] = "levels"
     summaries = [t.user_attrs.get("summary", {}) for t in trials]
     segmentation = any("final_gap_mean_iou" in s for s in summaries)
     objectives = [o.metric for o in config.search.objectives]

@@ -36,6 +36,7 @@ def main() -> int:
     from cnnkeras.errors import CnnkerasError
 
     rows, shots = [], []
+    (ROOT / "reports").mkdir(exist_ok=True)  # cnnkeras never makes the folders of a path it is given
     for name in [e for e in EXPERIMENTS if not args.only or args.only in e]:
         path = ROOT / "experiments" / "findings" / f"{name}.yaml"
         try:
