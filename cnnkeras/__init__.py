@@ -48,6 +48,8 @@ _EXPORTS = {
     "UnknownName": "cnnkeras.errors",
     "StorageUnavailable": "cnnkeras.errors",
     "TrackingError": "cnnkeras.errors",
+    "cache_clear": "cnnkeras.api",
+    "cache_list": "cnnkeras.api",
     "config_from_dict": "cnnkeras.config",
     "curves_frame": "cnnkeras.analysis.frames",
     "grant": "cnnkeras.api",

@@ -20,6 +20,7 @@ from .config.schema import ExperimentConfig
 from .lazy import lazy_import
 
 # The heavy parts, imported when a command needs them (validate and schema need none).
+data_cache = lazy_import("cnnkeras.data.cache")
 keras = lazy_import("keras")
 layers = lazy_import("cnnkeras.layers")
 studies_sweep = lazy_import("cnnkeras.studies.sweep")
@@ -27,8 +28,8 @@ runner = lazy_import("cnnkeras.runner")
 server = lazy_import("cnnkeras.dashboards.server")
 tracking = lazy_import("cnnkeras.tracking")
 
-__all__ = ["config_from_dict", "grant", "load_config", "load_model", "reproduce", "resolved_tracking", "run", "schema", "sweep", "ui",
-           "validate"]
+__all__ = ["cache_clear", "cache_list", "config_from_dict", "grant", "load_config", "load_model", "reproduce",
+           "resolved_tracking", "run", "schema", "sweep", "ui", "validate"]
 
 
 def _config(config: ExperimentConfig | str | os.PathLike[str], overrides: Sequence[str]) -> ExperimentConfig:
@@ -93,6 +94,31 @@ def validate(path: str | os.PathLike[str], overrides: Sequence[str] = ()) -> Exp
 def schema() -> dict[str, Any]:
     """The JSON schema of experiment files."""
     return ExperimentConfig.model_json_schema()
+
+
+def cache_list(cache_dir: str | os.PathLike[str] | None = None, *, check: bool = True) -> list[Any]:
+    """The decoded cache's entries (``cnnkeras cache list``), newest first: each a
+    :class:`~cnnkeras.data.cache.CacheEntry` with its folder, ``meta`` (source, shape, when and how long
+    it took to decode), ``size_bytes`` and ``status`` (current, or stale when its files changed since).
+
+    ``cache_dir`` defaults to $CNNKERAS_CACHE_DIR, else ~/.cache/cnnkeras/data.
+    """
+    return data_cache.list_cache(cache_dir, check=check)
+
+
+def cache_clear(names: Sequence[str] = (), *, stale: bool = False, everything: bool = False,
+                cache_dir: str | os.PathLike[str] | None = None) -> list[Any]:
+    """Remove decoded-cache entries (``cnnkeras cache clear``): those ``names``d, the ``stale`` ones
+    (files changed, source gone, or left by a killed decode), or ``everything``. Returns the removed
+    entries; an entry being decoded right now is left alone."""
+    if not names and not stale and not everything:
+        raise ValueError("say what to clear: names, stale=True or everything=True")
+    return data_cache.clear_cache(cache_dir, names=list(names) or None, stale=stale and not names)
+
+
+def cache_dir(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """The decoded cache's folder: ``cache_dir``, else $CNNKERAS_CACHE_DIR, else ~/.cache/cnnkeras/data."""
+    return data_cache.cache_root(cache_dir)
 
 
 def load_model(path: str | os.PathLike[str]) -> Any:

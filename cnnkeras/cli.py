@@ -401,6 +401,63 @@ def _count(value: Any) -> str:
     return f"{int(value):,}"
 
 
+cache_app = typer.Typer(no_args_is_help=True, help="The decoded-image cache: list its entries, clear them.")
+app.add_typer(cache_app, name="cache")
+CacheDirOpt = typer.Option(None, "--dir", help="Cache folder (default: $CNNKERAS_CACHE_DIR, else "
+                           "~/.cache/cnnkeras/data).")
+
+
+def _bytes(n: int) -> str:
+    for unit, size in (("GB", 2**30), ("MB", 2**20), ("KB", 2**10)):
+        if n >= size:
+            return f"{n / size:.1f} {unit}"
+    return f"{n} B"
+
+
+@cache_app.command("list")
+@handle_errors
+def cache_list(cache_dir: Optional[Path] = CacheDirOpt) -> None:
+    """Each decoded dataset: its images, shape, size on disk, and whether its files changed since (stale)."""
+    entries = cnnkeras.cache_list(cache_dir)
+    root = cnnkeras.api.cache_dir(cache_dir)
+    total = sum(e.size_bytes for e in entries)
+    if not entries:
+        out.print(f"The cache at {root} is empty.", highlight=False)
+        return
+    rows = []
+    for e in entries:
+        arrays = e.meta.get("arrays", {})
+        first = next(iter(arrays.values()), {})
+        shape = first.get("shape", [])
+        rows.append((e.name, e.status, f"{shape[0]:,}" if shape else "-",
+                     "x".join(str(d) for d in shape[1:]) or "-", _bytes(e.size_bytes)))
+    columns = (("entry", "left", False), ("status", "left", False), ("images", "right", False),
+               ("shape", "left", False), ("size", "right", False))
+    out.print(_fitted_table(f"{len(entries)} cached dataset(s), {_bytes(total)} in {root}", columns, rows))
+    for e in entries:
+        if e.meta.get("source"):
+            out.print(f"{e.name}: decoded from {e.meta['source']} on {e.meta.get('created', '?')} in "
+                      f"{e.meta.get('decode_s', 0):.1f} s", highlight=False, soft_wrap=True)
+    if any(e.status in ("stale", "missing", "partial") for e in entries):
+        out.print("stale: its files changed (a run decodes them again); clear those with "
+                  "[bold]cnnkeras cache clear --stale[/]")
+
+
+@cache_app.command("clear")
+@handle_errors
+def cache_clear(names: Optional[List[str]] = typer.Argument(None, help="Entries to remove (as listed)."),
+                stale: bool = typer.Option(False, "--stale", help="Remove the stale, missing and partial entries."),
+                everything: bool = typer.Option(False, "--all", help="Remove every entry."),
+                cache_dir: Optional[Path] = CacheDirOpt) -> None:
+    """Remove cached datasets: those named, the stale ones (--stale) or all of them (--all)."""
+    if not names and not stale and not everything:
+        raise typer.BadParameter("name the entries to remove, or give --stale or --all")
+    removed = cnnkeras.cache_clear(names or [], stale=stale, everything=everything, cache_dir=cache_dir)
+    freed = sum(e.size_bytes for e in removed)
+    out.print(f"removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'} ({_bytes(freed)}) from "
+              f"{cnnkeras.api.cache_dir(cache_dir)}", highlight=False)
+
+
 def _short_citation(text: Optional[str]) -> str:
     """'Krizhevsky et al., ImageNet classification..., NeurIPS 2012' -> 'Krizhevsky 2012'."""
     if not text:

@@ -9,7 +9,7 @@ Anything else is a bug and keeps its traceback.
 from __future__ import annotations
 
 __all__ = ["BackendError", "CnnkerasError", "DataError", "ModelError", "StorageUnavailable", "SweepInterrupted",
-           "TrackingError", "TrainingDiverged", "UnknownName"]
+           "TrackingError", "TrainingDiverged", "UnknownName", "UnreadableImage"]
 
 
 class CnnkerasError(Exception):
@@ -34,6 +34,14 @@ class BackendError(CnnkerasError):
 
 class DataError(CnnkerasError):
     """The data named by a config cannot be loaded or does not fit the model."""
+
+
+class UnreadableImage(DataError):
+    """An image (or mask) file that cannot be decoded, met while loading or mid-stream; ``path`` names it."""
+
+    def __init__(self, message: str, path: str):
+        super().__init__(message)
+        self.path = path
 
 
 class ModelError(CnnkerasError):

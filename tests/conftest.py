@@ -37,6 +37,14 @@ model:
 """
 
 
+@pytest.fixture(autouse=True)
+def data_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A decoded-image cache of the test's own (also set as $CNNKERAS_CACHE_DIR), never the user's."""
+    folder = tmp_path_factory.mktemp("data-cache")
+    monkeypatch.setenv("CNNKERAS_CACHE_DIR", str(folder))
+    return folder
+
+
 @pytest.fixture()
 def tracking_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     """A fresh SQLite MLflow store for this test (also set as $MLFLOW_TRACKING_URI)."""

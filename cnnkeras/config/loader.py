@@ -205,14 +205,20 @@ def _load_with_extends(file: FsPath, source: ConfigSource, chain: tuple[FsPath, 
     return _merge(merged, data)
 
 
+#: data keys that hold paths: relative ones are relative to the file that sets them.
+PATH_KEYS = ("path", "cache_dir")
+
+
 def _resolve_paths(data: dict[str, Any], folder: FsPath) -> None:
-    """Make a relative ``data.path`` absolute, against the folder of the file that set it."""
+    """Make a relative ``data.path`` (and ``data.cache_dir``) absolute, against the folder of the file that
+    set it."""
     section = data.get("data")
-    if isinstance(section, dict) and isinstance(section.get("path"), str):
-        path = os.path.expanduser(section["path"])
-        if not os.path.isabs(path):
-            path = os.path.normpath(os.path.join(folder, path))
-        section["path"] = path
+    for key in PATH_KEYS:
+        if isinstance(section, dict) and isinstance(section.get(key), str):
+            path = os.path.expanduser(section[key])
+            if not os.path.isabs(path):
+                path = os.path.normpath(os.path.join(folder, path))
+            section[key] = path
 
 
 # -------------------------------------------------------------------- overrides
@@ -258,8 +264,8 @@ def config_from_dict(
     for text in overrides:
         path, value = parse_override(text)
         data = apply_override(data, path, value)
-        if path == ("data", "path") and isinstance(value, str):
-            data["data"]["path"] = os.path.abspath(os.path.expanduser(value))
+        if len(path) == 2 and path[0] == "data" and path[1] in PATH_KEYS and isinstance(value, str):
+            data["data"][path[1]] = os.path.abspath(os.path.expanduser(value))
         source.locations[path] = Location(f"command line '{text}'")
         # Keys below an overridden value no longer come from the file.
         for known in [p for p in source.locations if p[: len(path)] == path and len(p) > len(path)]:

@@ -217,7 +217,8 @@ class DataConfig(StrictModel):
         "for a binary task).",
     )
     resize: tuple[Annotated[int, Field(gt=0)], Annotated[int, Field(gt=0)]] | None = Field(
-        None, description="Resize images to [height, width] once, at load time (bilinear)."
+        None, description="Resize images to [height, width] once, at load time: bilinear (image_folder: "
+        "Pillow's, antialiased when shrinking, to 8-bit pixels; masks by nearest neighbour)."
     )
     color_mode: Literal["grayscale", "rgb"] = Field(
         "grayscale", description="image_folder only: how images are read."
@@ -240,6 +241,35 @@ class DataConfig(StrictModel):
         "split, so that the validation set stays the same whatever the training set's size. Classification only.",
     )
     scenes: Scenes = Field(default_factory=lambda: Scenes(), description="digit_scenes only: the generated scenes.")
+    storage: Literal["auto", "memory", "stream"] = Field(
+        "auto",
+        description="image_folder and npz: memory reads every split into float32 arrays before training; "
+        "stream reads each batch when it is needed (data larger than memory); auto keeps in memory what "
+        "memory_limit_gb allows, estimated from the shapes. The other sources are always in memory. "
+        "The run's parameter data.storage_used says which was used (docs/data.md).",
+    )
+    memory_limit_gb: float = Field(
+        2.0, gt=0.0,
+        description="storage auto: the largest float32 size (all splits, after resize) kept in memory; "
+        "larger data streams. A rule of the config alone, so a config stores the same way on any machine.",
+    )
+    cache: bool = Field(
+        True,
+        description="image_folder (and compressed npz, streamed): decode the files once into 8-bit arrays "
+        "on disk, read in place by every run, trial and worker process; its key follows the files' "
+        "names, sizes and modification times. false: decode into memory, or per batch when streamed.",
+    )
+    cache_dir: str | None = Field(
+        None,
+        description="Folder of the decoded cache (default: $CNNKERAS_CACHE_DIR, else ~/.cache/cnnkeras/data). "
+        "Relative paths are relative to the config file. `cnnkeras cache list` shows it, "
+        "`cnnkeras cache clear` empties it.",
+    )
+    workers: int | None = Field(
+        None, ge=1,
+        description="Threads that decode into the cache and read streamed batches ahead of training "
+        "(default: the machine's cores, at most 4). Does not change the batches.",
+    )
 
     @field_validator("path")
     @classmethod
@@ -264,6 +294,16 @@ class DataConfig(StrictModel):
             raise ValueError(f"brightness and contrast work on pixels in [0, 1]: they need normalization: scale "
                              f"(normalization is {normalization!r})")
         return augmentation
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_matches_source(cls, storage: str, info: ValidationInfo) -> str:
+        """Only image_folder and npz sources can stream; the others load whole."""
+        source = info.data.get("source")
+        if storage == "stream" and source not in (None, "image_folder", "npz"):
+            raise ValueError(f"source '{source}' loads whole into memory; storage: stream needs source "
+                             "image_folder or npz")
+        return storage
 
     @field_validator("classes")
     @classmethod

@@ -14,17 +14,18 @@ a sweep over ``data.label_noise`` or ``data.per_class`` compares models on one y
   random labels.
 
 Images are taken by sorted integer indices (``x[index]``), all a training split needs
-to support.
+to support; a streamed split (:class:`~cnnkeras.data.arrays.SplitView`) stays a view.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..config.schema import DataConfig
+from .arrays import SplitView
 
 if TYPE_CHECKING:  # (dataset.py calls apply_probes: no import cycle at run time)
     from .dataset import Dataset
@@ -68,7 +69,15 @@ def apply_probes(data: "Dataset", config: DataConfig, seed: int) -> "Dataset":
     x_train, y_train = data.x_train, data.y_train
     if config.per_class is not None:
         index = per_class_indices(np.asarray(y_train), config.per_class, seed)
-        x_train, y_train = x_train[index], np.asarray(y_train)[index]
+        x_train, y_train = _rows(x_train, index), np.asarray(y_train)[index]
     if config.label_noise > 0:
         y_train = noisy_labels(np.asarray(y_train), config.label_noise, data.num_classes, seed)
     return replace(data, x_train=x_train, y_train=y_train)
+
+
+def _rows(x: Any, index: np.ndarray) -> Any:
+    """Rows ``index`` of a split: an array's rows, or, for a streamed split, a view of them (still read on
+    demand: a per-class subset of data larger than memory stays out of memory)."""
+    if isinstance(x, SplitView):
+        return SplitView(x.base, x.positions[index], x.transform, x.shape[1:], x.dtype)
+    return x[index]

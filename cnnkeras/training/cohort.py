@@ -37,11 +37,13 @@ from .. import interrupts
 from ..adapters import keras_internals
 from ..config.schema import ExperimentConfig
 from ..data.dataset import Dataset
+from ..data.stream import reraise_pipeline_errors
 from ..measures import TRAIN_PREFIX
 from ..zoo.common import batch_norm_layers
 from .callbacks import EpochListener, EpochMeasures, RichProgress, StopOnInterrupt
 from .compile import steps_per_epoch
-from .fit import FitResult, fit_inputs, gap_sample, targets_of, training_callbacks
+from .fit import (FitResult, evaluate_inputs, fit_inputs, gap_sample, input_callbacks, pipelines, targets_of,
+                  training_callbacks)
 
 __all__ = ["CohortModel", "CohortOptimizer", "MemberCallbacks", "fit_cohort", "member_logs"]
 
@@ -332,8 +334,9 @@ def fit_cohort(
     inputs = fit_inputs(data, targets, first)
     started = time.perf_counter()
     try:
-        with interrupts.watch(cohort):
-            cohort.fit(**inputs, epochs=train.epochs, callbacks=keras_callbacks, verbose=0)
+        with interrupts.watch(cohort), reraise_pipeline_errors(*pipelines(inputs)):
+            cohort.fit(**inputs, epochs=train.epochs, callbacks=[*keras_callbacks, *input_callbacks(inputs)],
+                       verbose=0)
     finally:
         if bar is not None:
             bar.on_train_end()
@@ -342,9 +345,9 @@ def fit_cohort(
     driver.restore_stopped()
     tests: list[dict[str, float]] = [{} for _ in members]
     if len(data.x_test) and any(m.guard.reason is None for m in made):
-        with interrupts.watch(cohort):
-            scores = cohort.evaluate(data.x_test, targets["test"], batch_size=max(train.batch_size, 256),
-                                     verbose=0, return_dict=True)
+        test_inputs = evaluate_inputs(data, targets, first)
+        with interrupts.watch(cohort), reraise_pipeline_errors(*pipelines(test_inputs)):
+            scores = cohort.evaluate(**test_inputs, verbose=0, return_dict=True)
         interrupts.raise_if_requested()
         for index, m in enumerate(made):
             if m.guard.reason is None:

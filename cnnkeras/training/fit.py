@@ -21,13 +21,15 @@ from ..measures import best_epoch_of, gap_sample_indices, gap_sample_size
 from ..config.schema import ExperimentConfig
 from ..data.augment import AugmentedBatches
 from ..data.dataset import Dataset
+from ..data.stream import EpochOrder, StreamBatches, default_workers, reraise_pipeline_errors
 from ..zoo.common import batch_norm_layers
-from .callbacks import BatchNormWarning, EpochListener, EpochMeasures, EpochRecorder, NanGuard, RichProgress, StopOnInterrupt
+from .callbacks import (BatchNormWarning, EpochListener, EpochMeasures, EpochRecorder, NanGuard, RichProgress,
+                        StopOnInterrupt)
 from .compile import steps_per_epoch
 from .device_data import on_device
 
-__all__ = ["FitResult", "TrainingCallbacks", "fit_and_evaluate", "gap_sample", "prepare_targets", "targets_of",
-           "training_callbacks"]
+__all__ = ["FitResult", "TrainingCallbacks", "evaluate_inputs", "fit_and_evaluate", "fit_inputs", "gap_sample",
+           "input_callbacks", "pipelines", "prepare_targets", "targets_of", "training_callbacks"]
 
 
 
@@ -45,8 +47,9 @@ class FitResult:
     checkpoint: Path | None = None
 
 
-def prepare_targets(y: np.ndarray, *, head: str, num_classes: int, label_smoothing: float) -> np.ndarray:
-    """Labels in the form the head's loss wants (one-hot only for label smoothing)."""
+def prepare_targets(y: Any, *, head: str, num_classes: int, label_smoothing: float) -> Any:
+    """Labels in the form the head's loss wants (one-hot only for label smoothing); masks (segmentation,
+    possibly streamed) as they are."""
     if head == "multiclass" and label_smoothing > 0:
         return keras.utils.to_categorical(y, num_classes).astype("float32")
     if head in ("binary", "regression"):
@@ -91,11 +94,10 @@ def training_callbacks(
     """What ``config.train`` asks of a training, as Keras callbacks: the epoch's measures
     (the training ``sample`` in inference mode, and the gaps), epoch records (fanned out to
     ``listeners``; for a model with ``batch_norm``, with the batch-norm warning for
-    ``num_classes`` classes), the NaN guard,
-    early stopping, the plateau schedule, the best-model checkpoint, then ``callbacks``.
-    The same list serves a model trained alone and a member of a cohort
-    (:mod:`cnnkeras.training.cohort`: its sample is evaluated for the whole cohort, so a
-    member's ``sample`` is None and its logs already hold ``train_*``)."""
+    ``num_classes`` classes), the NaN guard, early stopping, the plateau schedule, the
+    best-model checkpoint, then ``callbacks``. The same list serves a model trained alone
+    and a member of a cohort (:mod:`cnnkeras.training.cohort`: its sample is evaluated for
+    the whole cohort, so a member's ``sample`` is None and its logs already hold ``train_*``)."""
     train = config.train
     listeners = list(listeners)
     if batch_norm and num_classes >= 2 and config.model.head != "segmentation":
@@ -124,7 +126,7 @@ def training_callbacks(
     return TrainingCallbacks(keras_callbacks, recorder, guard, stopper, checkpoint)
 
 
-def targets_of(data: Dataset, config: ExperimentConfig) -> dict[str, np.ndarray]:
+def targets_of(data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
     """The train/val/test labels in the form the head's loss wants."""
     return {
         split: prepare_targets(y, head=config.model.head, num_classes=data.num_classes,
@@ -133,11 +135,12 @@ def targets_of(data: Dataset, config: ExperimentConfig) -> dict[str, np.ndarray]
     }
 
 
-def gap_sample(data: Dataset, targets: dict[str, np.ndarray], config: ExperimentConfig) -> tuple[Any, Any] | None:
-    """The clean gap's fixed training sample ``(x, y)``, or None when ``train.gap_sample`` is 0.
+def gap_sample(data: Dataset, targets: dict[str, Any], config: ExperimentConfig) -> tuple[Any, Any] | None:
+    """The clean gap's fixed training sample ``(x, y)`` as arrays, or None when ``train.gap_sample`` is 0.
 
-    Drawn by indices (:func:`~cnnkeras.measures.gap_sample_indices`, sorted), so any
-    training split that supports ``len`` and integer-array indexing will do.
+    Drawn by sorted indices (:func:`~cnnkeras.measures.gap_sample_indices`), so any training split that
+    supports ``len``, ``.shape`` and integer-array indexing will do (a streamed one decodes just these
+    images, once).
     """
     image_bytes = 4 * int(np.prod(data.x_train.shape[1:]))  # float32, as the model sees them
     size = gap_sample_size(config.train.gap_sample, len(data.x_train), len(data.x_val), image_bytes)
@@ -147,18 +150,57 @@ def gap_sample(data: Dataset, targets: dict[str, np.ndarray], config: Experiment
     return on_device(np.asarray(data.x_train[index]), np.asarray(targets["train"][index]))
 
 
-def fit_inputs(data: Dataset, targets: dict[str, np.ndarray], config: ExperimentConfig) -> dict[str, Any]:
-    """The training data arguments of ``model.fit``: arrays (on the device where that pays), or for
-    segmentation with augmentation, batches whose images and masks move together."""
+def fit_inputs(data: Dataset, targets: dict[str, Any], config: ExperimentConfig) -> dict[str, Any]:
+    """The training data arguments of ``model.fit``: arrays (on the device where that pays); for streamed
+    data, :class:`~cnnkeras.data.stream.StreamBatches` (seeded per-epoch order, read ahead by
+    ``data.workers`` threads); for segmentation with augmentation, batches whose images and masks move
+    together."""
     train = config.train
     if config.model.head == "segmentation" and config.data.augmentation.enabled:
         batches = AugmentedBatches(data.x_train, targets["train"], config.data.augmentation,
                                    batch_size=train.batch_size, seed=config.seed, shuffle=train.shuffle)
-        x_val, y_val = on_device(data.x_val, targets["val"])
-        return {"x": batches, "validation_data": (x_val, y_val) if len(data.x_val) else None}
+        return {"x": batches, "validation_data": _validation(data, targets, config)}
+    if data.streamed:
+        batches = StreamBatches(data.x_train, targets["train"], batch_size=train.batch_size, seed=config.seed,
+                                shuffle=train.shuffle, workers=_workers(config))
+        # shuffle=False: the batches come in their own seeded order (Keras would reorder them)
+        return {"x": batches, "validation_data": _validation(data, targets, config), "shuffle": False}
     x_train, y_train, x_val, y_val = on_device(data.x_train, targets["train"], data.x_val, targets["val"])
     return {"x": x_train, "y": y_train, "validation_data": (x_val, y_val) if len(data.x_val) else None,
             "batch_size": train.batch_size, "shuffle": train.shuffle}
+
+
+def _workers(config: ExperimentConfig) -> int:
+    return config.data.workers or default_workers()
+
+
+def _validation(data: Dataset, targets: dict[str, Any], config: ExperimentConfig) -> Any:
+    if not len(data.x_val):
+        return None
+    if data.streamed:
+        return StreamBatches(data.x_val, targets["val"], batch_size=config.train.batch_size, shuffle=False,
+                             workers=_workers(config))
+    return on_device(data.x_val, targets["val"])
+
+
+def evaluate_inputs(data: Dataset, targets: dict[str, Any], config: ExperimentConfig) -> dict[str, Any]:
+    """The test data arguments of ``model.evaluate``: arrays, or batches of a streamed test split."""
+    batch_size = max(config.train.batch_size, 256)
+    if data.streamed:
+        return {"x": StreamBatches(data.x_test, targets["test"], batch_size=batch_size, shuffle=False,
+                                   workers=_workers(config))}
+    return {"x": data.x_test, "y": targets["test"], "batch_size": batch_size}
+
+
+def pipelines(inputs: dict[str, Any]) -> list[Any]:
+    """The streamed batch sources among ``model.fit``/``evaluate`` arguments (whose errors are re-raised)."""
+    return [v for v in (inputs.get("x"), inputs.get("validation_data")) if isinstance(v, StreamBatches)]
+
+
+def input_callbacks(inputs: dict[str, Any]) -> list[keras.callbacks.Callback]:
+    """Callbacks the fit's inputs need: streamed batches get their epoch from Keras' epoch number."""
+    streamed = pipelines(inputs)
+    return [EpochOrder(streamed)] if streamed else []
 
 
 def fit_and_evaluate(
@@ -190,8 +232,10 @@ def fit_and_evaluate(
     inputs = fit_inputs(data, targets, config)
     started = time.perf_counter()
     try:
-        with interrupts.watch(model):  # a Ctrl-C stops the model after its current batch
-            model.fit(**inputs, epochs=train.epochs, callbacks=keras_callbacks, verbose=0)
+        with interrupts.watch(model), reraise_pipeline_errors(*pipelines(inputs)):
+            # a Ctrl-C stops the model after its current batch; a corrupt image is one line
+            model.fit(**inputs, epochs=train.epochs, callbacks=[*keras_callbacks, *input_callbacks(inputs)],
+                      verbose=0)
     finally:
         if progress:
             bar.on_train_end()  # idempotent; an interrupted fit never reaches on_train_end
@@ -199,9 +243,9 @@ def fit_and_evaluate(
     elapsed = time.perf_counter() - started
     test: dict[str, float] = {}
     if made.guard.reason is None and len(data.x_test):
-        with interrupts.watch(model):
-            scores = model.evaluate(data.x_test, targets["test"], batch_size=max(train.batch_size, 256),
-                                    verbose=0, return_dict=True)
+        test_inputs = evaluate_inputs(data, targets, config)
+        with interrupts.watch(model), reraise_pipeline_errors(*pipelines(test_inputs)):
+            scores = model.evaluate(**test_inputs, verbose=0, return_dict=True)
         interrupts.raise_if_requested()  # cut short by Ctrl-C: not a test score
         test = {f"test_{k}": float(v) for k, v in scores.items()}
     return made.result(test=test, elapsed=elapsed, monitor=train.monitor)

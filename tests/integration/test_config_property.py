@@ -181,7 +181,7 @@ def _step(config: ExperimentConfig) -> None:
         event("the step trained")
     except CnnkerasError as exc:
         assert "\n" not in str(exc).strip() and "Traceback" not in str(exc), str(exc)
-        event(f"the step stopped in one line: {type(exc).__name__}")
+        event(f"the step stopped in one line: {type(exc).__name__}: {str(exc)[:90]}")
 
 
 @seed(20261206)

@@ -152,3 +152,29 @@ def test_prelu_works_wherever_an_activation_is_chosen(tmp_path):
     with pytest.raises(ConfigError, match="model.layers"):
         config_from_dict({"name": "p", "model": {"arch": "sequential", "layers": [
             {"type": "conv2d", "filters": 4, "activation": "preluu"}]}})
+
+
+def test_probes_and_the_training_sample_on_a_streamed_split_equal_the_in_memory_ones(tmp_path):
+    """Data larger than memory: the per-class subset stays a view read on demand, and label noise and the
+    gap's sample are the in-memory ones, value for value."""
+    from cnnkeras.config import config_from_dict
+    from cnnkeras.data.arrays import SplitView
+    from cnnkeras.training.fit import gap_sample, targets_of
+
+    from .test_streaming import class_folder
+
+    root = class_folder(tmp_path / "imgs", per_class=20)
+    splits = {}
+    for storage in ("memory", "stream"):
+        config = config_from_dict({"name": "p", "seed": 3, "data": {
+            "source": "image_folder", "path": str(root), "storage": storage, "validation_split": 0.25,
+            "per_class": 8, "label_noise": 0.5}})
+        data = load_dataset(config.data, seed=config.seed)
+        splits[storage] = (data, gap_sample(data, targets_of(data, config), config))
+    (memory, memory_sample), (stream, stream_sample) = splits["memory"], splits["stream"]
+    assert isinstance(stream.x_train, SplitView) and len(stream.x_train) == 24
+    np.testing.assert_array_equal(stream.x_train[np.arange(24)], memory.x_train)
+    np.testing.assert_array_equal(stream.y_train, memory.y_train)
+    for got, want in zip(stream_sample, memory_sample):
+        np.testing.assert_array_equal(got, want)
+    assert len(memory_sample[0]) == len(memory.x_val)  # the default sample: the validation split's size
