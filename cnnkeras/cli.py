@@ -223,9 +223,8 @@ def _print_sweep_summary(result: Any) -> None:
                       "  ".join(f"{k}={console_lines.short_number(v)}" for k, v in best["params"].items()))
     out.print(table)
     out.print(f"parent MLflow run {result.parent_run_id}", highlight=False)
-    for target, values in result.importances.items():
-        ranked = ", ".join(f"{k} {v:.2f}" for k, v in sorted(values.items(), key=lambda kv: -kv[1]))
-        out.print(f"importance for {target}: {ranked}", highlight=False)
+    for target, ranking in result.importances.items():  # the report ranks the same trials the same way
+        out.print(f"importance for {target}: {ranking.text()}", highlight=False)
 
 
 @app.command()

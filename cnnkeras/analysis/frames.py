@@ -6,7 +6,10 @@ row per run: identity (run id, name, status, parent, trial state), the
 parameters (``param.<key>``), the final and best-epoch metrics, and the
 overfitting measures of :mod:`cnnkeras.measures`, at the run's own logged
 ``best_epoch`` (found with its ``train.monitor`` during training), never a
-recomputation with another monitor. :func:`curves_frame` gives the per-epoch
+recomputation with another monitor. Parameter values are canonical
+(:mod:`cnnkeras.analysis.values`: ``0`` and ``0.0`` are one value), and a run logged
+before the clean gap (no ``train_*`` metrics) has its gaps left out (``clean_gap`` is
+False; see :func:`clean_histories`). :func:`curves_frame` gives the per-epoch
 metrics as ``run_id, epoch, metric, value`` rows. Both read
 MLflow only through :mod:`cnnkeras.tracking`. :func:`export` writes CSV or Parquet.
 """
@@ -15,20 +18,22 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Union
+from typing import Any, Mapping, Union
 
 import pandas as pd
 
 from ..errors import CnnkerasError, TrackingError
-from ..measures import measures
+from ..measures import has_clean_gap, measures
 from ..outputs import output_path
 from ..tracking import iter_runs, read_run
 from .source import RunSource, resolve
+from .values import canonical_column
 
-__all__ = ["curves_frame", "export", "runs_frame"]
+__all__ = ["clean_histories", "curves_frame", "export", "runs_frame"]
 
 EPOCH_METRICS = ("loss", "accuracy", "val_loss", "val_accuracy", "gap_accuracy", "gap_loss", "data_loss",
-                 "val_data_loss", "mae", "val_mae", "learning_rate", "mean_iou", "val_mean_iou", "gap_mean_iou")
+                 "val_data_loss", "mae", "val_mae", "learning_rate", "mean_iou", "val_mean_iou", "gap_mean_iou",
+                 "train_loss", "train_accuracy", "train_data_loss", "train_mae", "train_mean_iou", "gap_mae")
 
 
 def _runs(source: RunSource) -> list[dict[str, Any]]:
@@ -52,12 +57,13 @@ def runs_frame(target: Target, *, uri: str | None = None, storage: str | None = 
         tags = run["tags"]
         if tags.get("cnnkeras.kind") == "sweep" and not include_parents:
             continue
-        histories = {key: values for key, values in run["histories"].items() if key in EPOCH_METRICS}
+        histories = clean_histories(run["histories"])
         test = {key: value for key, value in run["metrics"].items() if key.startswith("test_")}
         row: dict[str, Any] = {
             "run_id": run["run_id"], "run_name": run["run_name"], "status": run["status"],
             "parent_run_id": tags.get("mlflow.parentRunId"), "trial_state": tags.get("cnnkeras.trial_state"),
             "arch": tags.get("cnnkeras.arch"), "experiment_id": run["experiment_id"],
+            "clean_gap": has_clean_gap(run["histories"]),
         }
         row.update({f"param.{key}": _number(value) for key, value in run["params"].items()})
         row.update({f"final_{key}": values[-1] for key, values in histories.items() if values})
@@ -66,7 +72,23 @@ def runs_frame(target: Target, *, uri: str | None = None, storage: str | None = 
         row.update(measures(histories, test=test, k=k, monitor=run["params"].get("train.monitor", "val_loss"),
                             best=int(logged_best) if logged_best is not None else None))
         rows.append(row)
-    return pd.DataFrame(rows)
+    frame = pd.DataFrame(rows)
+    for column in [c for c in frame.columns if c.startswith("param.")]:
+        frame[column] = canonical_column(frame[column])  # "0" and "0.0" from MLflow: one value
+    return frame
+
+
+def clean_histories(histories: Mapping[str, list[float]]) -> dict[str, list[float]]:
+    """A run's per-epoch metrics that the frames read, gaps only when they are clean.
+
+    A run logged before the training sample existed (no ``train_*`` metrics) logged a
+    ``gap_accuracy`` from Keras' training-mode running accuracy: a different quantity under
+    the same name. Its gaps are left out (NaN in the frames), never mixed with clean ones;
+    its running metrics (``loss``, ``accuracy``) stay, for what they are.
+    """
+    clean = has_clean_gap(histories)
+    return {key: values for key, values in histories.items()
+            if key in EPOCH_METRICS and (clean or not key.startswith("gap_"))}
 
 
 def curves_frame(target: Target, *, uri: str | None = None, storage: str | None = None) -> pd.DataFrame:
@@ -74,7 +96,7 @@ def curves_frame(target: Target, *, uri: str | None = None, storage: str | None 
     rows = [
         {"run_id": run["run_id"], "run_name": run["run_name"], "epoch": epoch, "metric": key, "value": value}
         for run in _runs(resolve(target, uri=uri, storage=storage))
-        for key, values in run["histories"].items() if key in EPOCH_METRICS
+        for key, values in clean_histories(run["histories"]).items()
         for epoch, value in enumerate(values, start=1)
     ]
     return pd.DataFrame(rows, columns=["run_id", "run_name", "epoch", "metric", "value"])

@@ -28,7 +28,7 @@ from .overrides import apply_override
 from .schema import OBJECTIVE_METRICS, CategoricalParam, ClaimMeasure, ExperimentConfig, Monitor, ObjectiveMetric
 
 __all__ = ["Check", "all_checks", "check_data_paths", "check_metrics", "check_report", "check_search_space",
-           "logged_metrics", "register_check", "split_key_path", "value_key"]
+           "logged_metrics", "parameter_kind", "register_check", "split_key_path", "value_key"]
 
 Path = tuple[Any, ...]
 Check = Callable[[ExperimentConfig], Iterable[tuple[Path, str]]]
@@ -57,14 +57,20 @@ GAPS = {"gap_accuracy": "accuracy", "gap_loss": "loss", "gap_mae": "mae", "gap_m
 
 
 def logged_metrics(config: ExperimentConfig) -> set[str]:
-    """The per-epoch metrics a run of ``config`` logs: its head's, ``val_`` ones with validation data, the
-    gaps, ``data_loss`` with a weight penalty."""
+    """The per-epoch metrics a run of ``config`` logs: its head's, ``val_`` ones with validation data,
+    ``train_`` ones with the training sample (``train.gap_sample``: by default as large as the validation
+    split), the gaps with both, ``data_loss`` with a weight penalty."""
     own = set(HEAD_METRICS[config.model.head])
     if config.train.l1 or config.train.l2:
         own.add("data_loss")
     names = set(own)
-    if config.data.validation_split > 0:
+    validation = config.data.validation_split > 0
+    sample = config.train.gap_sample != 0 and (config.train.gap_sample is not None or validation)
+    if validation:
         names |= {f"val_{name}" for name in own}
+    if sample:
+        names |= {f"train_{name}" for name in own}
+    if validation and sample:
         names |= {gap for gap, needs in GAPS.items() if needs in own}
     return names
 
@@ -80,7 +86,11 @@ def _summary_needs(metric: str) -> str:
 
 def _why_missing(config: ExperimentConfig, needed: str) -> str:
     head = config.model.head
+    if needed.startswith("train_") or needed in GAPS or needed == "epochs_to_fit":
+        if config.train.gap_sample == 0:
+            return "train.gap_sample is 0: no training sample, so no train_ metrics and no gaps"
     base = needed[4:] if needed.startswith("val_") else GAPS.get(needed, needed)
+    base = base[6:] if base.startswith("train_") else "accuracy" if base == "epochs_to_fit" else base
     if base not in HEAD_METRICS[head] and base != "data_loss":
         return f"head {head} logs {', '.join(HEAD_METRICS[head])}, not {base}"
     if base == "data_loss":
@@ -99,6 +109,8 @@ def check_metrics(config: ExperimentConfig) -> list[tuple[Path, str]]:
     def exists(name: str) -> bool:
         if name in ("epochs_after_best", "best_epoch"):
             return True
+        if name == "epochs_to_fit":  # from the training sample's accuracy
+            return "train_accuracy" in logged
         if name.startswith("test_minus_val_"):
             return "val_" + name[len("test_minus_val_"):] in logged
         return _summary_needs(name) in logged
@@ -239,7 +251,11 @@ def check_report(config: ExperimentConfig) -> list[tuple[tuple[Any, ...], str]]:
         if claim.parameter not in swept:
             unknown(claim.parameter, ("report", "claims", i, "parameter"))
             continue
+        if claim.optimum_of is not None and claim.optimum_of not in swept:
+            unknown(claim.optimum_of, ("report", "claims", i, "optimum_of"))
         param = config.search.parameters[claim.parameter]
+        if claim.at is not None:
+            problems.extend(_at_problem(claim.at, param, claim.parameter, ("report", "claims", i, "at")))
         if claim.levels is not None:
             choices = getattr(param, "choices", None)
             if choices is None:
@@ -256,6 +272,18 @@ def check_report(config: ExperimentConfig) -> list[tuple[tuple[Any, ...], str]]:
                              f"{claim.parameter} is categorical with non-numeric choices {list(param.choices)}: "
                              "give levels, their order for the claim"))
     return problems
+
+
+def _at_problem(at: Any, param: Any, path: str, where: tuple[Any, ...]) -> list[tuple[tuple[Any, ...], str]]:
+    """A level claim's ``at`` must be a value the sweep gives its parameter."""
+    choices = getattr(param, "choices", None)
+    if choices is not None:
+        if value_key(at) not in {value_key(c) for c in choices}:
+            return [(where, f"{at!r} is not one of {path}'s choices {list(choices)}")]
+        return []
+    if isinstance(at, bool) or not isinstance(at, (int, float)) or not param.low <= at <= param.high:
+        return [(where, f"{at!r} is outside {path}'s range [{param.low}, {param.high}]")]
+    return []
 
 
 def _numeric_choices(choices: Iterable[Any]) -> bool:
@@ -275,3 +303,19 @@ def value_key(value: Any) -> str:
         return repr(float(text))
     except ValueError:
         return text.lower()
+
+
+def parameter_kind(param: Any) -> str:
+    """How a swept parameter is scaled wherever it is fitted or ranked: ``log``, ``linear`` or ``levels``.
+
+    Floats and ints: ``log`` when sampled on a log scale, else ``linear``. Categoricals of
+    numbers: ``log`` when all are positive and span a factor of 4 or more (batch sizes,
+    learning rates), else ``linear``; any other categorical: ``levels``. One rule for the
+    report's claims and plots and for the importances the sweep prints.
+    """
+    if not isinstance(param, CategoricalParam):
+        return "log" if param.log else "linear"
+    numeric = [c for c in param.choices if isinstance(c, (int, float)) and not isinstance(c, bool)]
+    if len(numeric) == len(param.choices) and len(numeric) > 1:
+        return "log" if min(numeric) > 0 and max(numeric) / min(numeric) >= 4 else "linear"
+    return "levels"

@@ -28,6 +28,8 @@ __all__ = [
     "Augmentation",
     "Checkpoint",
     "Claim",
+    "EpochBudget",
+    "ExamplesBudget",
     "ConstantSchedule",
     "CosineSchedule",
     "DataConfig",
@@ -126,10 +128,31 @@ class Augmentation(StrictModel):
     zoom: float = Field(
         0.0, ge=0.0, lt=1.0, description="Largest random zoom in or out, as a fraction (keras.layers.RandomZoom)."
     )
+    crop: int = Field(
+        0, ge=0, le=64,
+        description="Random crop: pad this many pixels of zeros on each side, then crop back to the image's size "
+        "at a random place (He et al. 2016's CIFAR recipe; cnnkeras' RandomPaddedCrop). 0 = off.",
+    )
+    brightness: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="Largest random brightness change, as a fraction of the pixel range [0, 1] "
+        "(keras.layers.RandomBrightness). Needs data.normalization: scale. Images only, never masks.",
+    )
+    contrast: float = Field(
+        0.0, ge=0.0, lt=1.0,
+        description="Largest random contrast change: each image's contrast scaled by a factor in [1 - c, 1 + c] "
+        "(keras.layers.RandomContrast). Needs data.normalization: scale. Images only, never masks.",
+    )
 
     @property
     def enabled(self) -> bool:
-        return self.flip != "none" or self.shift > 0 or self.rotation > 0 or self.zoom > 0
+        return (self.flip != "none" or self.shift > 0 or self.rotation > 0 or self.zoom > 0 or self.crop > 0
+                or self.colour)
+
+    @property
+    def colour(self) -> bool:
+        """Whether a colour change (brightness, contrast) is asked for: images only, pixels in [0, 1]."""
+        return self.brightness > 0 or self.contrast > 0
 
 
 class Scenes(StrictModel):
@@ -206,6 +229,17 @@ class DataConfig(StrictModel):
         "standardize: per-channel mean and std of the training split. none: raw values.",
     )
     augmentation: Augmentation = Field(default_factory=Augmentation, description="Training-time augmentation.")
+    label_noise: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Fraction of the training labels replaced by a class drawn uniformly at random (seeded; the "
+        "draw can give back the true class, as in Zhang et al. 2017): 1.0 gives random labels. Validation and "
+        "test labels are never touched. Classification only.",
+    )
+    per_class: int | None = Field(
+        None, gt=0,
+        description="Keep at most this many training images of each class (seeded), chosen after the validation "
+        "split, so that the validation set stays the same whatever the training set's size. Classification only.",
+    )
     scenes: Scenes = Field(default_factory=lambda: Scenes(), description="digit_scenes only: the generated scenes.")
     storage: Literal["auto", "memory", "stream"] = Field(
         "auto",
@@ -250,6 +284,16 @@ class DataConfig(StrictModel):
                 "source: npz with this path"
             )
         return path
+
+    @field_validator("augmentation")
+    @classmethod
+    def _colour_needs_unit_pixels(cls, augmentation: Augmentation, info: ValidationInfo) -> Augmentation:
+        """Brightness and contrast clip to pixels in [0, 1]: they need normalization: scale (validated first)."""
+        normalization = info.data.get("normalization")
+        if augmentation.colour and normalization not in (None, "scale"):
+            raise ValueError(f"brightness and contrast work on pixels in [0, 1]: they need normalization: scale "
+                             f"(normalization is {normalization!r})")
+        return augmentation
 
     @field_validator("storage")
     @classmethod
@@ -296,6 +340,13 @@ class ModelConfig(StrictModel):
         None, ge=0.0, lt=1.0, description="Dropout rate before the classifier's dense layers."
     )
     batch_norm: bool | None = Field(None, description="Batch normalization after each convolution.")
+    bn_momentum: float | None = Field(
+        None, ge=0.0, lt=1.0,
+        description="Momentum of every batch-norm layer's moving statistics (default: the architecture's own, "
+        "Keras' 0.99 for most). In short runs 0.99 lags behind the weights: validation and the inference-mode "
+        "training accuracy sit near chance while the training-mode accuracy is high; 0.9 keeps up. Models "
+        "with batch norm only.",
+    )
     width_multiplier: float | None = Field(
         None, gt=0.0, le=16.0,
         description="Scales the number of feature maps of every layer (fewer feature maps: < 1; at most 16)."
@@ -305,7 +356,9 @@ class ModelConfig(StrictModel):
         description="Use a small-input stem (3x3, stride 1, no early pooling) for 28x28 and 32x32 "
         "images where the original stem would shrink them to nothing.",
     )
-    activation: str | None = Field(None, description="Hidden activation (relu, tanh, ...).")
+    activation: str | None = Field(
+        None, description="Hidden activation: a Keras name (relu, tanh, elu, ...) or prelu (He et al. 2015's "
+        "parametric ReLU, a learned slope per channel; also as a declarative layer's activation).")
     depth: int | None = Field(None, ge=1, le=6, description="U-Net levels, SegNet encoder stages.")
     base_width: int | None = Field(None, ge=1, le=4096, description="U-Net, SegNet: feature maps of the first level.")
     upsampling: Literal["transpose", "nearest", "bilinear", "bicubic"] | None = Field(
@@ -488,6 +541,13 @@ class TrainConfig(StrictModel):
     early_stopping: EarlyStopping | None = Field(None, description="Early stopping; off when unset.")
     checkpoint: Checkpoint | None = Field(None, description="Keep the best model during training; off when unset.")
     monitor: Monitor = Field("val_loss", description="Metric that defines the best epoch in reports.")
+    gap_sample: int | None = Field(
+        None, ge=0,
+        description="Training images evaluated in inference mode at every epoch end, a fixed seeded sample: "
+        "logged as train_loss, train_accuracy, ... and the only training side of every gap (Keras' loss and "
+        "accuracy are running training-mode averages, logged for what they are). Default: as many as the "
+        "validation split, at most 10,000. 0 switches it off (no train_* metrics, no gaps).",
+    )
     shuffle: bool = Field(True, description="Shuffle the training set every epoch.")
     steps_per_execution: int = Field(
         1, ge=1, le=10_000,
@@ -763,22 +823,39 @@ ClaimMeasure = Literal[
     "final_gap_accuracy", "final_gap_loss", "final_accuracy", "final_val_accuracy", "best_val_accuracy",
     "final_loss", "final_val_loss", "final_data_loss", "final_val_data_loss", "test_accuracy", "test_loss",
     "epochs_after_best", "best_epoch", "test_minus_val_accuracy", "final_gap_mean_iou", "final_mean_iou",
-    "final_val_mean_iou", "best_val_mean_iou", "test_mean_iou",
+    "final_val_mean_iou", "best_val_mean_iou", "test_mean_iou", "final_train_accuracy", "final_train_loss",
+    "final_train_data_loss", "final_train_mean_iou", "final_gap_mae", "final_train_mae", "final_val_mae",
+    "epochs_to_fit", "test_minus_val_loss",
 ]
+
+#: What a claim expects: a trend as the parameter grows, or a level at one value of it.
+TRENDS = ("increasing", "decreasing")
+LEVELS = ("above", "below", "near")
 
 
 class Claim(StrictModel):
-    """A claim the report checks against the runs: how a measure moves as a parameter grows.
+    """A claim the report checks against the runs: how a measure moves as a parameter grows, or where it lies.
 
-    Example: ``{claim: "Small learning rates overfit more", parameter: train.optimizer.learning_rate,
-    measure: final_gap_accuracy, expect: decreasing}``.
+    Three kinds:
+
+    - a **trend**: ``{claim: "Small learning rates overfit more", parameter: train.optimizer.learning_rate,
+      measure: final_gap_accuracy, expect: decreasing}``;
+    - a **level** at one value of the parameter: ``{claim: "Random labels leave the test set at chance",
+      parameter: data.label_noise, at: 1.0, measure: test_accuracy, expect: near, value: 0.1, tolerance: 0.05}``
+      (``above`` and ``below`` take a ``value`` too);
+    - the trend of an **optimum**: ``{claim: "The best learning rate grows with the batch", parameter:
+      train.batch_size, optimum_of: train.optimizer.learning_rate, measure: best_val_accuracy, expect:
+      increasing}``: for each value of ``parameter`` (and each seed), the value of ``optimum_of`` where the
+      measure is best; then its trend (log2 against log2 on log scales: the slope is the exponent).
     """
 
     claim: str = Field(..., min_length=1, description="The claim, in words.")
     parameter: str = Field(..., description="A swept key path (one of search.parameters).")
     measure: ClaimMeasure = Field("final_gap_accuracy", description="The runs-frame column the claim is about.")
-    expect: Literal["increasing", "decreasing"] = Field(
-        ..., description="How the measure should move as the parameter grows (or goes through `levels`)."
+    expect: Literal["increasing", "decreasing", "above", "below", "near"] = Field(
+        ..., description="increasing or decreasing: how the measure (or the optimum) should move as the parameter "
+        "grows (or goes through `levels`). above, below or near: where the measure should lie at the parameter "
+        "value `at`, relative to `value`."
     )
     levels: list[Union[bool, int, float, str]] | None = Field(
         None, min_length=2,
@@ -787,6 +864,16 @@ class Claim(StrictModel):
     range: tuple[float, float] | None = Field(
         None, description="Only runs whose parameter lies in [low, high] (e.g. the learning rates that train)."
     )
+    at: Union[bool, int, float, str, None] = Field(
+        None, description="Level claims: the parameter value whose runs are judged.")
+    value: float | None = Field(None, description="Level claims: the level the measure should be above, below or "
+                                "near.")
+    tolerance: float | None = Field(
+        None, gt=0, description="near: how far from `value` still counts as near (the whole confidence interval "
+        "must lie within value ± tolerance).")
+    optimum_of: str | None = Field(
+        None, description="Optimum claims: a second swept key path; its best value (by the measure) per value of "
+        "`parameter` is what trends.")
 
     @field_validator("range")
     @classmethod
@@ -796,6 +883,46 @@ class Claim(StrictModel):
             raise ValueError(f"empty range: low ({value[0]}) must be below high ({value[1]})")
         return value
 
+    @model_validator(mode="after")
+    def _kind_is_whole(self) -> "Claim":
+        """A level claim has `at` and `value` (and near a tolerance); a trend has neither; an optimum is a trend."""
+        if self.expect in LEVELS:
+            missing = [k for k in ("at", "value") if getattr(self, k) is None]
+            if self.expect == "near" and self.tolerance is None:
+                missing.append("tolerance")
+            if missing:
+                raise ValueError(f"expect: {self.expect} needs {' and '.join(missing)}")
+            if self.optimum_of is not None:
+                raise ValueError("optimum_of is for trends (expect: increasing or decreasing)")
+        else:
+            extra = [k for k in ("at", "value", "tolerance") if getattr(self, k) is not None]
+            if extra:
+                raise ValueError(f"{', '.join(extra)} are for level claims (expect: above, below or near), not "
+                                 f"expect: {self.expect}")
+        if self.optimum_of is not None and self.optimum_of == self.parameter:
+            raise ValueError("optimum_of must be another swept parameter than `parameter`")
+        return self
+
+    @property
+    def kind(self) -> str:
+        """"trend", "level" or "optimum"."""
+        if self.expect in LEVELS:
+            return "level"
+        return "optimum" if self.optimum_of is not None else "trend"
+
+
+class EpochBudget(StrictModel):
+    """Compare every run at this epoch."""
+
+    epoch: int = Field(..., gt=0, description="The epoch (1-based) at which every run is compared.")
+
+
+class ExamplesBudget(StrictModel):
+    """Compare every run after it has seen this many training examples."""
+
+    examples: int = Field(..., gt=0, description="Training examples seen (epochs x training images): each run is "
+                          "compared at the first epoch that reaches it.")
+
 
 class ReportConfig(StrictModel):
     """What `cnnkeras report` shows first, and the claims it puts to the test."""
@@ -804,6 +931,14 @@ class ReportConfig(StrictModel):
     claims: list[Claim] = Field(default_factory=list, description="Claims to test on the runs.")
     confidence: float = Field(0.95, gt=0.5, lt=1, description="Confidence of intervals and verdicts.")
     replicate_key: str = Field("seed", description="The key path whose values are repeats, not a treatment.")
+    budget: Union[Literal["auto", "final"], EpochBudget, ExamplesBudget] = Field(
+        "auto",
+        description="When runs are compared (claims, plots, tables): final (each run's last epoch; pruned runs "
+        "left out), {epoch: N} (every run that reached epoch N, pruned and early-stopped ones included), "
+        "{examples: N} (at the first epoch with N training examples seen), or auto: the last epoch when every "
+        "run trained the same number of epochs, else the shortest finished run's last epoch. Test measures "
+        "are of each run's final model: only runs whose last epoch is the budget's count for them.",
+    )
 
 
 # ------------------------------------------------------------------------ the whole
@@ -844,6 +979,20 @@ class ExperimentConfig(StrictModel):
         """The resolved config as plain JSON-able data (every default filled in)."""
         return self.model_dump(mode="json")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _no_default_pruner_for_claims(cls, data: Any) -> Any:
+        """A sweep with claims and no pruner asked for prunes nothing: a pruned trial stops before the budget
+        its claims compare at, and a verdict needs every run (docs/measures.md, "Comparisons at an equal
+        budget"). An explicit ``search.pruner`` is kept; the report then compares at a common epoch."""
+        if not isinstance(data, dict):
+            return data
+        report, search = data.get("report"), data.get("search")
+        if (isinstance(report, dict) and report.get("claims") and isinstance(search, dict)
+                and "pruner" not in search):
+            data = {**data, "search": {**search, "pruner": {"name": "none"}}}
+        return data
+
     @field_validator("name")
     @classmethod
     def _name_is_a_name(cls, name: str) -> str:
@@ -880,6 +1029,18 @@ class ExperimentConfig(StrictModel):
         if model.head == "segmentation" and data.source not in ("digit_scenes", "image_folder", "npz"):
             raise ValueError(f"head segmentation needs masks: data.source digit_scenes, image_folder (images/ and "
                              f"masks/) or an npz whose y arrays are masks (source is {data.source!r})")
+        return model
+
+    @field_validator("model")
+    @classmethod
+    def _label_probes_need_classes(cls, model: ModelConfig, info: ValidationInfo) -> ModelConfig:
+        """Label noise and a per-class subset need one class per image (multiclass or binary heads)."""
+        data = info.data.get("data")
+        if data is not None and model.head in ("segmentation", "regression"):
+            for key, on in (("label_noise", data.label_noise > 0), ("per_class", data.per_class is not None)):
+                if on:
+                    raise ValueError(f"data.{key} needs a class per image: head multiclass or binary (head is "
+                                     f"{model.head!r})")
         return model
 
     @field_validator("train")

@@ -1,14 +1,17 @@
 """Training-time augmentation as Keras preprocessing layers.
 
 Classification: the layers (RandomFlip, RandomTranslation, RandomRotation,
-RandomZoom) sit in front of the model, active only in training, so the saved model
-predicts on clean images, and they run on every backend. Each gets its own seed
-derived from the experiment seed.
+RandomZoom, cnnkeras' RandomPaddedCrop, then RandomBrightness and RandomContrast) sit
+in front of the model, active only in training, so the saved model predicts on clean
+images, and they run on every backend. Each gets its own seed derived from the
+experiment seed.
 
 Segmentation: a mask must move with its image, so the same layers run on the
-training batches instead (:class:`AugmentedBatches`), on the image and its mask
-stacked as channels: one random transform for both, nearest-neighbour sampling (a
-class index is never blended) and zeros (black, background) where the image moved away.
+training batches instead (:class:`AugmentedBatches`). The geometric ones run on the
+image and its mask stacked as channels: one random transform for both,
+nearest-neighbour sampling (a class index is never blended) and zeros (black,
+background) where the image moved away. The colour ones (brightness, contrast) then
+run on the image alone: a mask's class indices are not colours.
 """
 
 from __future__ import annotations
@@ -19,13 +22,32 @@ import keras
 import numpy as np
 
 from ..config.schema import Augmentation
+from ..layers.random_padded_crop import RandomPaddedCrop
 
-__all__ = ["AugmentedBatches", "augmentation_layers", "with_augmentation"]
+__all__ = ["AugmentedBatches", "augmentation_layers", "colour_layers", "geometric_layers", "with_augmentation"]
 
 
 def augmentation_layers(config: Augmentation, *, seed: int,
                         interpolation: str = "bilinear") -> list[keras.layers.Layer]:
-    """The preprocessing layers ``config`` asks for (empty when it asks for none)."""
+    """The preprocessing layers ``config`` asks for, geometric then colour (empty when it asks for none)."""
+    return geometric_layers(config, seed=seed, interpolation=interpolation) + colour_layers(config, seed=seed)
+
+
+def colour_layers(config: Augmentation, *, seed: int) -> list[keras.layers.Layer]:
+    """Brightness and contrast, on pixels in [0, 1] (``normalization: scale``, checked by the config)."""
+    out: list[keras.layers.Layer] = []
+    if config.brightness > 0:
+        out.append(keras.layers.RandomBrightness(config.brightness, value_range=(0.0, 1.0), seed=seed + 5,
+                                                 name="aug_brightness"))
+    if config.contrast > 0:
+        out.append(keras.layers.RandomContrast(config.contrast, value_range=(0.0, 1.0), seed=seed + 6,
+                                               name="aug_contrast"))
+    return out
+
+
+def geometric_layers(config: Augmentation, *, seed: int,
+                     interpolation: str = "bilinear") -> list[keras.layers.Layer]:
+    """Flip, shift, rotation, zoom and crop: the layers that move pixels (and so masks with them)."""
     out: list[keras.layers.Layer] = []
     if config.flip != "none":
         out.append(keras.layers.RandomFlip(config.flip, seed=seed, name="aug_flip"))
@@ -38,6 +60,8 @@ def augmentation_layers(config: Augmentation, *, seed: int,
     if config.zoom > 0:
         out.append(keras.layers.RandomZoom(config.zoom, fill_mode="constant", interpolation=interpolation,
                                            seed=seed + 3, name="aug_zoom"))
+    if config.crop > 0:
+        out.append(RandomPaddedCrop(config.crop, seed=seed + 4, name="aug_crop"))
     return out
 
 
@@ -53,7 +77,8 @@ class AugmentedBatches(keras.utils.PyDataset):
                  shuffle: bool = True):
         super().__init__(workers=1, use_multiprocessing=False)
         self.x, self.y, self.batch_size, self.seed, self.shuffle = x, y, batch_size, seed, shuffle
-        self.layers = augmentation_layers(config, seed=seed, interpolation="nearest")
+        self.layers = geometric_layers(config, seed=seed, interpolation="nearest")
+        self.colour = colour_layers(config, seed=seed)
         self.epoch = 0
         self.order = self._order()
 
@@ -71,8 +96,11 @@ class AugmentedBatches(keras.utils.PyDataset):
         stacked = np.concatenate([self.x[rows], self.y[rows][..., None].astype(self.x.dtype)], axis=-1)
         for layer in self.layers:
             stacked = layer(stacked, training=True)
+        images = stacked[..., :channels]
+        for layer in self.colour:  # the image alone: a mask's class indices are not colours
+            images = layer(images, training=True)
         stacked = keras.ops.convert_to_numpy(stacked)
-        return stacked[..., :channels], np.rint(stacked[..., channels]).astype(self.y.dtype)
+        return keras.ops.convert_to_numpy(images), np.rint(stacked[..., channels]).astype(self.y.dtype)
 
     def on_epoch_end(self) -> None:
         self.epoch += 1

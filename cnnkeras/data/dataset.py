@@ -31,6 +31,7 @@ from ..errors import DataError
 from ..lazy import lazy_import
 from .arrays import SplitView, chunks
 from .cache import cache_root
+from .probes import apply_probes
 from .sources import load_source
 
 keras = lazy_import("keras")
@@ -329,9 +330,10 @@ def load_dataset(config: DataConfig, *, seed: int) -> Dataset:
     names = raw.class_names
     if config.classes and names:
         names = [names[c] for c in config.classes if c < len(names)]
-    return Dataset(x_train, y_train, x_val, y_val, x_test, y_test, num_classes=num_classes,
-                   class_names=names or [str(i) for i in range(num_classes)], storage=storage,
-                   cache_entry=raw.cache_entry)
+    return apply_probes(Dataset(x_train, y_train, x_val, y_val, x_test, y_test, num_classes=num_classes,
+                                class_names=names or [str(i) for i in range(num_classes)], storage=storage,
+                                cache_entry=raw.cache_entry),
+                        config, seed)  # label noise, per-class subset: the training split only (data/probes.py)
 
 
 def _image_splits(config: DataConfig, raw: Any, storage: str, *splits: tuple[Any, np.ndarray]) -> list[Any]:

@@ -14,6 +14,7 @@ from .max_unpooling import MaxUnpooling2D
 from .mixed_pooling import MixedPooling2D
 from .padded_conv import PaddedConv2D
 from .padding import Padding2D
+from .random_padded_crop import RandomPaddedCrop
 from .registry import LAYERS, get_layer_class, register_layer
 from .spatial_pyramid_pooling import SpatialPyramidPooling2D
 from .spatially_separable import SpatiallySeparableConv2D
@@ -32,6 +33,7 @@ __all__ = [
     "MixedPooling2D",
     "Padding2D",
     "PaddedConv2D",
+    "RandomPaddedCrop",
     "SpatialPyramidPooling2D",
     "SpatiallySeparableConv2D",
     "SqueezeExcitation",

@@ -14,6 +14,8 @@ from typing import Any, Callable
 import keras
 from keras import layers
 
+from .activations import add_activation, split_activation
+
 __all__ = ["BLOCKS", "conv_bn_act", "dense_block", "inception_block", "mlpconv", "register_block",
            "residual_basic", "residual_bottleneck", "transition"]
 
@@ -49,14 +51,15 @@ def conv_bn_act(x, filters: int, kernel_size=3, *, strides=1, padding="same", ac
     """
     name = _auto(name, "conv")
     bias = (not batch_norm) if use_bias is None else use_bias
+    own, after = split_activation(activation)  # prelu is a layer (one slope per channel), after the conv
     x = layers.Conv2D(filters, kernel_size, strides=strides, padding=padding, use_bias=bias,
                       dilation_rate=dilation_rate, groups=groups,
-                      activation=None if batch_norm else activation, name=name)(x)
+                      activation=None if batch_norm else own, name=name)(x)
     if batch_norm:
         x = layers.BatchNormalization(epsilon=bn_epsilon, momentum=bn_momentum, name=f"{name}_bn")(x)
-        if activation:
-            x = layers.Activation(activation, name=f"{name}_act")(x)
-    return x
+        if own:
+            x = layers.Activation(own, name=f"{name}_act")(x)
+    return add_activation(x, after, name=f"{name}_{after}")
 
 
 @register_block("inception")

@@ -17,9 +17,10 @@ import keras
 
 from ..config.errors import suggestion
 from ..errors import UnknownName
+from .activations import split_activation
 from .blocks import BLOCKS
 
-__all__ = ["LAYERS", "check_layer_args", "get_layer_class", "layer_arguments", "register_layer"]
+__all__ = ["LAYERS", "check_layer_args", "get_layer_class", "layer_activation", "layer_arguments", "register_layer"]
 
 LAYERS: dict[str, type[keras.layers.Layer]] = {
     "conv2d": keras.layers.Conv2D,
@@ -39,6 +40,7 @@ LAYERS: dict[str, type[keras.layers.Layer]] = {
     "batch_norm": keras.layers.BatchNormalization,
     "layer_norm": keras.layers.LayerNormalization,
     "activation": keras.layers.Activation,
+    "prelu": keras.layers.PReLU,
     "zero_padding": keras.layers.ZeroPadding2D,
     "upsampling": keras.layers.UpSampling2D,
     "resizing": keras.layers.Resizing,
@@ -90,9 +92,26 @@ def layer_arguments(cls: Any) -> list[str]:
     return names + [a for a in _BASE_ARGS if a not in names]
 
 
+def layer_activation(name: str, args: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+    """A declarative layer's arguments without a layer activation (``activation: prelu``), and that
+    activation, to be added after the layer (:mod:`cnnkeras.layers.activations`). Blocks take it themselves."""
+    cls = get_layer_class(name)
+    if is_block(cls) or "activation" not in args:
+        return args, None
+    own, after = split_activation(args["activation"])
+    if after is None:
+        return args, None
+    if cls is keras.layers.Activation:
+        return {k: v for k, v in args.items() if k != "activation"}, after
+    return {**args, "activation": own}, after
+
+
 def check_layer_args(name: str, args: dict[str, Any]) -> Iterable[tuple[tuple[Any, ...], str]]:
     """Problems with ``{type: name, **args}``, as (relative key path, message)."""
+    args, after = layer_activation(name, args)
     cls = get_layer_class(name)
+    if cls is keras.layers.Activation and after is not None and not set(args) - set(_BASE_ARGS):
+        return []  # {type: activation, activation: prelu}: the PReLU layer itself
     valid = layer_arguments(cls)
     problems = [((key,), f"{cls.__name__} takes no argument '{key}'; {suggestion(key, valid, 'valid arguments')}")
                 for key in args if key not in valid]

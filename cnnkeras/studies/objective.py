@@ -31,7 +31,6 @@ from ..config import config_from_dict
 from ..config.schema import OBJECTIVE_METRICS, ExperimentConfig
 from ..errors import CnnkerasError
 from ..lazy import lazy_import
-from ..measures import gap_metrics
 from ..runner import Ending, MemberHooks, MemberOutcome, format_exception, one_line, open_tracker, run_members
 from .outcome import TrialOutcome, TrialState
 
@@ -118,9 +117,8 @@ class PruningCallback(keras.callbacks.Callback):
         self.pruned_at: int | None = None
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        # gaps are in the logs already (cnnkeras.training.callbacks.EpochMeasures, first in the list)
         values = {k: float(v) for k, v in (logs or {}).items()}
-        if self.monitor.startswith("gap_"):
-            values.update(gap_metrics(values))
         value = values.get(self.monitor)
         if value is None or not math.isfinite(value):
             return

@@ -1,7 +1,8 @@
 """What a sweep leaves: its result, importances, and what is logged on the parent run.
 
 :func:`summarize` reads the study back into a :class:`SweepResult` (every trial,
-the best ones, fANOVA importances for the objective and for the gap) and logs on the
+the best ones, fANOVA importances for the objective and for the gap, with their trial
+counts: :mod:`cnnkeras.studies.importance`, as the report) and logs on the
 sweep's parent run: counts of every state (zeros included), the best values and
 parameters, importances, ``sweep.json`` (storage password masked) and Optuna's plots.
 """
@@ -17,8 +18,10 @@ from typing import Any, Sequence
 
 import optuna
 
+from ..config.checks import parameter_kind
 from ..config.schema import ExperimentConfig
 from ..tracking.values import redact
+from .importance import Ranking, importance_columns, rank_parameters
 from .ledger import STALE_ATTR
 
 __all__ = ["SweepResult", "count_done", "stale_numbers", "summarize"]
@@ -34,7 +37,7 @@ class SweepResult:
     directions: list[str]
     trials: list[dict[str, Any]] = field(default_factory=list)
     best: list[dict[str, Any]] = field(default_factory=list)
-    importances: dict[str, dict[str, float]] = field(default_factory=dict)
+    importances: dict[str, Ranking] = field(default_factory=dict)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -72,22 +75,26 @@ def _trial_rows(study: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def _importances(study: Any, config: ExperimentConfig) -> dict[str, dict[str, float]]:
-    complete = [t for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
-    out: dict[str, dict[str, float]] = {}
-    if len(complete) < 2 or len(config.search.parameters) < 1:
-        return out
-    targets = {o.metric: (lambda t, i=i: t.values[i]) for i, o in enumerate(config.search.objectives)}
-    targets.setdefault("final_gap_accuracy",
-                       lambda t: t.user_attrs.get("summary", {}).get("final_gap_accuracy", math.nan))
-    for name, target in targets.items():
-        try:
-            if any(not math.isfinite(target(t)) for t in complete):
-                continue
-            out[name] = {k: float(v) for k, v in optuna.importance.get_param_importances(
-                study, target=target, evaluator=optuna.importance.FanovaImportanceEvaluator(seed=config.seed)).items()}
-        except (RuntimeError, ValueError, ZeroDivisionError):
-            continue
+def _importances(study: Any, config: ExperimentConfig) -> dict[str, Ranking]:
+    """fANOVA rankings for each objective and for the gap, over the COMPLETE trials (dead processes' left out),
+    by :func:`~cnnkeras.studies.importance.rank_parameters`: the function and trials the report uses too."""
+    trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    stale = stale_numbers(study.get_trials(deepcopy=False))
+    trials = [t for t in trials if t.number not in stale]
+    kinds = {path: parameter_kind(param) for path, param in config.search.parameters.items()}
+    if config.report.replicate_key in kinds:  # repeats are categories, as in the report
+        kinds[config.report.replicate_key] = "levels"
+    summaries = [t.user_attrs.get("summary", {}) for t in trials]
+    segmentation = any("final_gap_mean_iou" in s for s in summaries)
+    objectives = [o.metric for o in config.search.objectives]
+    out: dict[str, Ranking] = {}
+    for column in importance_columns(objectives, segmentation=segmentation):
+        if column in objectives:
+            index = objectives.index(column)
+            values = [t.values[index] if t.values else math.nan for t in trials]
+        else:
+            values = [s.get(column, math.nan) for s in summaries]
+        out[column] = rank_parameters([dict(t.params) for t in trials], values, kinds, seed=config.seed)
     return out
 
 
@@ -123,28 +130,31 @@ def _log_to_parent(parent: Any, study: Any, config: ExperimentConfig, result: Sw
     for target, values in result.importances.items():
         for param, value in values.items():
             metrics[f"importance.{target}.{param}"] = value
+        metrics[f"importance.{target}.trials"] = float(values.n_trials)
     parent.log_metrics(metrics)
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         (folder / "sweep.json").write_text(json.dumps({
             "study": result.study_name, "storage": result.storage, "counts": counts, "best": result.best,
-            "importances": result.importances, "trials": [{k: v for k, v in t.items() if k != "user_attrs"}
+            "importances": {target: {"importances": dict(r), "trials": r.n_trials, "reason": r.reason}
+                            for target, r in result.importances.items()}, "trials": [{k: v for k, v in t.items() if k != "user_attrs"}
                                                           for t in result.trials]}, indent=1, default=str))
         _optuna_plots(study, config, folder / "plots")
         parent.log_artifacts(folder)
 
 
 def _optuna_plots(study: Any, config: ExperimentConfig, folder: Path) -> None:
-    """Optuna's history, importances, parallel coordinate and contour plots, in one HTML page.
+    """Optuna's history, parallel coordinate and contour plots, in one HTML page.
 
-    One page with one copy of plotly.js (about 4 MB), not one file per plot.
+    One page with one copy of plotly.js (about 4 MB), not one file per plot. No importance
+    plot: Optuna's would be a second ranking, computed its own way; the sweep's one ranking
+    is logged as the parent run's ``importance.*`` metrics (and printed, and in the report).
     """
     objectives = config.search.objectives
     target = (lambda t: t.values[0]) if len(objectives) > 1 else None
     name = objectives[0].metric
     plots = {
         "history": lambda: optuna.visualization.plot_optimization_history(study, target=target, target_name=name),
-        "importances": lambda: optuna.visualization.plot_param_importances(study, target=target, target_name=name),
         "parallel_coordinate": lambda: optuna.visualization.plot_parallel_coordinate(study, target=target, target_name=name),
         "contour": lambda: optuna.visualization.plot_contour(study, target=target, target_name=name),
     }

@@ -38,9 +38,12 @@ from ..adapters import keras_internals
 from ..config.schema import ExperimentConfig
 from ..data.dataset import Dataset
 from ..data.stream import reraise_pipeline_errors
-from .callbacks import EpochListener, RichProgress, StopOnInterrupt
+from ..measures import TRAIN_PREFIX
+from ..zoo.common import batch_norm_layers
+from .callbacks import EpochListener, EpochMeasures, RichProgress, StopOnInterrupt
 from .compile import steps_per_epoch
-from .fit import FitResult, evaluate_inputs, fit_inputs, input_callbacks, pipelines, targets_of, training_callbacks
+from .fit import (FitResult, evaluate_inputs, fit_inputs, gap_sample, input_callbacks, pipelines, targets_of,
+                  training_callbacks)
 
 __all__ = ["CohortModel", "CohortOptimizer", "MemberCallbacks", "fit_cohort", "member_logs"]
 
@@ -192,14 +195,18 @@ class CohortModel(keras.Model):
 
 
 def member_logs(logs: dict[str, Any] | None, index: int) -> dict[str, float]:
-    """Member ``index``'s logs from the cohort's (``m3/accuracy`` -> ``accuracy``)."""
-    own, val = f"m{index}/", f"val_m{index}/"
+    """Member ``index``'s logs from the cohort's (``m3/accuracy`` -> ``accuracy``, ``val_m3/accuracy`` ->
+    ``val_accuracy``, ``train_m3/accuracy`` -> ``train_accuracy``)."""
+    own = f"m{index}/"
+    prefixed = {f"{prefix}m{index}/": prefix for prefix in ("val_", TRAIN_PREFIX)}
     out: dict[str, float] = {}
     for key, value in (logs or {}).items():
         if key.startswith(own):
             out[key[len(own):]] = float(value)
-        elif key.startswith(val):
-            out["val_" + key[len(val):]] = float(value)
+            continue
+        for start, prefix in prefixed.items():
+            if key.startswith(start):
+                out[prefix + key[len(start):]] = float(value)
     return out
 
 
@@ -267,12 +274,11 @@ class MemberCallbacks(keras.callbacks.Callback):
 class _CohortProgress:
     """The cohort's epoch line: how many members still train, and the best validation accuracy."""
 
-    def __init__(self, bar: RichProgress, callbacks: MemberCallbacks):
-        self.bar, self.callbacks = bar, callbacks
+    def __init__(self, bar: RichProgress, recorders: Sequence[Any]):
+        self.bar, self.recorders = bar, list(recorders)
 
     def on_epoch(self, epoch: int, record: dict[str, float]) -> None:
-        members = self.callbacks.lists
-        values = [lst.callbacks[0].history for lst in members]  # each member's EpochRecorder comes first
+        values = [recorder.history for recorder in self.recorders]
         best = [h["val_accuracy"][-1] for h in values if h.get("val_accuracy") and len(h["val_accuracy"]) == epoch]
         summary = {"epoch_time_s": record.get("epoch_time_s", 0.0)}
         if best:
@@ -305,21 +311,26 @@ def fit_cohort(
     checkpoint_dirs = checkpoint_dirs or [None] * k
     first = configs[0]
     train = first.train
-    made = [training_callbacks(cfg, listeners=lst, callbacks=cbs, checkpoint_dir=folder)
-            for cfg, lst, cbs, folder in zip(configs, listeners, callbacks, checkpoint_dirs)]
+    made = [training_callbacks(cfg, listeners=lst, callbacks=cbs, checkpoint_dir=folder, num_classes=data.num_classes,
+                               batch_norm=bool(batch_norm_layers(member)))
+            for cfg, lst, cbs, folder, member in zip(configs, listeners, callbacks, checkpoint_dirs, members)]
     driver = MemberCallbacks(members, [m.callbacks for m in made])
     cohort = CohortModel(members)
     cohort.compile(optimizer=CohortOptimizer([m.optimizer for m in members],
                                              [len(m.trainable_variables) for m in members]),
                    steps_per_execution=train.steps_per_execution)
-    keras_callbacks: list[keras.callbacks.Callback] = [StopOnInterrupt(), driver]
+    targets = targets_of(data, first)
+    # The training sample is evaluated once for the whole cohort (each member's metrics under
+    # train_m{i}/), before the driver hands each member its own logs.
+    sample = gap_sample(data, targets, first)
+    measures = EpochMeasures(*(sample or (None, None)), batch_size=max(train.batch_size, 256))
+    keras_callbacks: list[keras.callbacks.Callback] = [StopOnInterrupt(), measures, driver]
     bar = None
     if progress:
         bar = RichProgress(train.epochs, steps_per_epoch(len(data.x_train), train.batch_size),
                            title=title or f"cohort of {k}")
         keras_callbacks.append(bar)
-        made[0].recorder.listeners.append(_CohortProgress(bar, driver))
-    targets = targets_of(data, first)
+        made[0].recorder.listeners.append(_CohortProgress(bar, [m.recorder for m in made]))
     inputs = fit_inputs(data, targets, first)
     started = time.perf_counter()
     try:

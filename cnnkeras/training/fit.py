@@ -17,17 +17,19 @@ import keras
 import numpy as np
 
 from .. import interrupts
-from ..measures import best_epoch_of
+from ..measures import best_epoch_of, gap_sample_indices, gap_sample_size
 from ..config.schema import ExperimentConfig
 from ..data.augment import AugmentedBatches
 from ..data.dataset import Dataset
 from ..data.stream import EpochOrder, StreamBatches, default_workers, reraise_pipeline_errors
-from .callbacks import EpochListener, EpochRecorder, NanGuard, RichProgress, StopOnInterrupt
+from ..zoo.common import batch_norm_layers
+from .callbacks import (BatchNormWarning, EpochListener, EpochMeasures, EpochRecorder, NanGuard, RichProgress,
+                        StopOnInterrupt)
 from .compile import steps_per_epoch
 from .device_data import on_device
 
-__all__ = ["FitResult", "TrainingCallbacks", "evaluate_inputs", "fit_and_evaluate", "fit_inputs", "input_callbacks",
-           "pipelines", "prepare_targets", "targets_of", "training_callbacks"]
+__all__ = ["FitResult", "TrainingCallbacks", "evaluate_inputs", "fit_and_evaluate", "fit_inputs", "gap_sample",
+           "input_callbacks", "pipelines", "prepare_targets", "targets_of", "training_callbacks"]
 
 
 
@@ -85,15 +87,26 @@ def training_callbacks(
     listeners: Sequence[EpochListener] = (),
     callbacks: Sequence[keras.callbacks.Callback] = (),
     checkpoint_dir: str | Path | None = None,
+    sample: tuple[Any, Any] | None = None,
+    num_classes: int = 0,
+    batch_norm: bool = False,
 ) -> TrainingCallbacks:
-    """What ``config.train`` asks of a training, as Keras callbacks: epoch records with gaps
-    (fanned out to ``listeners``), the NaN guard, early stopping, the plateau schedule, the
+    """What ``config.train`` asks of a training, as Keras callbacks: the epoch's measures
+    (the training ``sample`` in inference mode, and the gaps), epoch records (fanned out to
+    ``listeners``; for a model with ``batch_norm``, with the batch-norm warning for
+    ``num_classes`` classes), the NaN guard, early stopping, the plateau schedule, the
     best-model checkpoint, then ``callbacks``. The same list serves a model trained alone
-    and a member of a cohort (:mod:`cnnkeras.training.cohort`)."""
+    and a member of a cohort (:mod:`cnnkeras.training.cohort`: its sample is evaluated for
+    the whole cohort, so a member's ``sample`` is None and its logs already hold ``train_*``)."""
     train = config.train
+    listeners = list(listeners)
+    if batch_norm and num_classes >= 2 and config.model.head != "segmentation":
+        listeners.append(BatchNormWarning(num_classes, listeners, title=config.tracking.run_name or config.name))
     recorder = EpochRecorder(listeners)
     guard = NanGuard()
-    keras_callbacks: list[keras.callbacks.Callback] = [recorder, guard]
+    x, y = sample if sample is not None else (None, None)
+    measures = EpochMeasures(x, y, batch_size=max(train.batch_size, 256))
+    keras_callbacks: list[keras.callbacks.Callback] = [measures, recorder, guard]
     stopper = None
     if train.early_stopping is not None:
         es = train.early_stopping
@@ -120,6 +133,21 @@ def targets_of(data: Dataset, config: ExperimentConfig) -> dict[str, Any]:
                                label_smoothing=config.train.label_smoothing)
         for split, y in (("train", data.y_train), ("val", data.y_val), ("test", data.y_test))
     }
+
+
+def gap_sample(data: Dataset, targets: dict[str, Any], config: ExperimentConfig) -> tuple[Any, Any] | None:
+    """The clean gap's fixed training sample ``(x, y)`` as arrays, or None when ``train.gap_sample`` is 0.
+
+    Drawn by sorted indices (:func:`~cnnkeras.measures.gap_sample_indices`), so any training split that
+    supports ``len``, ``.shape`` and integer-array indexing will do (a streamed one decodes just these
+    images, once).
+    """
+    image_bytes = 4 * int(np.prod(data.x_train.shape[1:]))  # float32, as the model sees them
+    size = gap_sample_size(config.train.gap_sample, len(data.x_train), len(data.x_val), image_bytes)
+    if size == 0:
+        return None
+    index = gap_sample_indices(len(data.x_train), size, config.seed)
+    return on_device(np.asarray(data.x_train[index]), np.asarray(targets["train"][index]))
 
 
 def fit_inputs(data: Dataset, targets: dict[str, Any], config: ExperimentConfig) -> dict[str, Any]:
@@ -197,7 +225,8 @@ def fit_and_evaluate(
         all_listeners.append(bar)
         extra.append(bar)
     made = training_callbacks(config, listeners=all_listeners, callbacks=[*extra, *callbacks],
-                              checkpoint_dir=checkpoint_dir)
+                              checkpoint_dir=checkpoint_dir, sample=gap_sample(data, targets, config),
+                              num_classes=data.num_classes, batch_norm=bool(batch_norm_layers(model)))
     keras_callbacks = [StopOnInterrupt(), *made.callbacks]  # first: a Ctrl-C stops before any logging
 
     inputs = fit_inputs(data, targets, config)

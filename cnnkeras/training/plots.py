@@ -1,7 +1,8 @@
 """Plotly figures of one training run (a run artifact; the sweep report has its own in reporting/).
 
-:func:`learning_curves` draws loss and accuracy (or MAE), train against
-validation, per epoch, with the best epoch marked and the gap shaded; it is
+:func:`learning_curves` draws loss and accuracy (or mean IoU, or MAE) per epoch: the
+training sample in inference mode, Keras' running training-mode average and validation,
+with the best epoch marked; it is
 logged with every run. Figures are written as self-contained HTML (plotly.js
 inlined) so they open offline.
 """
@@ -20,18 +21,23 @@ __all__ = ["learning_curves", "write_html"]
 
 
 def learning_curves(history: Mapping[str, Sequence[float]], *, best_epoch: int | None = None, title: str = ""):
-    """A two-panel figure: loss, and accuracy (or MAE), train vs validation per epoch."""
-    second = "accuracy" if "accuracy" in history else "mae"
-    fig = plotly_subplots.make_subplots(rows=1, cols=2, subplot_titles=("loss", second))
-    palette = {"train": "#1f77b4", "validation": "#d62728"}
+    """A two-panel figure: loss, and accuracy (or mean IoU, or MAE), per epoch: the training sample in
+    inference mode (``train_*``, the gap's training side), Keras' running training-mode average (dotted), and
+    validation."""
+    second = next((m for m in ("mean_iou", "accuracy", "mae") if m in history), "mae")
+    fig = plotly_subplots.make_subplots(rows=1, cols=2, subplot_titles=("loss", second.replace("_", " ")))
+    palette = {"train (sample, inference mode)": "#1f77b4", "train (running, training mode)": "#9ecae1",
+               "validation": "#d62728"}
     for col, metric in ((1, "loss"), (2, second)):
-        for split, key in (("train", metric), ("validation", f"val_{metric}")):
+        for split, key in (("train (sample, inference mode)", f"train_{metric}"),
+                           ("train (running, training mode)", metric), ("validation", f"val_{metric}")):
             values = list(history.get(key, []))
             if not values:
                 continue
             fig.add_trace(
                 go.Scatter(x=list(range(1, len(values) + 1)), y=values, mode="lines+markers", name=split,
-                           legendgroup=split, showlegend=col == 1, line={"color": palette[split]}),
+                           legendgroup=split, showlegend=col == 1,
+                           line={"color": palette[split], "dash": "dot" if "running" in split else "solid"}),
                 row=1, col=col,
             )
         if best_epoch:

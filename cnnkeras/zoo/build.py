@@ -9,12 +9,14 @@ the data's input into a :class:`ModelError` that says what to change.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Iterable
 
 from ..backend import use_backend
 from ..config.errors import suggestion
 from ..config.schema import ExperimentConfig, ModelConfig
 from ..errors import ModelError
+from .common import set_bn_momentum
 from .declarative import check_layer_specs
 from .registry import _REGISTRY, _ensure_loaded, get_model_info
 
@@ -50,12 +52,48 @@ def check_model_config(config: ExperimentConfig) -> Iterable[tuple[tuple[Any, ..
         (("model", key), f"arch '{model.arch}' takes no option '{key}' (it takes: {', '.join(info.options)})")
         for key in sorted(model_options(model)) if key not in info.options
     ]
+    if model.bn_momentum is not None and "bn_momentum" in info.options:
+        problems.extend(_bn_momentum_problems(model, info))
     if "layers" in info.options and model.layers is not None:
         # Declarative layers are checked by building each once: that needs Keras, so the
         # config's backend is chosen first. Zoo names and options need no Keras.
         use_backend(config.backend, tracking_uri=config.tracking.uri)  # (its JAX cache beside the store)
         problems.extend(check_layer_specs(model.layers))
     return problems
+
+
+def _bn_momentum_problems(model: ModelConfig, info: Any) -> list[tuple[tuple[Any, ...], str]]:
+    """``bn_momentum`` on a model that would build no batch norm: its ``batch_norm`` option off
+    (set, or the family's default), or declarative layers without a batch-norm layer."""
+    if "batch_norm" in info.options:
+        default = inspect.signature(info.builder).parameters["batch_norm"].default
+        on = model.batch_norm if model.batch_norm is not None else default
+        if not on:
+            return [(("model", "bn_momentum"), f"arch '{model.arch}' builds no batch norm with batch_norm "
+                     f"{'false' if model.batch_norm is not None else 'off (its default)'}: set model.batch_norm: "
+                     "true, or remove bn_momentum")]
+    if "layers" in info.options and model.layers is not None and not _declares_batch_norm(model.layers):
+        return [(("model", "bn_momentum"), "the layers hold no batch norm (a batch_norm layer, or a block with "
+                 "batch_norm: true): add one, or remove bn_momentum")]
+    return []
+
+
+def _declares_batch_norm(specs: Any) -> bool:
+    """Whether declarative layer specs include a batch-norm layer (or a block that builds one)."""
+    for spec in specs if isinstance(specs, list) else []:
+        if not isinstance(spec, dict):
+            continue
+        if "repeat" in spec and _declares_batch_norm(spec.get("layers")):
+            return True
+        kind = spec.get("type")
+        if kind == "batch_norm" or (kind in BN_BLOCKS and spec.get("batch_norm", BN_BLOCKS[kind])):
+            return True
+    return False
+
+
+#: Declarative blocks that can build batch norm, with their batch_norm default.
+BN_BLOCKS = {"conv_bn_act": False, "inception": False, "residual_basic": True, "residual_bottleneck": True,
+             "dense_block": True, "transition": True, "mlpconv": False}
 
 
 def _builds_at(info: Any, shape: tuple[int, int, int], num_classes: int, head: str, options: dict) -> bool:
@@ -76,8 +114,9 @@ def model_from_config(config: ModelConfig, *, input_shape: tuple[int, int, int],
             "remove model.input_shape or set data.resize"
         )
     options = model_options(config)
+    momentum = options.pop("bn_momentum", None)
     try:
-        return info.builder(input_shape=tuple(input_shape), num_classes=num_classes, head=config.head, **options)
+        model = info.builder(input_shape=tuple(input_shape), num_classes=num_classes, head=config.head, **options)
     except ValueError as exc:
         if not _builds_at(info, (224, 224, input_shape[-1]), num_classes, config.head, options):
             raise  # it fails at any size: a bug, not the data's shape
@@ -85,6 +124,10 @@ def model_from_config(config: ModelConfig, *, input_shape: tuple[int, int, int],
         if "small_input" in info.options:
             hint += " or model.small_input: true"
         raise input_shape_error(config.arch, input_shape, exc, hint) from None
+    if momentum is not None and not set_bn_momentum(model, momentum):
+        raise ModelError(f"model.bn_momentum: '{config.arch}' built no batch-norm layer to set it on; "
+                         "set model.batch_norm: true or remove bn_momentum")
+    return model
 
 
 def input_shape_error(arch: str, input_shape: Any, exc: Exception, hint: str) -> ModelError:

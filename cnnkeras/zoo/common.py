@@ -1,6 +1,7 @@
 """Small building helpers shared by the zoo families.
 
-``scaled`` applies a width multiplier to a feature-map count. ``pad_to_multiple`` and
+``scaled`` applies a width multiplier to a feature-map count; ``set_bn_momentum`` sets the
+moving statistics' momentum of every batch-norm layer of a built model (``model.bn_momentum``). ``pad_to_multiple`` and
 ``crop_to`` let an encoder-decoder take any input size: the input is zero-padded
 to a multiple of the total downsampling, and the output cropped back. (The shared
 conv -> (BN) -> activation block is :func:`cnnkeras.layers.blocks.conv_bn_act`.)
@@ -12,7 +13,7 @@ from ..lazy import lazy_import
 
 keras = lazy_import("keras")
 
-__all__ = ["crop_to", "pad_to_multiple", "scaled"]
+__all__ = ["batch_norm_layers", "crop_to", "pad_to_multiple", "scaled", "set_bn_momentum"]
 
 
 def scaled(channels: int, multiplier: float = 1.0, *, minimum: int = 1) -> int:
@@ -35,3 +36,25 @@ def crop_to(x, size: tuple[int, int]):
     if extra_h or extra_w:
         x = keras.layers.Cropping2D(((0, extra_h), (0, extra_w)), name="crop_to_input")(x)
     return x
+
+
+def set_bn_momentum(model, momentum: float) -> int:
+    """Set ``momentum`` on every ``BatchNormalization`` layer of a built model (nested models too).
+
+    Keras reads a batch-norm layer's ``momentum`` when it traces its training step, and
+    saves it in the layer's config, so setting it after building (before compiling) is
+    the same as building with it, for every zoo family without threading an option
+    through each builder. Returns how many layers were set.
+    """
+    if not 0.0 <= momentum < 1.0:
+        raise ValueError(f"bn_momentum must be in [0, 1). Received: bn_momentum={momentum}")
+    layers = batch_norm_layers(model)
+    for layer in layers:
+        layer.momentum = float(momentum)
+    return len(layers)
+
+
+def batch_norm_layers(model) -> list:
+    """Every ``BatchNormalization`` layer of a model, nested models included."""
+    return [layer for layer in model._flatten_layers(include_self=False, recursive=True)
+            if isinstance(layer, keras.layers.BatchNormalization)]

@@ -27,6 +27,7 @@ from .registry import register_model
 
 keras = lazy_import("keras")
 layer_registry = lazy_import("cnnkeras.layers.registry")
+activations = lazy_import("cnnkeras.layers.activations")
 
 __all__ = ["check_layer_specs", "expand_layer_specs", "sequential"]
 
@@ -92,7 +93,12 @@ def sequential(*, input_shape=(28, 28, 1), num_classes=10, head="multiclass", la
         args = {k: v for k, v in spec.items() if k != "type"}
         args.setdefault("name", f"{kind}_{counts[kind]}")
         target = layer_registry.get_layer_class(kind)
+        args, after = layer_registry.layer_activation(kind, args)  # activation: prelu is a layer of its own
+        if target is keras.layers.Activation and after is not None:
+            x = activations.add_activation(x, after, name=args["name"])
+            continue
         x = target(x, **args) if layer_registry.is_block(target) else target(**args)(x)
+        x = activations.add_activation(x, after, name=f"{args['name']}_{after}" if after else None)
     if len(x.shape) > 2:
         x = keras.layers.Flatten(name="flatten")(x)
     if dropout:

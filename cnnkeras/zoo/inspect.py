@@ -32,7 +32,7 @@ from ..layers import (MaxPoolingWithArgmax2D, MaxUnpooling2D, MixedPooling2D, Sp
                       SpatiallySeparableConv2D, Upsample2D)
 from ..errors import ModelError
 from .build import input_shape_error, model_from_config
-from .registry import get_model_info, list_models
+from .registry import build_model, get_model_info, list_models
 
 __all__ = ["check_input_size", "inspect", "layer_macs", "model_for", "zoo_table"]
 
@@ -236,7 +236,7 @@ def model_for(arch: str, *, input_shape: tuple[int, int, int] | None = None, num
     shape = tuple(input_shape or info.input_shape)
     if "small_input" in info.options and "small_input" not in options and min(shape[:2]) < info.min_input:
         options["small_input"] = True
-    return info.builder(input_shape=shape, num_classes=num_classes or info.num_classes, **options)
+    return build_model(arch, input_shape=shape, num_classes=num_classes or info.num_classes, **options)
 
 
 def zoo_table(*, input_shape: tuple[int, int, int] | None = None, num_classes: int | None = None) -> pd.DataFrame:

@@ -2,7 +2,8 @@
 document recognition", Proc. IEEE 1998), as the CNN notes describe it.
 
 Input 28x28x1 (the paper's 32x32 digits are MNIST's 28x28 padded by 2, so C1 uses
-padding 2 = 'same'), tanh activations, average pooling:
+padding 2 = 'same'), tanh activations (``activation`` takes any Keras name, or ``prelu``),
+average pooling:
 
     C1 conv 6@5x5 pad 2 -> 28x28x6   S2 avgpool 2 -> 14x14x6
     C3 conv 16@5x5      -> 10x10x16  S4 avgpool 2 -> 5x5x16
@@ -19,6 +20,7 @@ from .registry import register_model
 keras = lazy_import("keras")
 layers = lazy_import("keras.layers")
 blocks = lazy_import("cnnkeras.layers.blocks")
+activations = lazy_import("cnnkeras.layers.activations")
 
 __all__ = ["lenet5"]
 
@@ -51,10 +53,13 @@ def lenet5(
                     batch_norm=batch_norm, name="c3")
     x = pool(2, name="s4")(x)
     x = layers.Flatten(name="flatten")(x)
-    x = layers.Dense(scaled(120, width_multiplier), activation=activation, name="f5")(x)
+    own, after = activations.split_activation(activation)  # prelu: a layer after each dense
+    x = layers.Dense(scaled(120, width_multiplier), activation=own, name="f5")(x)
+    x = activations.add_activation(x, after, name=f"f5_{after}")
     if dropout:
         x = layers.Dropout(dropout, name="f5_dropout")(x)
-    x = layers.Dense(scaled(84, width_multiplier), activation=activation, name="f6")(x)
+    x = layers.Dense(scaled(84, width_multiplier), activation=own, name="f6")(x)
+    x = activations.add_activation(x, after, name=f"f6_{after}")
     if dropout:
         x = layers.Dropout(dropout, name="f6_dropout")(x)
     outputs = output_head(x, num_classes=num_classes, head=head)

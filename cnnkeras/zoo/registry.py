@@ -22,11 +22,14 @@ from typing import Any, Callable
 
 from ..config.errors import suggestion
 from ..errors import UnknownName
+from .common import set_bn_momentum  # (Keras is imported lazily there: the registry stays Keras-free)
 
 __all__ = ["ModelInfo", "build_model", "get_model_info", "list_models", "register_model"]
 
 #: Options every builder receives from the data, not from ``model:`` keys.
 DATA_OPTIONS = ("input_shape", "num_classes", "head")
+#: Options applied to a built model rather than passed to its builder (families with batch norm only).
+MODEL_OPTIONS = ("bn_momentum",)
 
 
 @dataclass(frozen=True)
@@ -49,12 +52,21 @@ class ModelInfo:
     tasks: tuple[str, ...] = ("classification",)
     #: Relative tolerance of the reference count (0: exact; for a paper's rounded figure)
     tolerance: float = 0.0
+    #: Whether the family builds batch normalization (always, or when its ``batch_norm`` option is on)
+    batch_norm: bool = True
 
     @property
     def options(self) -> tuple[str, ...]:
-        """Keyword options the builder takes, besides input_shape, num_classes and head."""
+        """Keyword options the model takes, besides input_shape, num_classes and head: the builder's,
+        and ``bn_momentum`` (set on every batch-norm layer once built) for a family with batch norm."""
         params = inspect.signature(self.builder).parameters
-        return tuple(p for p in params if p not in DATA_OPTIONS)
+        own = tuple(p for p in params if p not in DATA_OPTIONS)
+        return own + (MODEL_OPTIONS if self.batch_norm else ())
+
+    @property
+    def builder_options(self) -> tuple[str, ...]:
+        """The options the builder function itself takes (``options`` less those applied after building)."""
+        return tuple(o for o in self.options if o not in MODEL_OPTIONS)
 
     @property
     def summary(self) -> str:
@@ -77,6 +89,7 @@ def register_model(
     count: str = "total",
     tasks: tuple[str, ...] = ("classification",),
     tolerance: float = 0.0,
+    batch_norm: bool = True,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register a builder under its function name.
 
@@ -95,6 +108,8 @@ def register_model(
             ``("segmentation",)`` (a class per pixel, ``head: segmentation``) or both.
         tolerance: How far (relative) the count may be from ``params`` when the
             reference is a paper's rounded figure ("29.5M"); 0 means exactly.
+        batch_norm: Whether the family builds batch normalization (always, or behind its
+            ``batch_norm`` option): only then does it take ``bn_momentum``.
     """
 
     def decorate(builder: Callable[..., Any]) -> Callable[..., Any]:
@@ -104,7 +119,7 @@ def register_model(
         family = builder.__module__.rsplit(".", 1)[-1]
         _REGISTRY[name] = ModelInfo(
             name, builder, family, paper, params, tuple(input_shape), num_classes, reference,
-            dict(reference_kwargs or {}), min_input, count, tuple(tasks), tolerance,
+            dict(reference_kwargs or {}), min_input, count, tuple(tasks), tolerance, batch_norm,
         )
         return builder
 
@@ -131,5 +146,14 @@ def get_model_info(name: str) -> ModelInfo:
 
 
 def build_model(name: str, **options: Any) -> Any:
-    """Build the registered model ``name`` with keyword ``options``."""
-    return get_model_info(name).builder(**options)
+    """Build the registered model ``name`` with keyword ``options`` (``bn_momentum`` included)."""
+    info = get_model_info(name)
+    momentum = options.pop("bn_momentum", None)
+    if momentum is not None and "bn_momentum" not in info.options:
+        raise TypeError(f"{name} takes no option 'bn_momentum' (it builds no batch norm). Received: "
+                        f"bn_momentum={momentum}")
+    model = info.builder(**options)
+    if momentum is not None and not set_bn_momentum(model, momentum):
+        raise ValueError(f"{name} built no batch-norm layer for bn_momentum to set (is batch_norm off?). "
+                         f"Received: bn_momentum={momentum}")
+    return model

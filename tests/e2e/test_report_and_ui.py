@@ -61,7 +61,7 @@ def swept(tmp_path_factory):
 @pytest.fixture(scope="module")
 def written(swept):
     folder, path, _ = swept
-    (folder / "reports").mkdir(exist_ok=True)  # cnnkeras never makes the folders of a path a user names
+    (folder / "reports").mkdir(exist_ok=True)  # cnnkeras never makes the folders of a path it is given (issue 25)
     return cnnkeras.report(str(path), out=folder / "reports" / "lr-batch.html", mlflow_url="http://127.0.0.1:9")
 
 
@@ -83,6 +83,18 @@ def test_report_states_each_claim_and_logs_itself_on_the_parent_run(swept, writt
     client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
     logged = {a.path for a in client.list_artifacts(result.parent_run_id, "reports")}
     assert logged == {"reports/lr-batch.html", "reports/claims.json"}
+
+
+def test_the_console_and_the_report_rank_parameters_the_same(swept, written):
+    """One importance function over the same finished trials: `cnnkeras sweep` prints what the report draws."""
+    _, _, result = swept
+    for console, report in (("best_val_accuracy", "validation accuracy"),
+                            ("final_gap_accuracy", "gap (train − val accuracy)")):
+        printed, drawn = result.importances[console], written.importances[report]
+        assert printed.n_trials == drawn.n_trials == 8
+        assert set(printed) == set(drawn) and len(printed) == 3
+        for parameter, value in printed.items():
+            assert drawn[parameter] == pytest.approx(value, abs=1e-9), parameter
 
 
 def test_report_renders_in_chromium_and_shows_markup_as_text(written, page):

@@ -31,16 +31,20 @@ def test_best_epoch_lowest_loss_highest_accuracy_first_on_ties():
 
 
 def test_final_gaps():
-    gaps = final_gaps({"accuracy": ACC, "val_accuracy": VAL_ACC, "loss": LOSS, "val_loss": VAL_LOSS})
+    # the gap's training side is the inference-mode training sample (train_*), never Keras' running metrics
+    gaps = final_gaps({"train_accuracy": ACC, "val_accuracy": VAL_ACC, "train_loss": LOSS, "val_loss": VAL_LOSS,
+                       "accuracy": [0.5] * 8, "loss": [3.0] * 8})
     assert gaps["final_gap_accuracy"] == pytest.approx(0.99 - 0.84)
     assert gaps["final_gap_loss"] == pytest.approx(0.7 - 0.05)
     # with a weight penalty the penalty-free data_loss is used
-    penalized = final_gaps({"loss": [9.0], "val_loss": [9.5], "data_loss": [0.2], "val_data_loss": [0.5]})
+    penalized = final_gaps({"train_loss": [9.0], "val_loss": [9.5], "train_data_loss": [0.2], "val_data_loss": [0.5]})
     assert penalized["final_gap_loss"] == pytest.approx(0.3)
+    # running metrics alone (a run logged before the training sample, or gap_sample: 0) have no gap
+    assert final_gaps({"accuracy": ACC, "val_accuracy": VAL_ACC, "loss": LOSS, "val_loss": VAL_LOSS}) == {}
 
 
 def test_all_measures_of_one_run():
-    history = {"accuracy": ACC, "val_accuracy": VAL_ACC, "loss": LOSS, "val_loss": VAL_LOSS}
+    history = {"train_accuracy": ACC, "val_accuracy": VAL_ACC, "loss": LOSS, "val_loss": VAL_LOSS}
     out = measures(history, test={"test_accuracy": 0.85, "test_loss": 0.42})
     assert out["epochs"] == 8 and out["best_epoch"] == 4 and out["epochs_after_best"] == 4
     assert out["onset_epoch"] == 4 and out["best_val_accuracy"] == 0.86
