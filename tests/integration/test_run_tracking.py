@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 import cnnkeras
 from cnnkeras.runner import TrainingDiverged
+from cnnkeras.tracking import internal_metrics, to_mlflow
 
 PER_EPOCH = ("loss", "accuracy", "val_loss", "val_accuracy", "gap_accuracy", "gap_loss", "learning_rate",
              "epoch_time_s")
@@ -59,23 +60,23 @@ def test_run_is_finished_with_params_and_tags(finished):
 def test_every_epoch_is_logged_with_the_gap(finished):
     result, client, _, _ = finished
     for key in PER_EPOCH:
-        history = client.get_metric_history(result.run_id, key)
+        history = client.get_metric_history(result.run_id, to_mlflow(key))
         assert [m.step for m in history] == [1, 2, 3], key
-    acc = {m.step: m.value for m in client.get_metric_history(result.run_id, "accuracy")}
-    val = {m.step: m.value for m in client.get_metric_history(result.run_id, "val_accuracy")}
-    gap = {m.step: m.value for m in client.get_metric_history(result.run_id, "gap_accuracy")}
+    acc = {m.step: m.value for m in client.get_metric_history(result.run_id, to_mlflow("accuracy"))}
+    val = {m.step: m.value for m in client.get_metric_history(result.run_id, to_mlflow("val_accuracy"))}
+    gap = {m.step: m.value for m in client.get_metric_history(result.run_id, to_mlflow("gap_accuracy"))}
     for step in (1, 2, 3):
         assert gap[step] == pytest.approx(acc[step] - val[step], abs=1e-6)
-    losses = {k: {m.step: m.value for m in client.get_metric_history(result.run_id, k)}
+    losses = {k: {m.step: m.value for m in client.get_metric_history(result.run_id, to_mlflow(k))}
               for k in ("loss", "val_loss", "gap_loss")}
     assert losses["gap_loss"][3] == pytest.approx(losses["val_loss"][3] - losses["loss"][3], abs=1e-6)
 
 
 def test_summary_metrics_best_epoch_and_test(finished):
     result, client, _, _ = finished
-    metrics = client.get_run(result.run_id).data.metrics
+    metrics = internal_metrics(client.get_run(result.run_id).data.metrics)
     best = int(metrics["best_epoch"])
-    val_losses = [m.value for m in sorted(client.get_metric_history(result.run_id, "val_loss"), key=lambda m: m.step)]
+    val_losses = [m.value for m in sorted(client.get_metric_history(result.run_id, to_mlflow("val_loss")), key=lambda m: m.step)]
     assert best == int(np.argmin(val_losses)) + 1
     assert metrics["best_val_loss"] == pytest.approx(min(val_losses))
     assert 0.5 < metrics["test_accuracy"] <= 1.0 and math.isfinite(metrics["test_loss"])
@@ -208,7 +209,7 @@ def test_runs_frame_reports_every_summary_value_as_the_run_logged_it(write_confi
         """, TINY_MODEL)
     result = cnnkeras.run(path, progress=False)
     row = cnnkeras.runs_frame("monitored-real", uri=tracking_uri).iloc[0]
-    logged = MlflowClient(tracking_uri).get_run(result.run_id).data.metrics
+    logged = internal_metrics(MlflowClient(tracking_uri).get_run(result.run_id).data.metrics)
     shared = [key for key in logged if key in row.index]
     assert {"best_epoch", "best_val_accuracy", "final_gap_accuracy", "test_accuracy"} <= set(shared)
     for key in shared:
@@ -285,7 +286,7 @@ def test_background_tracking_keeps_order_and_epoch_times_and_a_failed_call_fails
     tracker.log_params({"a": 1})
     tracker.end("FINISHED")
     client = MlflowClient(tracking_uri)
-    history = client.get_metric_history(tracker.run_id, "loss")
+    history = client.get_metric_history(tracker.run_id, to_mlflow("loss"))
     assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
     assert all(before <= m.timestamp <= before + 5000 for m in history)
     assert client.get_run(tracker.run_id).info.status == "FINISHED"
@@ -299,7 +300,7 @@ def test_background_tracking_keeps_order_and_epoch_times_and_a_failed_call_fails
     run = client.get_run(failing.run_id)
     assert run.info.status == "FAILED"
     assert "no-such-file.txt" in run.data.tags["cnnkeras.failure_reason"]
-    assert "after" not in run.data.metrics
+    assert "after" not in internal_metrics(run.data.metrics)
 
 
 def test_a_store_that_cannot_open_the_run_stops_training_within_an_epoch(write_config, tmp_path):

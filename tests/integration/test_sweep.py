@@ -17,6 +17,7 @@ import cnnkeras
 from cnnkeras.studies.study import load_study
 
 from ..conftest import SWEEP_MODEL as MODEL
+from cnnkeras.tracking import internal_metrics, to_mlflow
 
 pytestmark = pytest.mark.slow  # sweeps of several trials, processes killed and resumed
 
@@ -73,9 +74,9 @@ def test_one_parent_and_n_children_with_params_states_and_metrics(finished_sweep
         assert float(run.data.params["train.optimizer.learning_rate"]) == pytest.approx(
             trial.params["train.optimizer.learning_rate"])
         for key in ("val_accuracy", "gap_accuracy", "loss"):
-            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3]
-        assert trial.values[0] == pytest.approx(run.data.metrics["best_val_accuracy"])
-    assert "best_val_accuracy" in parent.data.metrics and parent.data.metrics["trials_complete"] == 3
+            assert [m.step for m in client.get_metric_history(run.info.run_id, to_mlflow(key))] == [1, 2, 3]
+        assert trial.values[0] == pytest.approx(internal_metrics(run.data.metrics)["best_val_accuracy"])
+    assert "best_val_accuracy" in internal_metrics(parent.data.metrics) and internal_metrics(parent.data.metrics)["trials_complete"] == 3
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert artifacts == {"plots/optuna.html"}
     page = open(client.download_artifacts(parent.info.run_id, "plots/optuna.html", str(tmp_path))).read()
@@ -88,8 +89,8 @@ def test_best_retrains_on_the_whole_training_split_and_registers(finished_sweep)
     retrained = cnnkeras.best(path, progress=False)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.get_run(retrained.run_id)
-    assert run.data.params["data.validation_split"] == "0.0" and "val_loss" not in run.data.metrics
-    assert run.data.tags["cnnkeras.best_of_study"] == "sw" and "test_accuracy" in run.data.metrics
+    assert run.data.params["data.validation_split"] == "0.0" and "val_loss" not in internal_metrics(run.data.metrics)
+    assert run.data.tags["cnnkeras.best_of_study"] == "sw" and "test_accuracy" in internal_metrics(run.data.metrics)
     versions = client.search_model_versions("name='sw'")
     assert [v.run_id for v in versions] == [retrained.run_id]
 
@@ -109,10 +110,10 @@ def test_pruning_stops_clearly_bad_trials_early(tmp_path):
     complete = [r for r in children if r.data.tags["cnnkeras.trial_state"] == "COMPLETE"]
     assert pruned and complete and result.counts().get("PRUNED") == len(pruned)
     for run in pruned:
-        epochs = len(client.get_metric_history(run.info.run_id, "val_accuracy"))
+        epochs = len(client.get_metric_history(run.info.run_id, to_mlflow("val_accuracy")))
         assert epochs < 6 and int(run.data.tags["cnnkeras.pruned_at_epoch"]) == epochs
         assert run.data.params["train.optimizer.learning_rate"] == "1e-06"
-    assert all(len(client.get_metric_history(r.info.run_id, "val_accuracy")) == 6 for r in complete)
+    assert all(len(client.get_metric_history(r.info.run_id, to_mlflow("val_accuracy"))) == 6 for r in complete)
 
 
 def test_a_diverging_trial_fails_cleanly_and_the_rest_finish(tmp_path):
