@@ -233,8 +233,13 @@ def best(study: str = typer.Argument(..., help="A study name, or the experiment 
          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display.")) -> None:
     """Retrain a study's best configuration on the whole training split, test it, register the model."""
     result = cnnkeras.best(study, storage=storage, register=register, progress=not quiet)
+    out.print(f"retrained trial {result.trial} of study {result.study}"
+              + (f" (MLflow run {result.trial_run_id})" if result.trial_run_id else "")
+              + f" on the whole training split: its validation part ({result.folded:.0%}) folded into training, "
+              "early stopping off", highlight=False, soft_wrap=False)
     out.print(_metrics_table("best configuration: results", result.test))
-    out.print(f"MLflow run [bold]{result.run_id}[/]" + (" (registered)" if register else ""))
+    out.print(f"MLflow run [bold]{result.run_id}[/]" + (f" (registered as model {result.study})" if result.registered
+                                                        else ""), highlight=False)
 
 
 @app.command()

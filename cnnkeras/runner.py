@@ -542,7 +542,11 @@ def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, pr
         raw = yaml.safe_load(download_artifact(run_id, "config.yaml", tmp, uri=uri).read_text(encoding="utf-8"))
     raw.setdefault("tracking", {})["uri"] = uri
     cfg = config_from_dict(raw)
-    result = run(cfg, progress=progress, tags={f"{TAG_PREFIX}reproduces": run_id},
+    # Nested under the run it re-runs (never a top-level run among a sweep's), and tagged as such.
+    tags = {f"{TAG_PREFIX}reproduces": run_id, f"{TAG_PREFIX}kind": "reproduce",
+            "mlflow.note.content": f"Re-run of MLflow run {run_id} ({original['run_name']}) from its saved config, "
+                                   "to compare every metric epoch by epoch (cnnkeras reproduce)."}
+    result = run(cfg, progress=progress, tags=tags, parent_run_id=run_id,
                  run_name=f"reproduce-{original['run_name'] or run_id[:8]}")
     differences: dict[str, float] = {}
     for key, values in original["histories"].items():

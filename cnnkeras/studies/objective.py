@@ -33,12 +33,12 @@ from ..errors import CnnkerasError
 from ..lazy import lazy_import
 from ..measures import gap_metrics
 from ..runner import Ending, MemberHooks, MemberOutcome, format_exception, one_line, open_tracker, run_members
-from .outcome import TrialOutcome, TrialState
+from .outcome import RUN_NAME_TAG, TrialOutcome, TrialState, trial_run_name
 
 keras = lazy_import("keras")
 
 __all__ = ["GroupFailed", "Member", "SetupFailed", "PruningCallback", "TrialChannel", "TrialHooks", "is_out_of_memory",
-           "run_trials", "trial_config"]
+           "run_trials", "trial_config", "trial_run_name"]
 
 TRIAL_TAG = "cnnkeras.trial_number"
 STATE_TAG = "cnnkeras.trial_state"
@@ -46,6 +46,7 @@ STUDY_TAG = "cnnkeras.study"
 WORKER_TAG = "cnnkeras.sweep_process"
 SEED_TAG = "cnnkeras.sampler_seed"
 COHORT_TAG = "cnnkeras.cohort_size"
+KIND_TAG = "cnnkeras.kind"
 
 
 class TrialChannel(Protocol):
@@ -166,10 +167,12 @@ class TrialHooks(MemberHooks):
         return self.channel.replay(index, [v if math.isfinite(v) else None for v in values])
 
     def verdict(self, index: int, outcome: MemberOutcome) -> MemberOutcome:
+        number = self.members[index].number
         if outcome.ending is Ending.PRUNED:
             outcome.tags = {STATE_TAG: "PRUNED", "cnnkeras.pruned_at_epoch": outcome.pruned_at,
                             "cnnkeras.pruned_reason": f"pruned by the {self.search.pruner.name} pruner at epoch "
-                                                      f"{outcome.pruned_at}"}
+                                                      f"{outcome.pruned_at}",
+                            RUN_NAME_TAG: trial_run_name(number, "PRUNED", outcome.pruned_at)}
             return outcome
         if outcome.ending is Ending.FINISHED:
             assert outcome.result is not None
@@ -180,7 +183,7 @@ class TrialHooks(MemberHooks):
             else:
                 outcome.tags = {STATE_TAG: "COMPLETE"}
                 return outcome
-        outcome.tags = {STATE_TAG: "FAIL"}
+        outcome.tags = {STATE_TAG: "FAIL", RUN_NAME_TAG: trial_run_name(number, "FAIL")}
         return outcome
 
     def closed(self, index: int, outcome: MemberOutcome) -> None:
@@ -234,7 +237,7 @@ def run_trials(config: ExperimentConfig, members: Sequence[Member], channel: Tri
     try:
         for index, member, child in ready:
             tags: dict[str, Any] = {TRIAL_TAG: member.number, STUDY_TAG: study_name, STATE_TAG: "RUNNING",
-                                    WORKER_TAG: worker}
+                                    WORKER_TAG: worker, KIND_TAG: "trial"}
             if sampler_seed is not None:
                 tags[SEED_TAG] = sampler_seed
             if k > 1:

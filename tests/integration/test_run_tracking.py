@@ -113,6 +113,8 @@ def test_reproduce_matches_exactly(finished):
     assert again.matches, again.differences
     assert again.compared >= 10 and again.new_run_id != result.run_id
     assert client.get_run(again.new_run_id).data.tags["cnnkeras.reproduces"] == result.run_id
+    tags = client.get_run(again.new_run_id).data.tags  # nested under the run it re-ran, tagged as a re-run
+    assert tags["mlflow.parentRunId"] == result.run_id and tags["cnnkeras.kind"] == "reproduce"
 
 
 def test_diverging_run_is_failed_with_a_reason(write_config, tracking_uri):

@@ -93,6 +93,17 @@ def test_best_retrains_on_the_whole_training_split_and_registers(finished_sweep)
     assert run.data.tags["cnnkeras.best_of_study"] == "sw" and "test_accuracy" in internal_metrics(run.data.metrics)
     versions = client.search_model_versions("name='sw'")
     assert [v.run_id for v in versions] == [retrained.run_id]
+    # it says which trial it retrained, and sits under that trial's run, not among the sweep's trials
+    best_trial = load_study(cnnkeras.load_config(path)).best_trial
+    folded = cnnkeras.load_config(path).data.validation_split
+    assert retrained.trial == best_trial.number and retrained.study == "sw" and retrained.folded == folded > 0
+    assert run.data.tags["mlflow.parentRunId"] == best_trial.user_attrs["mlflow_run_id"] == retrained.trial_run_id
+    assert run.data.tags["cnnkeras.kind"] == "best" and run.data.tags["cnnkeras.best_trial"] == str(best_trial.number)
+    assert run.data.tags["cnnkeras.retrained_run_id"] == retrained.trial_run_id
+    assert run.data.tags["cnnkeras.validation_folded"] == f"{folded:g}"
+    assert run.info.run_name == f"best-sw (trial {best_trial.number}, train+val)"
+    assert f"trial {best_trial.number}" in run.data.tags["mlflow.note.content"]
+    assert "folded into training" in run.data.tags["mlflow.note.content"]
 
 
 def test_pruning_stops_clearly_bad_trials_early(tmp_path):
@@ -113,6 +124,9 @@ def test_pruning_stops_clearly_bad_trials_early(tmp_path):
         epochs = len(client.get_metric_history(run.info.run_id, to_mlflow("val_accuracy")))
         assert epochs < 6 and int(run.data.tags["cnnkeras.pruned_at_epoch"]) == epochs
         assert run.data.params["train.optimizer.learning_rate"] == "1e-06"
+        number = run.data.tags["cnnkeras.trial_number"]
+        assert run.info.run_name == f"trial-{number} (pruned at epoch {epochs})"  # MLflow says FINISHED: the name says
+    assert all(r.info.run_name == f"trial-{r.data.tags['cnnkeras.trial_number']}" for r in complete)
     assert all(len(client.get_metric_history(r.info.run_id, to_mlflow("val_accuracy"))) == 6 for r in complete)
 
 
@@ -135,6 +149,7 @@ def test_a_diverging_trial_fails_cleanly_and_the_rest_finish(tmp_path):
     assert states == [("FAILED", "FAIL"), ("FINISHED", "COMPLETE"), ("FINISHED", "COMPLETE")]
     run = [r for r in children if r.info.status == "FAILED"][0]
     assert "non-finite loss" in run.data.tags["cnnkeras.failure_reason"]
+    assert run.info.run_name == f"trial-{run.data.tags['cnnkeras.trial_number']} (failed)"
 
 
 def _start_sweep(path, *overrides):
