@@ -35,6 +35,7 @@ from ..studies.importance import frame_importances
 from ..tracking import Tracker
 from ..version import __version__
 from . import study_figures as figs
+from .predictions import best_trials_pictures
 
 __all__ = ["ReportResult", "report"]
 
@@ -185,6 +186,7 @@ def _render(source: RunSource, runs: pd.DataFrame, curves: pd.DataFrame, swept: 
         claims=claim_items, sections=sections, confidence_pct=int(round(confidence * 100)),
         settings=_settings_table(runs, swept, replicate, confidence, headline), runs_table=_runs_table(runs, swept, mlflow_url),
         mlflow_url=mlflow_url, figures=figures, plotly_js=plotly_js(),
+        predictions=best_trials_pictures(runs, headline[1], uri=source.uri, mlflow_url=mlflow_url),
     )
 
 

@@ -272,10 +272,25 @@ def internal_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
     return {from_mlflow(key): value for key, value in metrics.items()}
 
 
-def download_artifact(run_id: str, path: str, dst: str | os.PathLike[str], *, uri: str | None = None) -> Path:
-    """Download one artifact of a run into ``dst`` and return its local path."""
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow draws a progress bar for every download unless told not to (a user's setting is kept)."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = "false"
     try:
-        return Path(get_client(uri).download_artifacts(run_id, path, str(dst)))
+        yield
+    finally:
+        os.environ.pop(key, None)
+
+
+def download_artifact(run_id: str, path: str, dst: str | os.PathLike[str], *, uri: str | None = None) -> Path:
+    """Download one artifact of a run into ``dst`` and return its local path (no progress bar)."""
+    try:
+        with _no_progress_bar():
+            return Path(get_client(uri).download_artifacts(run_id, path, str(dst)))
     except (mlflow_exceptions.MlflowException, OSError) as exc:
         raise TrackingError(f"run {run_id} has no artifact {path!r}: {exc}") from None
 

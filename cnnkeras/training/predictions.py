@@ -138,11 +138,17 @@ def _enlarged(rgb: np.ndarray, side: int) -> Image.Image:
     return Image.fromarray(rgb).resize((rgb.shape[1] * factor, rgb.shape[0] * factor), Image.NEAREST)
 
 
-def _titled(body: Image.Image, title: str) -> Image.Image:
-    font = _font(14)
-    canvas = Image.new("RGB", (max(body.width, 12 + 8 * len(title)), body.height + 28), "white")
-    ImageDraw.Draw(canvas).text((8, 6), title, fill=(20, 20, 20), font=font)
-    canvas.paste(body, (0, 28))
+def _titled(body: Image.Image, title: str, detail: str = "") -> Image.Image:
+    """``body`` under a title line and a smaller detail line (what, when, on which images)."""
+    font, small = _font(14), _font(12)
+    lines = [(title, font, (20, 20, 20))] + ([(detail, small, (97, 110, 124))] if detail else [])
+    width = max([body.width] + [int(f.getlength(text)) + 16 for text, f, _ in lines])
+    top = 8 + 20 * len(lines)
+    canvas = Image.new("RGB", (width, body.height + top), "white")
+    draw = ImageDraw.Draw(canvas)
+    for n, (text, f, colour) in enumerate(lines):
+        draw.text((8, 6 + 20 * n), text, fill=colour, font=f)
+    canvas.paste(body, (0, top))
     return canvas
 
 
@@ -153,7 +159,7 @@ def confusion_counts(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> np
     return counts
 
 
-def confusion_picture(counts: np.ndarray, names: Sequence[str], title: str) -> np.ndarray:
+def confusion_picture(counts: np.ndarray, names: Sequence[str], title: str, detail: str = "") -> np.ndarray:
     """The confusion matrix: counts in cells, shaded by their share of the true class (the row)."""
     k = len(counts)
     cell = 44 if k <= 12 else 30
@@ -180,7 +186,7 @@ def confusion_picture(counts: np.ndarray, names: Sequence[str], title: str) -> n
                           fill="white" if dark else (30, 30, 30))
         draw.text((label - 6, label + i * cell + cell / 2), names[i], anchor="rm", font=font, fill=(30, 30, 30))
         draw.text((label + i * cell + cell / 2, label - 6), names[i], anchor="mb", font=font, fill=(30, 30, 30))
-    return np.asarray(_titled(image, title))
+    return np.asarray(_titled(image, title, detail))
 
 
 def worst_mistakes(y_true: np.ndarray, probabilities: np.ndarray, count: int = MISTAKES) -> list[int]:
@@ -193,7 +199,7 @@ def worst_mistakes(y_true: np.ndarray, probabilities: np.ndarray, count: int = M
 
 
 def mistakes_picture(images: np.ndarray, y_true: np.ndarray, probabilities: np.ndarray, names: Sequence[str],
-                     title: str) -> np.ndarray:
+                     title: str, detail: str = "") -> np.ndarray:
     """A grid of the most confident mistakes, each captioned ``true -> predicted (probability)``."""
     chosen = worst_mistakes(y_true, probabilities)
     columns = 4
@@ -213,7 +219,7 @@ def mistakes_picture(images: np.ndarray, y_true: np.ndarray, probabilities: np.n
         text = f"{names[int(y_true[index])]} -> {names[int(predicted[index])]} " \
                f"({probabilities[index, predicted[index]]:.2f})"
         draw.text((x0 + tile / 2, y0 + tile + 3), text, anchor="mt", font=font, fill=(201, 42, 42))
-    return np.asarray(_titled(grid, title))
+    return np.asarray(_titled(grid, title, detail))
 
 
 def _coloured(mask: np.ndarray) -> np.ndarray:
@@ -227,7 +233,8 @@ def class_masks(outputs: np.ndarray) -> np.ndarray:
     return outputs.argmax(axis=-1)
 
 
-def mask_picture(images: np.ndarray, true_masks: np.ndarray, predicted_masks: np.ndarray, title: str) -> np.ndarray:
+def mask_picture(images: np.ndarray, true_masks: np.ndarray, predicted_masks: np.ndarray, title: str,
+                 detail: str = "") -> np.ndarray:
     """One row per image: the image, its true mask and the predicted mask."""
     side = 160
     rows = []
@@ -250,17 +257,17 @@ def mask_picture(images: np.ndarray, true_masks: np.ndarray, predicted_masks: np
             canvas.paste(picture, (x, y))
             x += picture.width + 8
         y += max(p.height for p in row) + 8
-    return np.asarray(_titled(canvas, title))
+    return np.asarray(_titled(canvas, title, detail))
 
 
 def pictures(sample: PictureSample, outputs: np.ndarray, *, head: str, epoch: int,
              class_names: Sequence[str] = ()) -> dict[str, np.ndarray]:
     """The run's pictures, by key: ``confusion_matrix`` and ``mistakes`` (classification) or ``masks``
     (segmentation); none for regression."""
-    where = f"epoch {epoch}, {sample.label}"
+    where = f"epoch {epoch} (the best), {sample.label}"
     if head == "segmentation":
-        return {"masks": mask_picture(sample.x, sample.y, class_masks(outputs),
-                                      f"Image, true and predicted masks ({where})")}
+        return {"masks": mask_picture(sample.x, sample.y, class_masks(outputs), "Image, true and predicted masks",
+                                      where)}
     if head == "regression":
         return {}
     probabilities = outputs
@@ -274,7 +281,8 @@ def pictures(sample: PictureSample, outputs: np.ndarray, *, head: str, epoch: in
     if classes <= MAX_MATRIX_CLASSES:
         counts = confusion_counts(y_true, probabilities.argmax(axis=1), classes)
         accuracy = np.trace(counts) / max(1, counts.sum())
-        out["confusion_matrix"] = confusion_picture(
-            counts, names, f"Confusion matrix (rows: true class, columns: predicted), accuracy {accuracy:.3f} ({where})")
-    out["mistakes"] = mistakes_picture(sample.x, y_true, probabilities, names, f"Most confident mistakes ({where})")
+        out["confusion_matrix"] = confusion_picture(counts, names, f"Confusion matrix, accuracy {accuracy:.3f}",
+                                                    f"{where}; rows: true class, columns: predicted")
+    out["mistakes"] = mistakes_picture(sample.x, y_true, probabilities, names, "Most confident mistakes",
+                                       f"{where}; true -> predicted (probability)")
     return out

@@ -105,6 +105,32 @@ def test_report_renders_in_chromium_and_shows_markup_as_text(written, page):
     _non_blank(page.page.screenshot(full_page=True))
 
 
+def test_report_shows_what_the_best_trials_predict(written, page, tmp_path):
+    page.page.goto(written.path.resolve().as_uri())
+    section = page.page.locator("#predictions")
+    assert section.locator("h3").count() == 3  # the three best trials, best first
+    values = [float(t.split()[-1]) for t in section.locator("h3 .hint").all_inner_texts()]
+    assert values == sorted(values, reverse=True)
+    images = section.locator("img")
+    assert images.count() == 6  # a confusion matrix and the most confident mistakes each
+    page.page.wait_for_function("[...document.querySelectorAll('#predictions img')].every(i => i.naturalWidth > 200)")
+    assert {images.nth(i).get_attribute("alt").split(" of ")[0] for i in range(6)} == {
+        "confusion matrix", "most confident mistakes"}
+    assert section.locator("h3 a").first.get_attribute("href").endswith("/model-metrics?workflowType=machine_learning")
+    assert page.errors == []
+    _non_blank(section.screenshot(path=str(_screenshot_path(tmp_path, "report-predictions.png"))))
+
+
+def _screenshot_path(tmp_path, name):
+    """Where a test keeps its screenshot: $CNNKERAS_SCREENSHOTS when set (to look at them), else its folder."""
+    import os
+    from pathlib import Path
+
+    folder = Path(os.environ.get("CNNKERAS_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
 def test_runs_table_sorts_by_a_clicked_column(written, page):
     page.page.goto(written.path.resolve().as_uri())
     header = page.page.locator("#runs-table th", has_text="final gap accuracy")
