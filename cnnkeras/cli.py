@@ -188,12 +188,14 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
                                              help="Trials at once (each in its own process)."),
           trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1,
                                                help="Total trials (default: search.n_trials)."),
-          quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-trial lines."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="One line per trial, no live panel and no "
+                                     "summary table (also the output without a terminal)."),
           backend: Optional[str] = BackendOpt, tracking_uri: Optional[str] = TrackingUriOpt) -> None:
     """Run or resume the config's Optuna sweep; every trial is a nested MLflow run."""
     try:
         result = cnnkeras.sweep(cnnkeras.load_config(config, _with_options(overrides, backend, tracking_uri)),
-                                jobs=jobs, n_trials=trials, progress=not quiet, verbose=_state["verbose"])
+                                jobs=jobs, n_trials=trials, progress="lines" if quiet else True,
+                                verbose=_state["verbose"])
     except SweepInterrupted as exc:
         err.print(f"[bold yellow]interrupted:[/] {exc}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
@@ -212,12 +214,13 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
 def _print_sweep_summary(result: Any) -> None:
     """The best trials (up to 10) and the parameter importances of a finished sweep."""
     table = Table(title=f"study {result.study_name}: best trial(s)", header_style="bold")
-    table.add_column("trial", justify="right")
-    table.add_column("values", justify="right")
+    table.add_column("trial", justify="right", no_wrap=True)
+    table.add_column("values", justify="right", no_wrap=True)
     table.add_column("parameters")
+    names = console_lines.short_keys(k for best in result.best for k in best["params"])
     for best in result.best[:10]:
         table.add_row(str(best["number"]), ", ".join(f"{v:.4f}" for v in best["values"]),
-                      "  ".join(f"{k}={console_lines.short_number(v)}" for k, v in best["params"].items()))
+                      "  ".join(f"{names[k]}={console_lines.short_number(v)}" for k, v in best["params"].items()))
     out.print(table)
     out.print(f"parent MLflow run {result.parent_run_id}", highlight=False)
     for target, values in result.importances.items():

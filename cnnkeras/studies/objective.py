@@ -37,8 +37,8 @@ from .outcome import RUN_NAME_TAG, TrialOutcome, TrialState, trial_run_name
 
 keras = lazy_import("keras")
 
-__all__ = ["GroupFailed", "Member", "SetupFailed", "PruningCallback", "TrialChannel", "TrialHooks", "is_out_of_memory",
-           "run_trials", "trial_config", "trial_run_name"]
+__all__ = ["EpochProgress", "GroupFailed", "Member", "SetupFailed", "PruningCallback", "TrialChannel", "TrialHooks",
+           "gap_of", "is_out_of_memory", "run_trials", "trial_config", "trial_run_name"]
 
 TRIAL_TAG = "cnnkeras.trial_number"
 STATE_TAG = "cnnkeras.trial_state"
@@ -61,6 +61,8 @@ class TrialChannel(Protocol):
     def finished(self, member: int, outcome: TrialOutcome) -> None: ...
 
     def say(self, text: str) -> None: ...
+
+    def epoch(self, member: int, epoch: int, epochs: int, values: dict[str, float]) -> None: ...
 
 
 @dataclass
@@ -128,6 +130,27 @@ class PruningCallback(keras.callbacks.Callback):
         if self.channel.report(self.member, epoch + 1, value):
             self.pruned_at = epoch + 1
             self.model.stop_training = True
+
+
+def gap_of(monitor: str) -> str:
+    """The per-epoch gap that goes with a monitored measure (``val_mean_iou`` -> ``gap_mean_iou``)."""
+    base = monitor.removeprefix("val_").removeprefix("gap_")
+    return f"gap_{base}" if base in ("accuracy", "mean_iou", "mae") else "gap_loss"
+
+
+class EpochProgress:
+    """An epoch listener that tells the sweep process how a trial is doing (its live display): the
+    epoch, the objective's per-epoch measure and its gap. Sent as the epoch ends, whatever the pruner
+    decides later (a cohort's members report their epochs as they train)."""
+
+    def __init__(self, channel: TrialChannel, member: int, *, epochs: int, monitor: str):
+        self.channel, self.member, self.epochs = channel, member, epochs
+        self.keys = {"value": monitor, "gap": gap_of(monitor)}
+
+    def on_epoch(self, epoch: int, record: dict[str, float]) -> None:
+        values = {name: float(record[key]) for name, key in self.keys.items()
+                  if key in record and math.isfinite(record[key])}
+        self.channel.epoch(self.member, epoch, self.epochs, values)
 
 
 def trial_config(config: ExperimentConfig, overrides: list[str], *, number: int) -> ExperimentConfig:
@@ -257,9 +280,11 @@ def run_trials(config: ExperimentConfig, members: Sequence[Member], channel: Tri
     hooks = TrialHooks(config, [m for _, m, _ in ready], _Renumbered.many(channel, [i for i, _, _ in ready]),
                        pruners, replay=replay)
     try:
+        progress = [[EpochProgress(_Renumbered(channel, index), 0, epochs=child.train.epochs, monitor=monitor)]
+                    for index, _, child in ready]
         run_members([c for _, _, c in ready], trackers=trackers,
                     callbacks=[[p] if p is not None and not replay else [] for p in pruners],
-                    hooks=hooks, live_epochs=not replay, progress=False)
+                    listeners=progress, hooks=hooks, live_epochs=not replay, progress=False)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - the whole group failed: its runs are closed, each trial fails
@@ -296,3 +321,6 @@ class _Renumbered:
 
     def say(self, text: str) -> None:
         self.channel.say(text)
+
+    def epoch(self, member: int, epoch: int, epochs: int, values: dict[str, float]) -> None:
+        self.channel.epoch(self._at(member), epoch, epochs, values)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -390,3 +391,72 @@ def test_a_torn_journal_is_cut_back_with_a_backup_and_a_corrupt_one_refused_in_o
         assert done.returncode == 2 and f"{journal} is corrupt at line 3" in output, (command, output[-1500:])
         assert "Traceback" not in output
     assert journal.read_bytes().split(b"\n")[2] == b"not a record"  # left as it was
+
+
+def _in_a_terminal(args, *, columns=80, timeout=600):
+    """Run the CLI with a pseudo-terminal as its stdout and stderr (``COLUMNS`` wide); its output as text."""
+    import pty
+    import re
+    import select
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm"}
+    process = subprocess.Popen([sys.executable, "-m", "cnnkeras.cli", *args], stdin=slave, stdout=slave, stderr=slave,
+                               env=env, close_fds=True)
+    os.close(slave)
+    chunks, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 1.0)
+        if ready:
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:  # the child closed its side
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    os.close(master)
+    assert process.wait(timeout=60) == 0, b"".join(chunks).decode(errors="replace")[-3000:]
+    raw = b"".join(chunks).decode(errors="replace")
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)  # what was drawn, escape sequences left out
+
+
+LIVE = """
+    search:
+      n_trials: 3
+      pruner: {name: none}
+      parameters:
+        train.optimizer.learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+        train.batch_size: {type: categorical, choices: [16, 64]}
+    """
+
+
+@pytest.mark.parametrize("how", [["--jobs", "2"], ["search.cohort=2", "search.cohort_probe=false"]],
+                         ids=["worker-processes", "cohorts"])
+def test_a_sweep_on_a_terminal_draws_its_running_trials_epoch_by_epoch(tmp_path, how):
+    path = sweep_file(tmp_path, LIVE)
+    shown = _in_a_terminal(["sweep", path, *how])
+    frames = [line for line in shown.replace("\r", "\n").splitlines() if line.strip()]
+    header = [line for line in frames if line.startswith("sw: ") and " done (" in line]
+    assert header and "ETA" in header[-1] and "3/3 done (3 complete, 0 pruned, 0 failed)" in header[-1]
+    rows = [line.split() for line in frames if re.fullmatch(r"\s*\d+\s+\d/3\s+\S+\s+\S+\s+lr=.*", line)]
+    seen = {(row[0], row[1]) for row in rows}  # (trial, epoch of epochs) as the panel drew them
+    assert {("0", "1/3"), ("0", "2/3"), ("0", "3/3")} <= seen or {("1", "1/3"), ("1", "2/3")} <= seen, frames[-40:]
+    assert len({row[0] for row in rows}) >= 2  # every trial's epochs reach the panel, whichever process trains it
+    lines = [line for line in frames if re.match(r"trial +\d+ (COMPLETE|PRUNED|FAIL)", line)]
+    assert len(lines) == 3 and all("best_val_accuracy=" in line and " gap=" in line for line in lines)
+    assert all(len(line) <= 80 for line in frames), [line for line in frames if len(line) > 80]
+
+
+def test_a_quiet_sweep_prints_one_line_per_trial_with_its_gap(tmp_path):
+    path = sweep_file(tmp_path, LIVE)
+    done = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "sweep", path, "-q", "--jobs", "2"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 3 and all(re.search(r"COMPLETE best_val_accuracy=0\.\d{4} gap=-?0\.\d{4}  lr=", line)
+                                   for line in lines), done.stderr
+    assert all(len(line) <= 80 for line in (done.stdout + done.stderr).splitlines())
+    assert " ETA " not in done.stderr and "Warning" not in done.stderr
