@@ -35,7 +35,8 @@ from ..interrupts import deferred_interrupts, exit_code, interrupt_reason
 from ..lazy import lazy_import
 from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten
 from ..tracking.values import redact, redact_data
-from .console import SweepDisplay, TrialLine, best_so_far
+from ..tracking import views
+from .console import SweepDisplay, TrialLine, best_so_far, gap_summary_key
 from .executor import Executor, TrialWatch
 from .ledger import Ledger
 from .outcome import TrialOutcome
@@ -50,6 +51,8 @@ keras = lazy_import("keras")
 __all__ = ["SweepResult", "sweep"]
 
 STUDY_TAG = "cnnkeras.study"
+#: The study's MLflow experiment (for links from the landing page).
+EXPERIMENT_ATTR = "mlflow_experiment_id"
 
 
 def sweep(config: ExperimentConfig, *, jobs: int | None = None, n_trials: int | None = None,
@@ -86,7 +89,7 @@ def sweep(config: ExperimentConfig, *, jobs: int | None = None, n_trials: int | 
         with deferred_interrupts():  # a stop signal during set-up is acted on at the loop's first safe point
             repaired = check_journal(storage, repair=True) if journal_lock is not None else None
             if repaired:  # said even with progress off: the file was changed
-                console.print(repaired, style="yellow", highlight=False, markup=False, soft_wrap=True)
+                console.print(repaired, style="yellow", highlight=False, markup=False)
             with setup_lock(storage, study_name(cfg), wait_s=search.storage_wait_s):  # one process at a time
                 study, store = open_study(cfg, storage)
                 worker = claim_worker(study)
@@ -182,6 +185,22 @@ def _run(cfg: ExperimentConfig, ledger: Ledger, dead: DeadTrials, parent: Any, s
 
 
 def _parent_run(study: Any, config: ExperimentConfig, storage: str, tracking_uri: str) -> Any:
+    """The sweep's MLflow parent run, created or reopened, and the study's runs table shared on its
+    experiment (:func:`cnnkeras.tracking.views.share_sweep_view`: the landing page links it)."""
+    tracker = _open_parent(study, config, storage, tracking_uri)
+    if study.user_attrs.get(EXPERIMENT_ATTR) != tracker.experiment_id:
+        study.set_user_attr(EXPERIMENT_ATTR, tracker.experiment_id)
+    objective = config.search.objectives[0]
+    try:
+        views.share_sweep_view(tracker.experiment_id, study.study_name, objective=objective.metric,
+                               maximize=objective.direction == "maximize", gap=gap_summary_key(objective.metric),
+                               swept=list(config.search.parameters), uri=tracking_uri)
+    except Exception:  # noqa: BLE001 - a user who may not edit the experiment still sweeps; only the link is lost
+        pass
+    return tracker
+
+
+def _open_parent(study: Any, config: ExperimentConfig, storage: str, tracking_uri: str) -> Any:
     experiment = config.tracking.experiment or config.name
     parent_id = study.user_attrs.get(PARENT_ATTR)
     if parent_id:
@@ -200,7 +219,7 @@ def _parent_run(study: Any, config: ExperimentConfig, storage: str, tracking_uri
 
 def _sayer(console: Console) -> Callable[[str], None]:
     def say(text: str) -> None:
-        console.print(text, style="cyan", highlight=False, markup=False, soft_wrap=True)
+        console.print(text, style="cyan", highlight=False, markup=False)  # wrapped at the console's width
     return say
 
 
