@@ -75,8 +75,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if _state["verbose"]:
                 err.print_exception(show_locals=False)
             label = "failed" if isinstance(exc, TrainingDiverged) else "error"
-            # one message, wrapped at the terminal's width (80 columns in a pipe; COLUMNS sets it)
-            err.print(Text.assemble((f"{label}: ", "bold red"), str(exc)), highlight=False)
+            # one message: wrapped at the terminal's width on a terminal, one line in a pipe or a log
+            err.print(Text.assemble((f"{label}: ", "bold red"), str(exc)), highlight=False,
+                      soft_wrap=not err.is_terminal)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
@@ -383,10 +384,11 @@ def zoo(input: Optional[str] = typer.Option(None, "--input", help="Input shape H
     at = f" for {input}" if shape is not None else " at each model's reference input"
     out.print(tables.fitted_table(f"cnnkeras zoo: parameters and MACs{at}", columns, rows, out.width),
               highlight=False)
-    out.print("task: cls (classification), seg (segmentation, head: segmentation), both. smallest: the smallest "
-              "square input the model builds for (its strides and pooling need that many pixels). reference: the "
-              "published parameter count (tests check it). `cnnkeras inspect ARCH --input H,W,C` shows one model "
-              "layer by layer", highlight=False)
+    out.print("task: cls (classification), seg (segmentation, head: segmentation), both. smallest (min in): the "
+              "smallest square input the model builds for, its small-input stem on where it has one (1x1: any; "
+              "below it a stride or pooling window runs out of pixels, or keras.applications refuses it). "
+              "reference: the published parameter count (tests check it). `cnnkeras inspect ARCH --input H,W,C` "
+              "shows one model layer by layer", highlight=False)
 
 
 def _count(value: Any) -> str:

@@ -120,7 +120,8 @@ class TrialLine:
             return
         text = Text(self.text(trial, self.console.width))
         text.stylize(COLOURS.get(state, "dim"), 10, 18)
-        self.console.print(text, highlight=False, soft_wrap=state != "FAIL")
+        # a failure's reason is never cut: wrapped on a terminal, whole on one line in a pipe or a log
+        self.console.print(text, highlight=False, soft_wrap=state != "FAIL" or not self.console.is_terminal)
 
 
 def gap_summary_key(metric: str) -> str:

@@ -89,7 +89,8 @@ def sweep(config: ExperimentConfig, *, jobs: int | None = None, n_trials: int | 
         with deferred_interrupts():  # a stop signal during set-up is acted on at the loop's first safe point
             repaired = check_journal(storage, repair=True) if journal_lock is not None else None
             if repaired:  # said even with progress off: the file was changed
-                console.print(repaired, style="yellow", highlight=False, markup=False)
+                console.print(repaired, style="yellow", highlight=False, markup=False,
+                              soft_wrap=not console.is_terminal)
             with setup_lock(storage, study_name(cfg), wait_s=search.storage_wait_s):  # one process at a time
                 study, store = open_study(cfg, storage)
                 worker = claim_worker(study)
@@ -219,7 +220,8 @@ def _open_parent(study: Any, config: ExperimentConfig, storage: str, tracking_ur
 
 def _sayer(console: Console) -> Callable[[str], None]:
     def say(text: str) -> None:
-        console.print(text, style="cyan", highlight=False, markup=False)  # wrapped at the console's width
+        # wrapped at the terminal's width on a terminal; one line in a pipe or a log (grep finds it whole)
+        console.print(text, style="cyan", highlight=False, markup=False, soft_wrap=not console.is_terminal)
     return say
 
 
