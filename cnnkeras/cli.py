@@ -398,17 +398,6 @@ def _count(value: Any) -> str:
     return f"{int(value):,}"
 
 
-def _short_citation(text: Optional[str]) -> str:
-    """'Krizhevsky et al., ImageNet classification..., NeurIPS 2012' -> 'Krizhevsky 2012'."""
-    if not text:
-        return "-"
-    years = re.findall(r"(?:19|20)\d\d", text)
-    first = text.split(",")[0].strip()
-    if not years or first.startswith("("):
-        return first
-    return f"{first.split()[0]} {years[-1]}"
-
-
 def main() -> None:
     """Console-script entry point.
 
