@@ -56,6 +56,7 @@ _EXPORTS = {
     "inspect": "cnnkeras.zoo.inspect",
     "list_models": "cnnkeras.zoo.registry",
     "zoo_table": "cnnkeras.zoo.inspect",
+    "zoo_catalog": "cnnkeras.zoo.catalog",
     "load_config": "cnnkeras.config",
     "load_model": "cnnkeras.api",
     "report": "cnnkeras.reporting.study_report",

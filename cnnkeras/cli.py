@@ -15,7 +15,6 @@ import functools
 import gc
 import json
 import os
-import re
 import signal
 import sys
 from pathlib import Path
@@ -24,7 +23,9 @@ from typing import Any, Callable, List, Optional
 import typer
 import yaml
 from rich.console import Console
+from rich.padding import Padding
 from rich.table import Table
+from rich.text import Text
 
 import cnnkeras
 
@@ -36,6 +37,8 @@ from .process import quiet_process
 
 # Heavy modules (Keras, Optuna, pandas), imported by the commands that need them.
 frames = lazy_import("cnnkeras.analysis.frames")
+run_source = lazy_import("cnnkeras.analysis.source")
+tables = lazy_import("cnnkeras.reporting.tables")
 layer_blocks = lazy_import("cnnkeras.layers.blocks")
 layer_registry = lazy_import("cnnkeras.layers.registry")
 console_lines = lazy_import("cnnkeras.studies.console")
@@ -71,8 +74,9 @@ def handle_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if _state["verbose"]:
                 err.print_exception(show_locals=False)
             label = "failed" if isinstance(exc, TrainingDiverged) else "error"
-            err.print(f"[bold red]{label}:[/] ", end="", highlight=False)
-            err.print(str(exc), highlight=False, markup=False, soft_wrap=True)
+            # one message: wrapped at the terminal's width on a terminal, one line in a pipe or a log
+            err.print(Text.assemble((f"{label}: ", "bold red"), str(exc)), highlight=False,
+                      soft_wrap=not err.is_terminal)
             raise typer.Exit(exc.exit_code) from None
 
     return wrapper
@@ -188,7 +192,8 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
                                              help="Trials at once (each in its own process)."),
           trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1,
                                                help="Total trials (default: search.n_trials)."),
-          quiet: bool = typer.Option(False, "--quiet", "-q", help="No per-trial lines."),
+          quiet: bool = typer.Option(False, "--quiet", "-q", help="One line per trial, no live panel and no "
+                                     "summary table (also the output without a terminal)."),
           backend: Optional[str] = BackendOpt, tracking_uri: Optional[str] = TrackingUriOpt,
           join_anyway: bool = typer.Option(False, "--join-anyway", help="Join an existing study even if this "
                                            "config differs from the one that made it (search.join: any).")) -> None:
@@ -196,7 +201,8 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
     overrides = [*(overrides or []), *(["search.join=any"] if join_anyway else [])]
     try:
         result = cnnkeras.sweep(cnnkeras.load_config(config, _with_options(overrides, backend, tracking_uri)),
-                                jobs=jobs, n_trials=trials, progress=not quiet, verbose=_state["verbose"])
+                                jobs=jobs, n_trials=trials, progress="lines" if quiet else True,
+                                verbose=_state["verbose"])
     except SweepInterrupted as exc:
         err.print(f"[bold yellow]interrupted:[/] {exc}", highlight=False)
         raise typer.Exit(exc.exit_code) from None
@@ -215,12 +221,13 @@ def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesAr
 def _print_sweep_summary(result: Any) -> None:
     """The best trials (up to 10) and the parameter importances of a finished sweep."""
     table = Table(title=f"study {result.study_name}: best trial(s)", header_style="bold")
-    table.add_column("trial", justify="right")
-    table.add_column("values", justify="right")
+    table.add_column("trial", justify="right", no_wrap=True)
+    table.add_column("values", justify="right", no_wrap=True)
     table.add_column("parameters")
+    names = console_lines.short_keys(k for best in result.best for k in best["params"])
     for best in result.best[:10]:
         table.add_row(str(best["number"]), ", ".join(f"{v:.4f}" for v in best["values"]),
-                      "  ".join(f"{k}={console_lines.short_number(v)}" for k, v in best["params"].items()))
+                      "  ".join(f"{names[k]}={console_lines.short_number(v)}" for k, v in best["params"].items()))
     out.print(table)
     out.print(f"parent MLflow run {result.parent_run_id}", highlight=False)
     for target, ranking in result.importances.items():  # the report ranks the same trials the same way
@@ -246,8 +253,13 @@ def best(study: str = typer.Argument(..., help="A study name, or the experiment 
          quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display.")) -> None:
     """Retrain a study's best configuration on the whole training split, test it, register the model."""
     result = cnnkeras.best(study, storage=storage, register=register, progress=not quiet)
+    out.print(f"retrained trial {result.trial} of study {result.study}"
+              + (f" (MLflow run {result.trial_run_id})" if result.trial_run_id else "")
+              + f" on the whole training split: its validation part ({result.folded:.0%}) folded into training, "
+              "early stopping off", highlight=False, soft_wrap=False)
     out.print(_metrics_table("best configuration: results", result.test))
-    out.print(f"MLflow run [bold]{result.run_id}[/]" + (" (registered)" if register else ""))
+    out.print(f"MLflow run [bold]{result.run_id}[/]" + (f" (registered as model {result.study})" if result.registered
+                                                        else ""), highlight=False)
 
 
 @app.command()
@@ -258,21 +270,26 @@ def runs(experiment: str = typer.Argument(..., help="Experiment file, study name
          curves: bool = typer.Option(False, "--curves", help="Per-epoch curves (long format) instead of runs."),
          k: int = typer.Option(3, help="Rising epochs that mark the onset of overfitting.")) -> None:
     """One row per run with parameters, metrics and overfitting measures (or per-epoch curves)."""
-    frame = (cnnkeras.curves_frame(experiment, uri=uri, storage=storage) if curves
-             else cnnkeras.runs_frame(experiment, uri=uri, storage=storage, k=k))
+    source = run_source.resolve(experiment, uri=uri, storage=storage)
+    frame = cnnkeras.curves_frame(source) if curves else cnnkeras.runs_frame(source, k=k)
     if out_path is not None:
         frames.export(frame, out_path)
         out.print(f"wrote {len(frame)} rows to {out_path}")
         return
-    keys = [c for c in ("run_name", "status", "trial_state", "best_epoch", "epochs", "onset_epoch",
-                        "final_gap_accuracy", "final_gap_loss", "best_val_accuracy", "test_accuracy") if c in frame]
-    table = Table(title=f"{experiment}: {len(frame)} runs", header_style="bold")
-    for key in (["run_name", "epoch", "metric", "value"] if curves else keys):
-        table.add_column(key.replace("_", " "))
-    for row in frame.head(200).itertuples(index=False):
-        values = row._asdict()
-        table.add_row(*(_cell(values[k], k) for k in (["run_name", "epoch", "metric", "value"] if curves else keys)))
-    out.print(table)
+    if curves:
+        table = Table(title=f"{experiment}: per-epoch curves", header_style="bold")
+        for key in ("run_name", "epoch", "metric", "value"):
+            table.add_column(key.replace("_", " "))
+        for row in frame.head(200).itertuples(index=False):
+            values = row._asdict()
+            table.add_row(*(_cell(values[key], key) for key in ("run_name", "epoch", "metric", "value")))
+        out.print(table)
+        return
+    search = source.config.search if source.config is not None and source.config.search is not None else None
+    objective = search.objectives[0] if search is not None else None
+    out.print(tables.runs_table(frame, title=f"{experiment}: {len(frame)} runs", width=out.width,
+                                swept=source.swept, objective=objective.metric if objective else None,
+                                maximize=objective.direction == "maximize" if objective else None), highlight=False)
 
 
 @app.command()
@@ -290,7 +307,7 @@ def report(target: str = typer.Argument(..., help="Experiment file, study name o
     colours = {"supported": "green", "contradicted": "red", "not distinguishable from noise": "yellow"}
     for claim in result.claims:
         out.print(f"[bold]{claim.claim}[/]: [{colours.get(claim.verdict, 'dim')}]{claim.verdict}[/]", highlight=False)
-        out.print(f"  {claim.sentence}", highlight=False, markup=False, soft_wrap=True)
+        out.print(Padding(Text(claim.sentence), (0, 0, 0, 2)), highlight=False)
     out.print(f"report on {result.runs} runs: [bold]{result.path}[/]")
 
 
@@ -334,64 +351,59 @@ def inspect_cmd(target: str = typer.Argument(..., help="An architecture name or 
     """Per-layer table: output shape, parameters, MACs, receptive field, cumulative stride."""
     shape = _parse_shape(input)  # before cnnkeras.inspect, whose import loads Keras
     frame = cnnkeras.inspect(target, input_shape=shape, num_classes=classes)
-    rows = [(row.layer, row.type, "x".join(str(d) for d in row.output_shape), f"{row.params:,}", _human(row.macs),
-             str(row.receptive_field), str(row.stride)) for row in frame.itertuples()]
-    rows.append(("total", "", "", f"{frame.attrs['params']:,}", _human(frame.attrs["macs"]), "", ""))
-    columns = (("layer", "left", True), ("type", "left", True), ("output", "left", False), ("params", "right", False),
-               ("MACs", "right", False), ("RF", "right", False), ("stride", "right", False))
-    out.print(_fitted_table(f"{frame.attrs['name']} on {frame.attrs['input_shape']}", columns, rows,
-                            total_row=True))
+    rows = [[row.layer, row.type, "x".join(str(d) for d in row.output_shape), f"{row.params:,}", _human(row.macs),
+             str(row.receptive_field), str(row.stride)] for row in frame.itertuples()]
+    rows.append(["total", "", "", f"{frame.attrs['params']:,}", _human(frame.attrs["macs"]), "", ""])
+    Column = tables.Column
+    columns = [Column(("layer",), kind="name", justify="left"),
+               Column(("type",), kind="text", justify="left", shorten=tables.layer_type),
+               Column(("output",), justify="left"), Column(("params",)), Column(("MACs",)), Column(("RF",)),
+               Column(("stride",))]
+    out.print(tables.fitted_table(f"{frame.attrs['name']} on {frame.attrs['input_shape']}", columns, rows, out.width,
+                                  total_row=True), highlight=False)
     out.print("RF: receptive field in input pixels; stride: the layer's cumulative stride", highlight=False)
 
 
 @app.command()
 @handle_errors
-def zoo(input: Optional[str] = typer.Option(None, "--input", help="Input shape H,W,C (default: each model's own)."),
-        classes: Optional[int] = typer.Option(None, "--classes", help="Number of classes."),
+def zoo(input: Optional[str] = typer.Option(None, "--input", help="Input shape H,W,C (builds every model for it; "
+                                            "default: the stored figures at each model's own input)."),
+        classes: Optional[int] = typer.Option(None, "--classes", help="Number of classes (builds every model)."),
         layers: bool = typer.Option(False, "--layers", help="List the layer and block names for declarative configs.")) -> None:
-    """Every architecture with its parameters and MACs for one input."""
+    """Every architecture: task, parameters and MACs, the smallest input it takes, its paper."""
     if layers:
         layer_registry.get_layer_class("conv2d")  # loads the custom layers into the registry
         out.print("[bold]layers:[/] " + ", ".join(sorted(layer_registry.LAYERS)))
         out.print("[bold]blocks:[/] " + ", ".join(sorted(layer_blocks.BLOCKS)))
         return
     shape = _parse_shape(input)
-    frame = cnnkeras.zoo_table(input_shape=shape, num_classes=classes)
+    listed = cnnkeras.zoo_catalog()
+    if shape is not None or classes is not None:  # figures for another input: every model is built (slow)
+        built = cnnkeras.zoo_table(input_shape=shape, num_classes=classes).set_index("arch")
+        listed = listed.assign(params=listed["arch"].map(built["params"]), macs=listed["arch"].map(built["macs"]),
+                               input=listed["arch"].map(built["input"]))
     rows = []
-    for row in frame.itertuples():
-        same = row.reference_params == row.reference_params and row.reference_params == row.params
+    for row in listed.itertuples():
         task = {"classification": "cls", "segmentation": "seg"}.get(row.tasks, "both")
-        rows.append((row.arch, task, "x".join(map(str, row.input)),
-                     _human(row.params), _human(row.macs), "same" if same else _human(row.reference_params),
-                     _short_citation(row.note or row.paper)))
-    out.print(_fitted_table("cnnkeras zoo", (("arch", "left", False), ("task", "left", False),
-                                              ("input", "left", False),
-                                              ("params", "right", False), ("MACs", "right", False),
-                                              ("reference", "right", False), ("paper", "left", True)), rows))
-    out.print("task: cls (classification), seg (segmentation, head: segmentation), both. reference: the published "
-              "parameter count at the model's reference input and classes (tests check it); `cnnkeras inspect "
-              "ARCH` shows one model layer by layer", highlight=False)
-
-
-def _fitted_table(title: str, columns: Any, rows: list[tuple[str, ...]], *, total_row: bool = False) -> Table:
-    """A table that fits the console (80 columns in a pipe): numbers keep their full width, and only
-    the text columns marked flexible are shortened, with an ellipsis, to share what is left."""
-    widths = [max([len(name)] + [len(row[i]) for row in rows]) for i, (name, _, _) in enumerate(columns)]
-    flexible = [i for i, (_, _, flex) in enumerate(columns) if flex]
-    room = out.width - (3 * len(columns) + 1) - sum(w for i, w in enumerate(widths) if i not in flexible)
-    budget = {i: widths[i] for i in flexible}
-    while sum(budget.values()) > max(room, 6 * len(flexible)) and max(budget.values()) > 6:
-        widest = max(budget, key=budget.get)
-        budget[widest] -= 1
-    table = Table(title=title, header_style="bold")
-    for i, (name, justify, _) in enumerate(columns):
-        table.add_column(name, justify=justify, no_wrap=True, width=budget.get(i, widths[i]))
-    for n, row in enumerate(rows):
-        if total_row and n == len(rows) - 1:
-            table.add_section()
-        table.add_row(*(text if i not in budget or len(text) <= budget[i] else text[: budget[i] - 1] + "…"
-                        for i, text in enumerate(row)))
-    return table
+        smallest = row.smallest_input if row.smallest_input == row.smallest_input else None
+        too_small = shape is not None and smallest is not None and min(shape[:2]) < smallest
+        same = row.reference_params == row.reference_params and row.reference_params == row.params
+        rows.append([row.arch, task, "x".join(map(str, row.input)),
+                     f"{int(smallest)}x{int(smallest)}" if smallest else "-",
+                     "too small" if too_small else _human(row.params), "" if too_small else _human(row.macs),
+                     "same" if same else _human(row.reference_params), row.citation])
+    Column = tables.Column
+    columns = [Column(("arch",), kind="name", justify="left"), Column(("task",), justify="left"),
+               Column(("input",), drop=2), Column(("smallest", "min in")), Column(("params",)), Column(("MACs",)),
+               Column(("reference",), drop=1), Column(("paper",), kind="text", justify="left")]
+    at = f" for {input}" if shape is not None else " at each model's reference input"
+    out.print(tables.fitted_table(f"cnnkeras zoo: parameters and MACs{at}", columns, rows, out.width),
+              highlight=False)
+    out.print("task: cls (classification), seg (segmentation, head: segmentation), both. smallest (min in): the "
+              "smallest square input the model builds for, its small-input stem on where it has one (1x1: any; "
+              "below it a stride or pooling window runs out of pixels, or keras.applications refuses it). "
+              "reference: the published parameter count (tests check it). `cnnkeras inspect ARCH --input H,W,C` "
+              "shows one model layer by layer", highlight=False)
 
 
 def _count(value: Any) -> str:
@@ -429,11 +441,13 @@ def cache_list(cache_dir: Optional[Path] = CacheDirOpt) -> None:
         arrays = e.meta.get("arrays", {})
         first = next(iter(arrays.values()), {})
         shape = first.get("shape", [])
-        rows.append((e.name, e.status, f"{shape[0]:,}" if shape else "-",
-                     "x".join(str(d) for d in shape[1:]) or "-", _bytes(e.size_bytes)))
-    columns = (("entry", "left", False), ("status", "left", False), ("images", "right", False),
-               ("shape", "left", False), ("size", "right", False))
-    out.print(_fitted_table(f"{len(entries)} cached dataset(s), {_bytes(total)} in {root}", columns, rows))
+        rows.append([e.name, e.status, f"{shape[0]:,}" if shape else "-",
+                     "x".join(str(d) for d in shape[1:]) or "-", _bytes(e.size_bytes)])
+    Column = tables.Column
+    columns = [Column(("entry",), kind="name", justify="left"), Column(("status",), kind="text", justify="left"),
+               Column(("images",)), Column(("shape",), justify="left"), Column(("size",))]
+    out.print(tables.fitted_table(f"{len(entries)} cached dataset(s), {_bytes(total)} in {root}", columns, rows,
+                                  out.width), highlight=False)
     for e in entries:
         if e.meta.get("source"):
             out.print(f"{e.name}: decoded from {e.meta['source']} on {e.meta.get('created', '?')} in "
@@ -456,17 +470,6 @@ def cache_clear(names: Optional[List[str]] = typer.Argument(None, help="Entries 
     freed = sum(e.size_bytes for e in removed)
     out.print(f"removed {len(removed)} entr{'y' if len(removed) == 1 else 'ies'} ({_bytes(freed)}) from "
               f"{cnnkeras.api.cache_dir(cache_dir)}", highlight=False)
-
-
-def _short_citation(text: Optional[str]) -> str:
-    """'Krizhevsky et al., ImageNet classification..., NeurIPS 2012' -> 'Krizhevsky 2012'."""
-    if not text:
-        return "-"
-    years = re.findall(r"(?:19|20)\d\d", text)
-    first = text.split(",")[0].strip()
-    if not years or first.startswith("("):
-        return first
-    return f"{first.split()[0]} {years[-1]}"
 
 
 def main() -> None:

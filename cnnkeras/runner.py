@@ -51,6 +51,8 @@ from .training.compile import compile_model, steps_per_epoch
 from .training.fit import FitResult, fit_and_evaluate
 from .training.graph_release import release_traced_graphs
 from .training.plots import learning_curves, write_html
+from .training.predictions import BestEpochPredictions, picture_sample
+from .training.predictions import pictures as prediction_pictures
 from .training.reproducibility import environment, seed_everything
 from .zoo.build import model_from_config
 
@@ -113,7 +115,8 @@ def _write_records(folder: Path, config: ExperimentConfig, model: Any, result: A
     model.summary(print_fn=lambda text, line_break=True: lines.append(text), expand_nested=True)
     (folder / "model_summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     if log_plots:
-        fig = learning_curves(result.history, best_epoch=result.best_epoch, title=config.name)
+        fig = learning_curves(result.history, best_epoch=result.best_epoch, title=config.name,
+                              monitor=config.train.monitor)
         write_html(fig, folder / "plots" / "learning_curves.html")
 
 
@@ -273,6 +276,8 @@ def run_members(
                 start_logging(tracker, cfg, data, model, env, folder,
                               cfg._source.file if cfg._source is not None else None)
             per_member = list(callbacks) if callbacks is not None else [()] * k
+            pictures = [_pictures_callback(cfg, data, tracker) for cfg, tracker in zip(configs, opened)]
+            per_member = [[*own, *([p] if p is not None else [])] for own, p in zip(per_member, pictures)]
             if k == 1:
                 fits = [fit_and_evaluate(models[0], data, first, listeners=epoch_listeners[0],
                                          callbacks=per_member[0], checkpoint_dir=folders[0], progress=progress,
@@ -282,7 +287,8 @@ def run_members(
                                   checkpoint_dirs=folders, progress=progress, title=title)
             for index in range(k):
                 outcome = _finish_member(index, configs[index], opened[index], models[index], fits[index],
-                                         folders[index], buffers[index], hooks, live_epochs)
+                                         folders[index], buffers[index], hooks, live_epochs, pictures[index],
+                                         data.class_names)
                 outcomes.append(outcome)
                 hooks.closed(index, outcome)
     except BaseException as exc:
@@ -307,9 +313,32 @@ class _Buffer:
         self.records.append((epoch, dict(record)))
 
 
+def _pictures_callback(cfg: ExperimentConfig, data: Any, tracker: RunTracker) -> BestEpochPredictions | None:
+    """The callback that keeps the best epoch's predictions of the run's picture sample (tracked runs only)."""
+    if isinstance(tracker, NullTracker) or not cfg.tracking.log_predictions:
+        return None
+    sample = picture_sample(data, segmentation=cfg.model.head == "segmentation", seed=cfg.seed)
+    if sample is None:
+        return None
+    return BestEpochPredictions(sample, cfg.train.monitor, batch_size=max(cfg.train.batch_size, 256))
+
+
+def _log_pictures(tracker: RunTracker, cfg: ExperimentConfig, fit: FitResult, callback: BestEpochPredictions | None,
+                  class_names: Sequence[str]) -> None:
+    """The pictures of the run's best epoch (:mod:`cnnkeras.training.predictions`) as MLflow images."""
+    found = callback.best_until(fit.epochs_run) if callback is not None else None
+    if found is None:
+        return
+    epoch, outputs = found
+    drawn = prediction_pictures(callback.sample, outputs, head=cfg.model.head, epoch=epoch, class_names=class_names)
+    for name, image in drawn.items():
+        tracker.log_image(image, f"predictions/{name}", step=epoch)
+
+
 def _finish_member(index: int, cfg: ExperimentConfig, tracker: RunTracker, model: Any, fit: FitResult,
                    folder: Path, buffered: list[tuple[int, dict[str, float]]], hooks: MemberHooks,
-                   live_epochs: bool) -> MemberOutcome:
+                   live_epochs: bool, pictures: BestEpochPredictions | None = None,
+                   class_names: Sequence[str] = ()) -> MemberOutcome:
     """One member's ending: pruning decision, summary, artifacts, verdict, the run closed."""
     outcome = MemberOutcome(config=cfg, ending=Ending.FINISHED, run_id=tracker.run_id)
     try:
@@ -332,6 +361,7 @@ def _finish_member(index: int, cfg: ExperimentConfig, tracker: RunTracker, model
             where = f" (MLflow run {tracker.run_id}, closed FAILED)" if tracker.run_id else ""
             raise TrainingDiverged(f"training diverged: {fit.diverged}{where}", tracker.run_id)
         _log_artifacts(tracker, folder, cfg, model, fit)
+        _log_pictures(tracker, cfg, fit, pictures, class_names)
     except (CnnkerasError, OSError) as exc:  # this member only: diverged, or its artifacts
         outcome.ending = Ending.DIVERGED if isinstance(exc, TrainingDiverged) else Ending.FAILED
         outcome.error, outcome.reason = exc, one_line(exc)
@@ -542,7 +572,11 @@ def reproduce(run_id: str, *, uri: str | None = None, tolerance: float = 0.0, pr
         raw = yaml.safe_load(download_artifact(run_id, "config.yaml", tmp, uri=uri).read_text(encoding="utf-8"))
     raw.setdefault("tracking", {})["uri"] = uri
     cfg = config_from_dict(raw)
-    result = run(cfg, progress=progress, tags={f"{TAG_PREFIX}reproduces": run_id},
+    # Nested under the run it re-runs (never a top-level run among a sweep's), and tagged as such.
+    tags = {f"{TAG_PREFIX}reproduces": run_id, f"{TAG_PREFIX}kind": "reproduce",
+            "mlflow.note.content": f"Re-run of MLflow run {run_id} ({original['run_name']}) from its saved config, "
+                                   "to compare every metric epoch by epoch (cnnkeras reproduce)."}
+    result = run(cfg, progress=progress, tags=tags, parent_run_id=run_id,
                  run_name=f"reproduce-{original['run_name'] or run_id[:8]}")
     differences: dict[str, float] = {}
     for key, values in original["histories"].items():

@@ -28,6 +28,7 @@ CLI blocks on it until Ctrl-C.
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import mimetypes
 import os
 import subprocess
@@ -49,8 +50,9 @@ from cnnkeras.studies.storage import open_storage
 from cnnkeras.tracking import default_tracking_uri
 from cnnkeras.tracking.values import redact
 
-from . import render
+from . import render, safe_json
 from .proxy import read_only, read_only_mlflow, reverse_proxy
+from .sweeps import sweep_rows
 
 __all__ = ["Dashboards", "find_storages", "serve"]
 
@@ -165,10 +167,15 @@ def _landing_app(state: Dashboards, root: Path, tracking_uri: str, *, mlflow_pro
 
     def app(environ: dict, start_response: Callable) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "/")
-        if path in ("/", "/index.html"):
+        if path in ("/", "/index.html", "/api/sweeps"):
             # Bound to every interface: link back to the address the browser used, never 0.0.0.0.
             host = environ.get("HTTP_HOST", "").rsplit(":", 1)[0] if wildcard else None
             reports = sorted(state.reports_dir.glob("*.html")) if state.reports_dir.is_dir() else []
+            sweeps = sweep_rows(state.storages, mlflow=state.mlflow, reports=[f"reports/{p.name}" for p in reports],
+                                dashboard_url=lambda item: state.dashboard_url(item, host or None))
+            if path == "/api/sweeps":  # the landing page refreshes its sweeps from here while they run
+                body = json.dumps({"sweeps": sweeps}).encode()
+                return _respond(start_response, "200 OK", body, "application/json")
             page = render(
                 "landing.html.j2", mlflow=state.mlflow, tracking_uri=redact(tracking_uri), root=str(root),
                 storages=[{"studies": item.studies, "storage": item.shown,
@@ -176,6 +183,7 @@ def _landing_app(state: Dashboards, root: Path, tracking_uri: str, *, mlflow_pro
                 reports=[{"name": p.stem, "href": f"reports/{p.name}",
                           "modified": _dt.datetime.fromtimestamp(p.stat().st_mtime).strftime("%Y-%m-%d %H:%M"),
                           "size_mb": p.stat().st_size / 1e6} for p in reports],
+                sweeps=sweeps, sweeps_json=safe_json({"sweeps": sweeps}),
             )
             return _respond(start_response, "200 OK", page.encode(), "text/html; charset=utf-8")
         if path == "/healthz":

@@ -582,6 +582,12 @@ class TrackingConfig(StrictModel):
     tags: dict[str, str] = Field(default_factory=dict, description="Extra tags on the run.")
     log_model: bool = Field(True, description="Log the trained model as a .keras artifact.")
     log_plots: bool = Field(True, description="Log the learning-curve plot (self-contained HTML, about 4 MB).")
+    log_predictions: bool = Field(
+        True,
+        description="Log pictures of what the model predicts at its best epoch, as MLflow images: a confusion matrix "
+        "and the most confident mistakes (classification), or images with their true and predicted masks "
+        "(segmentation), on a fixed seeded sample of the validation split (a few small PNGs).",
+    )
     wait_s: float = Field(
         300.0, gt=0, le=86400,
         description="Longest wait for the tracking store to take a run's queued writes (a server restarting is "

@@ -38,6 +38,7 @@ from ..studies.importance import frame_importances, importance_columns
 from ..tracking import Tracker
 from ..version import __version__
 from . import study_figures as figs
+from .predictions import best_trials_pictures
 
 __all__ = ["ReportResult", "report"]
 
@@ -216,6 +217,7 @@ def _render(source: RunSource, runs: pd.DataFrame, curves: pd.DataFrame, swept: 
         settings=_settings_table(at_budget, swept, replicate, confidence, headline, budget),
         runs_table=_runs_table(runs, swept, mlflow_url),
         mlflow_url=mlflow_url, figures=figures, plotly_js=plotly_js(),
+        predictions=best_trials_pictures(runs, headline[1], uri=source.uri, mlflow_url=mlflow_url),
     )
 
 

@@ -24,7 +24,7 @@ import select
 import signal
 import subprocess
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 from .. import interrupts
@@ -35,22 +35,41 @@ from .objective import GroupFailed, Member, SetupFailed, run_trials
 from .outcome import TrialOutcome
 from .recovery import DeadTrials
 
-__all__ = ["Executor", "LedgerChannel", "death", "gpu_for"]
+__all__ = ["Executor", "LedgerChannel", "TrialWatch", "death", "gpu_for"]
 
 #: Called once per told trial: (the asked trial, its outcome, the frozen trial after telling).
 Told = Callable[[AskedTrial, TrialOutcome, Any], None]
+
+
+class TrialWatch:
+    """What a sweep's display learns of its running trials (:class:`~cnnkeras.studies.console.SweepDisplay`
+    implements it; the default ignores everything)."""
+
+    def started(self, trial: AskedTrial) -> None:
+        pass
+
+    def epoch(self, trial: AskedTrial, epoch: int, epochs: int, values: dict[str, float]) -> None:
+        pass
+
+    def ended(self, trial: AskedTrial) -> None:
+        pass
 
 
 class LedgerChannel:
     """The sweep process's side of a group: members' messages become Optuna writes (the ledger)."""
 
     def __init__(self, ledger: Ledger, group: Sequence[AskedTrial], told: Told, say: Callable[[str], None],
-                 dead: DeadTrials | None = None):
+                 dead: DeadTrials | None = None, watch: TrialWatch | None = None):
         self.ledger, self.group, self._told, self._say, self.dead = ledger, list(group), told, say, dead
+        self.watch = watch or TrialWatch()
         self.done: set[int] = set()
 
     def started(self, member: int, run_id: str | None) -> None:
         self.ledger.record_run(self.group[member], run_id)
+        self.watch.started(self.group[member])
+
+    def epoch(self, member: int, epoch: int, epochs: int, values: dict[str, float]) -> None:
+        self.watch.epoch(self.group[member], epoch, epochs, values)
 
     def report(self, member: int, step: int, value: float) -> bool:
         return self.ledger.report(self.group[member], step, value)
@@ -62,6 +81,7 @@ class LedgerChannel:
         asked = self.group[member]
         frozen = self.ledger.tell(asked, outcome)
         self.done.add(member)
+        self.watch.ended(asked)
         if asked.number in self.ledger.superseded:  # taken as dead meanwhile: its retry is the trial now
             reason = (f"its heartbeats stalled and another sweep process took it as dead; its retry stands "
                       f"for it ({frozen.user_attrs.get('reason', '')})")
@@ -107,10 +127,11 @@ class Executor:
     study_name: str
     told: Told
     say: Callable[[str], None]
+    watch: TrialWatch = field(default_factory=TrialWatch)
 
     def run(self, group: Sequence[AskedTrial], *, slot: int = 0) -> None:
         """Train ``group`` until every member is told (or raise an interrupt, the members queued again)."""
-        channel = LedgerChannel(self.ledger, group, self.told, self.say, self.dead)
+        channel = LedgerChannel(self.ledger, group, self.told, self.say, self.dead, self.watch)
         members = [Member(a.number, a.overrides) for a in group]
         try:
             if self.isolation == "process":
@@ -131,17 +152,19 @@ class Executor:
         except KeyboardInterrupt as exc:
             for i in channel.pending():
                 self.ledger.interrupted(group[i], interrupt_reason(exc))
+                self.watch.ended(group[i])
             raise
         except SetupFailed as exc:  # the store, not the trials: set them aside, and stop
             for i in channel.pending():
                 self.ledger.interrupted(group[i], f"set aside: {exc}")
+                self.watch.ended(group[i])
             raise
 
 
 class WorkerProcess:
     """One group trained in ``python -m cnnkeras.studies.worker``, talking over two pipes.
 
-    The worker sends one JSON line per message (``started``, ``report``, ``replay``,
+    The worker sends one JSON line per message (``started``, ``epoch``, ``report``, ``replay``,
     ``finished``, ``say``, and ``failed`` or ``interrupted`` for the group); ``report`` and
     ``replay`` wait for the answer line. The worker never opens the study storage.
     """
@@ -211,6 +234,8 @@ class WorkerProcess:
             self.channel.finished(member, TrialOutcome.from_json(message["outcome"]))
         elif op == "say":
             self.channel.say(message["text"])
+        elif op == "epoch":
+            self.channel.epoch(member, message["epoch"], message["epochs"], message["values"])
         elif op in ("failed", "interrupted", "setup_failed"):
             self.ending = message
         return None

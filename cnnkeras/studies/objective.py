@@ -32,12 +32,12 @@ from ..config.schema import OBJECTIVE_METRICS, ExperimentConfig
 from ..errors import CnnkerasError
 from ..lazy import lazy_import
 from ..runner import Ending, MemberHooks, MemberOutcome, format_exception, one_line, open_tracker, run_members
-from .outcome import TrialOutcome, TrialState
+from .outcome import RUN_NAME_TAG, TrialOutcome, TrialState, trial_run_name
 
 keras = lazy_import("keras")
 
-__all__ = ["GroupFailed", "Member", "SetupFailed", "PruningCallback", "TrialChannel", "TrialHooks", "is_out_of_memory",
-           "run_trials", "trial_config"]
+__all__ = ["EpochProgress", "GroupFailed", "Member", "SetupFailed", "PruningCallback", "TrialChannel", "TrialHooks",
+           "gap_of", "is_out_of_memory", "run_trials", "trial_config", "trial_run_name"]
 
 TRIAL_TAG = "cnnkeras.trial_number"
 STATE_TAG = "cnnkeras.trial_state"
@@ -45,6 +45,7 @@ STUDY_TAG = "cnnkeras.study"
 WORKER_TAG = "cnnkeras.sweep_process"
 SEED_TAG = "cnnkeras.sampler_seed"
 COHORT_TAG = "cnnkeras.cohort_size"
+KIND_TAG = "cnnkeras.kind"
 
 
 class TrialChannel(Protocol):
@@ -59,6 +60,8 @@ class TrialChannel(Protocol):
     def finished(self, member: int, outcome: TrialOutcome) -> None: ...
 
     def say(self, text: str) -> None: ...
+
+    def epoch(self, member: int, epoch: int, epochs: int, values: dict[str, float]) -> None: ...
 
 
 @dataclass
@@ -127,6 +130,27 @@ class PruningCallback(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def gap_of(monitor: str) -> str:
+    """The per-epoch gap that goes with a monitored measure (``val_mean_iou`` -> ``gap_mean_iou``)."""
+    base = monitor.removeprefix("val_").removeprefix("gap_")
+    return f"gap_{base}" if base in ("accuracy", "mean_iou", "mae") else "gap_loss"
+
+
+class EpochProgress:
+    """An epoch listener that tells the sweep process how a trial is doing (its live display): the
+    epoch, the objective's per-epoch measure and its gap. Sent as the epoch ends, whatever the pruner
+    decides later (a cohort's members report their epochs as they train)."""
+
+    def __init__(self, channel: TrialChannel, member: int, *, epochs: int, monitor: str):
+        self.channel, self.member, self.epochs = channel, member, epochs
+        self.keys = {"value": monitor, "gap": gap_of(monitor)}
+
+    def on_epoch(self, epoch: int, record: dict[str, float]) -> None:
+        values = {name: float(record[key]) for name, key in self.keys.items()
+                  if key in record and math.isfinite(record[key])}
+        self.channel.epoch(self.member, epoch, self.epochs, values)
+
+
 def trial_config(config: ExperimentConfig, overrides: list[str], *, number: int) -> ExperimentConfig:
     """The experiment config of one trial: the study's config with the trial's overrides."""
     raw = config.to_dict()
@@ -164,10 +188,12 @@ class TrialHooks(MemberHooks):
         return self.channel.replay(index, [v if math.isfinite(v) else None for v in values])
 
     def verdict(self, index: int, outcome: MemberOutcome) -> MemberOutcome:
+        number = self.members[index].number
         if outcome.ending is Ending.PRUNED:
             outcome.tags = {STATE_TAG: "PRUNED", "cnnkeras.pruned_at_epoch": outcome.pruned_at,
                             "cnnkeras.pruned_reason": f"pruned by the {self.search.pruner.name} pruner at epoch "
-                                                      f"{outcome.pruned_at}"}
+                                                      f"{outcome.pruned_at}",
+                            RUN_NAME_TAG: trial_run_name(number, "PRUNED", outcome.pruned_at)}
             return outcome
         if outcome.ending is Ending.FINISHED:
             assert outcome.result is not None
@@ -178,7 +204,7 @@ class TrialHooks(MemberHooks):
             else:
                 outcome.tags = {STATE_TAG: "COMPLETE"}
                 return outcome
-        outcome.tags = {STATE_TAG: "FAIL"}
+        outcome.tags = {STATE_TAG: "FAIL", RUN_NAME_TAG: trial_run_name(number, "FAIL")}
         return outcome
 
     def closed(self, index: int, outcome: MemberOutcome) -> None:
@@ -232,7 +258,7 @@ def run_trials(config: ExperimentConfig, members: Sequence[Member], channel: Tri
     try:
         for index, member, child in ready:
             tags: dict[str, Any] = {TRIAL_TAG: member.number, STUDY_TAG: study_name, STATE_TAG: "RUNNING",
-                                    WORKER_TAG: worker}
+                                    WORKER_TAG: worker, KIND_TAG: "trial"}
             if sampler_seed is not None:
                 tags[SEED_TAG] = sampler_seed
             if k > 1:
@@ -252,9 +278,11 @@ def run_trials(config: ExperimentConfig, members: Sequence[Member], channel: Tri
     hooks = TrialHooks(config, [m for _, m, _ in ready], _Renumbered.many(channel, [i for i, _, _ in ready]),
                        pruners, replay=replay)
     try:
+        progress = [[EpochProgress(_Renumbered(channel, index), 0, epochs=child.train.epochs, monitor=monitor)]
+                    for index, _, child in ready]
         run_members([c for _, _, c in ready], trackers=trackers,
                     callbacks=[[p] if p is not None and not replay else [] for p in pruners],
-                    hooks=hooks, live_epochs=not replay, progress=False)
+                    listeners=progress, hooks=hooks, live_epochs=not replay, progress=False)
     except KeyboardInterrupt:
         raise
     except Exception as exc:  # noqa: BLE001 - the whole group failed: its runs are closed, each trial fails
@@ -291,3 +319,6 @@ class _Renumbered:
 
     def say(self, text: str) -> None:
         self.channel.say(text)
+
+    def epoch(self, member: int, epoch: int, epochs: int, values: dict[str, float]) -> None:
+        self.channel.epoch(self._at(member), epoch, epochs, values)

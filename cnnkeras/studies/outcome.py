@@ -10,7 +10,20 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, Mapping
 
-__all__ = ["TrialOutcome", "TrialState"]
+__all__ = ["RUN_NAME_TAG", "TrialOutcome", "TrialState", "trial_run_name"]
+
+#: Setting this tag renames an MLflow run (every store does it; the runs table shows the name).
+RUN_NAME_TAG = "mlflow.runName"
+
+
+def trial_run_name(number: int, state: str, pruned_at: int | None = None) -> str:
+    """A trial's run name, saying how it ended when it did not complete: MLflow has no PRUNED status
+    (a pruned run is FINISHED), so the name, like the tag ``cnnkeras.trial_state``, says it."""
+    if state == "PRUNED":
+        return f"trial-{number} (pruned at epoch {pruned_at})" if pruned_at else f"trial-{number} (pruned)"
+    if state == "FAIL":
+        return f"trial-{number} (failed)"
+    return f"trial-{number}"
 
 
 class TrialState(str, Enum):

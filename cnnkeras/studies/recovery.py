@@ -27,7 +27,7 @@ from typing import Any, Callable
 
 from ..tracking import Tracker, iter_runs, read_run
 from .ledger import RUN_ATTR, Ledger
-from .outcome import TrialOutcome, TrialState
+from .outcome import RUN_NAME_TAG, TrialOutcome, TrialState, trial_run_name
 from .space import values_from_params
 
 __all__ = ["DeadTrials", "HeartbeatWatch", "adopted_outcome", "reconcile_runs", "recover_journal"]
@@ -87,8 +87,11 @@ class DeadTrials:
         if not run_id or self.tracking_uri is None:
             return
         tracker = Tracker.attach(run_id, uri=self.tracking_uri)
-        if force or tracker.client.get_run(run_id).info.status == "RUNNING":
-            tracker.set_tags({STATE_TAG: "FAIL"})
+        run = tracker.client.get_run(run_id)
+        if force or run.info.status == "RUNNING":
+            number = run.data.tags.get(TRIAL_TAG)
+            named = {RUN_NAME_TAG: trial_run_name(int(number), "FAIL")} if number and number.isdigit() else {}
+            tracker.set_tags({STATE_TAG: "FAIL", **named})
             tracker.end("FAILED", reason)
 
 
@@ -159,7 +162,8 @@ def reconcile_runs(ledger: Ledger, *, experiment: str, parent_run_id: str, param
             if values is not None:
                 ledger.study.enqueue_trial(values, user_attrs={"retries": 1}, skip_if_exists=False)
                 reason += "; parameters queued again"
-            tracker.set_tags({STATE_TAG: "FAIL", ORPHAN_TAG: reason})
+            tracker.set_tags({STATE_TAG: "FAIL", ORPHAN_TAG: reason,
+                              RUN_NAME_TAG: trial_run_name(int(tags[TRIAL_TAG]), "FAIL")})
             tracker.end("FAILED", reason)
             closed += 1
     return adopted, closed

@@ -21,6 +21,7 @@ resume and whose exit code is the signal's (130, 143, 129).
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import time
 import warnings
@@ -34,8 +35,9 @@ from ..interrupts import deferred_interrupts, exit_code, interrupt_reason
 from ..lazy import lazy_import
 from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten
 from ..tracking.values import redact, redact_data
-from .console import TrialLine
-from .executor import Executor
+from ..tracking import views
+from .console import SweepDisplay, TrialLine, best_so_far, gap_summary_key
+from .executor import Executor, TrialWatch
 from .identity import check_same_experiment
 from .ledger import Ledger
 from .outcome import TrialOutcome
@@ -50,11 +52,17 @@ keras = lazy_import("keras")
 __all__ = ["SweepResult", "sweep"]
 
 STUDY_TAG = "cnnkeras.study"
+#: The study's MLflow experiment (for links from the landing page).
+EXPERIMENT_ATTR = "mlflow_experiment_id"
 
 
 def sweep(config: ExperimentConfig, *, jobs: int | None = None, n_trials: int | None = None,
-          progress: bool = True, verbose: bool = False) -> SweepResult:
+          progress: bool | str = True, verbose: bool = False) -> SweepResult:
     """Run (or resume) the config's sweep until its total number of trials is reached.
+
+    ``progress``: True shows a live panel of the running trials on a terminal (one line per
+    trial elsewhere, :mod:`cnnkeras.studies.console`); ``"lines"`` one line per trial
+    (``cnnkeras sweep -q``); False only the failed trials' lines.
 
     ``config`` is a validated config (``cnnkeras.sweep`` also takes a path and overrides);
     its ``tracking.uri`` is resolved by the caller (config key, ``--tracking-uri`` or
@@ -82,7 +90,8 @@ def sweep(config: ExperimentConfig, *, jobs: int | None = None, n_trials: int | 
         with deferred_interrupts():  # a stop signal during set-up is acted on at the loop's first safe point
             repaired = check_journal(storage, repair=True) if journal_lock is not None else None
             if repaired:  # said even with progress off: the file was changed
-                console.print(repaired, style="yellow", highlight=False, markup=False, soft_wrap=True)
+                console.print(repaired, style="yellow", highlight=False, markup=False,
+                              soft_wrap=not console.is_terminal)
             with setup_lock(storage, study_name(cfg), wait_s=search.storage_wait_s):  # one process at a time
                 study, store = open_study(cfg, storage)
                 joined = check_same_experiment(study, cfg)  # a study is one experiment
@@ -114,7 +123,7 @@ def sweep(config: ExperimentConfig, *, jobs: int | None = None, n_trials: int | 
 
 
 def _run(cfg: ExperimentConfig, ledger: Ledger, dead: DeadTrials, parent: Any, storage: str, *, total: int | None,
-         jobs: int, isolation: str, recovered: int, progress: bool, verbose: bool, console: Console,
+         jobs: int, isolation: str, recovered: int, progress: bool | str, verbose: bool, console: Console,
          say: Callable[[str], None]) -> SweepResult:
     """The loop of one sweep process, then its summary (see :func:`sweep`)."""
     search = cfg.search
@@ -122,30 +131,39 @@ def _run(cfg: ExperimentConfig, ledger: Ledger, dead: DeadTrials, parent: Any, s
     study, shown = ledger.study, redact(storage)
     done = count_done(study.get_trials(deepcopy=False))
     remaining = max(0, total - done) if total else None
-    if progress:
+    if progress is True:
         console.print(f"study [bold]{study.study_name}[/] ({shown}): {done} trials done, "
                       f"{remaining if remaining is not None else 'unbounded'} to go"
                       + (f", {recovered} interrupted trial(s) queued again" if recovered else "")
                       + (f"; sweep process {ledger.worker} (sampler seed {ledger.seed})" if ledger.worker else ""),
                       highlight=False)
-    line = TrialLine(console, search, failures_only=not progress)
+    mode = "failures" if progress is False else "lines" if progress == "lines" or not console.is_terminal else "live"
+    line = TrialLine(console, search, failures_only=mode == "failures")
+    display = SweepDisplay(console, search, study=study.study_name, total=remaining, done=done,
+                           best=best_so_far(study.get_trials(deepcopy=False),
+                                            search.objectives[0].direction == "maximize")) if mode == "live" else None
     streak = FailureStreak(search.max_consecutive_failures)
 
     def told(asked: Any, outcome: TrialOutcome, frozen: Any) -> None:
         streak.add(outcome)
-        line(frozen)
+        if display is not None:
+            display.told(frozen)
+        else:
+            line(frozen)
         if verbose and outcome.traceback:
             console.print(outcome.traceback.rstrip(), highlight=False, markup=False, soft_wrap=True, style="dim")
 
-    executor = Executor(cfg, ledger, dead, isolation, parent.run_id if parent else None, study.study_name, told, say)
+    executor = Executor(cfg, ledger, dead, isolation, parent.run_id if parent else None, study.study_name, told, say,
+                        watch=display if display is not None else TrialWatch())
     chooser = SizeChooser(search.cohort, search.cohort_probe, cfg.backend or _backend_name(), say,
                           on_choice=lambda size: parent.set_tags({"cnnkeras.cohort_size": size}) if parent else None)
     watch = None if is_journal(storage) else HeartbeatWatch(ledger, dead, interval_s=search.heartbeat_s,
                                                             stale_after_s=search.stale_after_s).start()
     started = time.time()
     try:
-        run_loop(cfg, ledger, executor, total=total, jobs=jobs, chooser=chooser, streak=streak, say=say,
-                 resume=_resume_command(cfg))
+        with display if display is not None else contextlib.nullcontext():
+            run_loop(cfg, ledger, executor, total=total, jobs=jobs, chooser=chooser, streak=streak, say=say,
+                     resume=_resume_command(cfg))
     except CnnkerasError as exc:  # the stores stayed away, or too many trials failed in a row
         if parent is not None:
             try:
@@ -174,6 +192,22 @@ def _run(cfg: ExperimentConfig, ledger: Ledger, dead: DeadTrials, parent: Any, s
 
 
 def _parent_run(study: Any, config: ExperimentConfig, storage: str, tracking_uri: str) -> Any:
+    """The sweep's MLflow parent run, created or reopened, and the study's runs table shared on its
+    experiment (:func:`cnnkeras.tracking.views.share_sweep_view`: the landing page links it)."""
+    tracker = _open_parent(study, config, storage, tracking_uri)
+    if study.user_attrs.get(EXPERIMENT_ATTR) != tracker.experiment_id:
+        study.set_user_attr(EXPERIMENT_ATTR, tracker.experiment_id)
+    objective = config.search.objectives[0]
+    try:
+        views.share_sweep_view(tracker.experiment_id, study.study_name, objective=objective.metric,
+                               maximize=objective.direction == "maximize", gap=gap_summary_key(objective.metric),
+                               swept=list(config.search.parameters), uri=tracking_uri)
+    except Exception:  # noqa: BLE001 - a user who may not edit the experiment still sweeps; only the link is lost
+        pass
+    return tracker
+
+
+def _open_parent(study: Any, config: ExperimentConfig, storage: str, tracking_uri: str) -> Any:
     experiment = config.tracking.experiment or config.name
     parent_id = study.user_attrs.get(PARENT_ATTR)
     if parent_id:
@@ -192,7 +226,8 @@ def _parent_run(study: Any, config: ExperimentConfig, storage: str, tracking_uri
 
 def _sayer(console: Console) -> Callable[[str], None]:
     def say(text: str) -> None:
-        console.print(text, style="cyan", highlight=False, markup=False, soft_wrap=True)
+        # wrapped at the terminal's width on a terminal; one line in a pipe or a log (grep finds it whole)
+        console.print(text, style="cyan", highlight=False, markup=False, soft_wrap=not console.is_terminal)
     return say
 
 

@@ -69,6 +69,9 @@ class PipeChannel:
     def say(self, text: str) -> None:
         self.send({"op": "say", "text": text})
 
+    def epoch(self, member: int, epoch: int, epochs: int, values: dict[str, float]) -> None:
+        self.send({"op": "epoch", "member": member, "epoch": epoch, "epochs": epochs, "values": values})
+
 
 def _die_with_parent() -> None:
     """Ask the kernel for SIGTERM when the sweep process dies (Linux), and check it has not already."""

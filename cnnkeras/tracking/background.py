@@ -156,6 +156,9 @@ class BackgroundTracker:
     def log_text(self, text: str, artifact_file: str) -> None:
         self._call("log_text", text, artifact_file)
 
+    def log_image(self, image: Any, key: str, step: int = 0) -> None:
+        self._call("log_image", image, key, step)
+
     def flush(self) -> None:
         """Wait until every call queued so far is done (their files may then be deleted)."""
         if self.ended or not self._thread.is_alive():

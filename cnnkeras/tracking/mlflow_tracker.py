@@ -27,6 +27,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping
 from ..errors import TrackingError
 from ..lazy import lazy_import
 from .connection import check_tracking, explain_http_error
+from .names import from_mlflow, to_mlflow
 from .values import metric_values, param_values, tag_values
 
 mlflow = lazy_import("mlflow")
@@ -46,6 +47,8 @@ __all__ = [
 TAG_PREFIX = "cnnkeras."
 PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"
+#: The experiment tag MLflow's UI reads for an experiment's kind; cnnkeras' experiments train models.
+KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 def default_tracking_uri(uri: str | None = None) -> str:
@@ -138,13 +141,21 @@ class Tracker:
         return tracker
 
     def _experiment_id(self, name: str) -> str:
+        """The experiment's id, created when missing, always of MLflow's model-training kind (its UI
+        then opens on the runs, not on GenAI traces)."""
         found = self.client.get_experiment_by_name(name)
         if found is not None:
             if found.lifecycle_stage == "deleted":
                 self.client.restore_experiment(found.experiment_id)
+            if found.tags.get(KIND_TAG) != MODEL_TRAINING:
+                try:
+                    self.client.set_experiment_tag(found.experiment_id, KIND_TAG, MODEL_TRAINING)
+                except mlflow_exceptions.MlflowException:
+                    pass  # a user who may log runs but not edit the experiment: the kind is only the UI's
             return found.experiment_id
         try:
-            return self.client.create_experiment(name, artifact_location=_artifact_root(self.uri))
+            return self.client.create_experiment(name, artifact_location=_artifact_root(self.uri),
+                                                 tags={KIND_TAG: MODEL_TRAINING})
         except mlflow_exceptions.MlflowException:  # created meanwhile by a parallel worker
             return self.client.get_experiment_by_name(name).experiment_id
 
@@ -165,9 +176,10 @@ class Tracker:
     @_refusals
     def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None, *,
                     timestamp_ms: int | None = None) -> None:
-        """Log the finite metrics in one batch (see :func:`~cnnkeras.tracking.values.metric_values`)."""
+        """Log the finite metrics in one batch (see :func:`~cnnkeras.tracking.values.metric_values`),
+        each under its MLflow name (:func:`~cnnkeras.tracking.names.to_mlflow`)."""
         now = timestamp_ms if timestamp_ms is not None else int(time.time() * 1000)
-        items = [mlflow_entities.Metric(k, v, now, step or 0) for k, v in metric_values(metrics).items()]
+        items = [mlflow_entities.Metric(to_mlflow(k), v, now, step or 0) for k, v in metric_values(metrics).items()]
         for start in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[start : start + 1000])
 
@@ -187,6 +199,12 @@ class Tracker:
     def log_text(self, text: str, artifact_file: str) -> None:
         """A text file in the run's artifacts (a failed run's traceback: ``failure/traceback.txt``)."""
         self.client.log_text(self.run_id, text, artifact_file)
+
+    def log_image(self, image: Any, key: str, step: int = 0) -> None:
+        """An image (H x W x 3 uint8) shown on the run's page in the section of ``key``'s prefix
+        (``predictions/confusion_matrix``), kept per step, and as a PNG artifact ``<key>.png``."""
+        self.client.log_image(self.run_id, image, key=key, step=step)
+        self.client.log_image(self.run_id, image, artifact_file=f"{key}.png")
 
     def flush(self) -> None:
         """Every call is done when it returns (the interface :class:`BackgroundTracker` shares)."""
@@ -258,7 +276,7 @@ def read_run(run_id: str, *, uri: str | None = None) -> dict[str, Any]:
     except mlflow_exceptions.MlflowException as exc:
         raise TrackingError(f"no run {run_id!r} in {default_tracking_uri(uri)}: {exc.message}") from None
     histories = {
-        key: [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
+        from_mlflow(key): [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)]
         for key in run.data.metrics
     }
     return {
@@ -268,15 +286,35 @@ def read_run(run_id: str, *, uri: str | None = None) -> dict[str, Any]:
         "run_name": run.info.run_name,
         "params": dict(run.data.params),
         "tags": dict(run.data.tags),
-        "metrics": dict(run.data.metrics),
+        "metrics": internal_metrics(run.data.metrics),
         "histories": histories,
     }
 
 
-def download_artifact(run_id: str, path: str, dst: str | os.PathLike[str], *, uri: str | None = None) -> Path:
-    """Download one artifact of a run into ``dst`` and return its local path."""
+def internal_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """A run's latest metrics under their internal names (runs logged under the old names too)."""
+    return {from_mlflow(key): value for key, value in metrics.items()}
+
+
+@contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """MLflow draws a progress bar for every download unless told not to (a user's setting is kept)."""
+    key = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    if key in os.environ:
+        yield
+        return
+    os.environ[key] = "false"
     try:
-        return Path(get_client(uri).download_artifacts(run_id, path, str(dst)))
+        yield
+    finally:
+        os.environ.pop(key, None)
+
+
+def download_artifact(run_id: str, path: str, dst: str | os.PathLike[str], *, uri: str | None = None) -> Path:
+    """Download one artifact of a run into ``dst`` and return its local path (no progress bar)."""
+    try:
+        with _no_progress_bar():
+            return Path(get_client(uri).download_artifacts(run_id, path, str(dst)))
     except (mlflow_exceptions.MlflowException, OSError) as exc:
         raise TrackingError(f"run {run_id} has no artifact {path!r}: {exc}") from None
 

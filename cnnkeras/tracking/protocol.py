@@ -39,6 +39,8 @@ class RunTracker(Protocol):
 
     def log_text(self, text: str, artifact_file: str) -> None: ...
 
+    def log_image(self, image: Any, key: str, step: int = 0) -> None: ...
+
     def flush(self) -> None: ...
 
     def end(self, status: str = "FINISHED", reason: str | None = None) -> None: ...
@@ -70,6 +72,9 @@ class NullTracker:
         pass
 
     def log_text(self, text: str, artifact_file: str) -> None:
+        pass
+
+    def log_image(self, image: Any, key: str, step: int = 0) -> None:
         pass
 
     def flush(self) -> None:

@@ -28,6 +28,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .. import interrupts
 from ..lazy import lazy_import
 from ..measures import TRAIN_PREFIX, batch_norm_lag, gap_metrics
+from .epoch_line import epoch_line
 
 tf = lazy_import("tensorflow")  # the TensorFlow backend only (EpochMeasures' evaluation pipeline)
 
@@ -194,15 +195,13 @@ class RichProgress(keras.callbacks.Callback):
             self._progress.advance(self._task)
 
     def on_epoch(self, epoch: int, record: dict[str, float]) -> None:
-        keys = ("loss", "accuracy", "train_accuracy", "val_loss", "val_accuracy", "gap_accuracy", "mae", "val_mae",
-                "mean_iou", "val_mean_iou")
-        text = "  ".join(f"{k}={record[k]:.4f}" for k in keys if k in record)
-        if self._progress is not None:
+        if self._progress is not None:  # the bar, its count and time take about 60 columns
+            text = epoch_line("", epoch, self.epochs, record, max(24, self.console.width - 60), with_epoch=False)
             self._progress.update(self._task, completed=epoch * self.steps,
                                   description=f"{self.title} epoch {epoch}/{self.epochs}", metrics=text)
-        else:
-            self.console.print(f"{self.title} epoch {epoch}/{self.epochs}  {text}  ({record['epoch_time_s']:.1f}s)", soft_wrap=True,
-                               highlight=False)
+        else:  # one line per epoch that fits the console (80 columns in a pipe)
+            self.console.print(epoch_line(self.title, epoch, self.epochs, record, self.console.width),
+                               soft_wrap=True, highlight=False, markup=False)
 
     def on_train_end(self, logs: dict | None = None) -> None:
         if self._progress is not None:

@@ -1,9 +1,10 @@
 """Plotly figures of one training run (a run artifact; the sweep report has its own in reporting/).
 
-:func:`learning_curves` draws loss and accuracy (or mean IoU, or MAE) per epoch: the
-training sample in inference mode, Keras' running training-mode average and validation,
-with the best epoch marked; it is
-logged with every run. Figures are written as self-contained HTML (plotly.js
+:func:`learning_curves` draws loss and every other measure the run recorded
+(accuracy, mean IoU for segmentation, MAE) and the one it monitors, per epoch: the training
+sample in inference mode (``train_*``, the gap's training side), Keras' running training-mode
+average (dotted) and validation, with the best epoch marked; it is logged with every run.
+Figures are written as self-contained HTML (plotly.js
 inlined) so they open offline.
 """
 
@@ -17,18 +18,33 @@ from ..lazy import lazy_import
 go = lazy_import("plotly.graph_objects")
 plotly_subplots = lazy_import("plotly.subplots")
 
-__all__ = ["learning_curves", "write_html"]
+__all__ = ["curve_metrics", "learning_curves", "write_html"]
 
 
-def learning_curves(history: Mapping[str, Sequence[float]], *, best_epoch: int | None = None, title: str = ""):
-    """A two-panel figure: loss, and accuracy (or mean IoU, or MAE), per epoch: the training sample in
-    inference mode (``train_*``, the gap's training side), Keras' running training-mode average (dotted), and
-    validation."""
-    second = next((m for m in ("mean_iou", "accuracy", "mae") if m in history), "mae")
-    fig = plotly_subplots.make_subplots(rows=1, cols=2, subplot_titles=("loss", second.replace("_", " ")))
+def curve_metrics(history: Mapping[str, Sequence[float]], monitor: str | None = None) -> list[str]:
+    """The measures a run's learning curves show: loss, each of accuracy, mean IoU and MAE the run
+    recorded, and the measure of its monitor (``val_mean_iou`` -> ``mean_iou``) when not among them."""
+    shown = ["loss"] + [m for m in ("accuracy", "mean_iou", "mae")
+                        if m in history or f"val_{m}" in history or f"train_{m}" in history]
+    if monitor:
+        base = monitor
+        for prefix in ("val_", "gap_", "train_"):
+            base = base.removeprefix(prefix)
+        if base not in shown and (base in history or f"val_{base}" in history):
+            shown.append(base)
+    return shown
+
+
+def learning_curves(history: Mapping[str, Sequence[float]], *, best_epoch: int | None = None, title: str = "",
+                    monitor: str | None = None):
+    """One panel per measure (:func:`curve_metrics`: loss, accuracy or MAE, mean IoU for segmentation), per
+    epoch: the training sample in inference mode (``train_*``, the gap's training side), Keras' running
+    training-mode average (dotted) and validation, the best epoch marked."""
+    shown = curve_metrics(history, monitor)
+    fig = plotly_subplots.make_subplots(rows=1, cols=len(shown), subplot_titles=[m.replace("_", " ") for m in shown])
     palette = {"train (sample, inference mode)": "#1f77b4", "train (running, training mode)": "#9ecae1",
                "validation": "#d62728"}
-    for col, metric in ((1, "loss"), (2, second)):
+    for col, metric in enumerate(shown, start=1):
         for split, key in (("train (sample, inference mode)", f"train_{metric}"),
                            ("train (running, training mode)", metric), ("validation", f"val_{metric}")):
             values = list(history.get(key, []))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import textwrap
 
 import pytest
@@ -116,6 +117,32 @@ def test_report_renders_in_chromium_and_shows_markup_as_text(written, page):
     assert link.startswith("http://127.0.0.1:9/#/experiments/")
     assert "Small <b>learning</b> rates overfit more" in page.page.locator("#claims h3").first.inner_text()
     _non_blank(page.page.screenshot(full_page=True))
+
+
+def test_report_shows_what_the_best_trials_predict(written, page, tmp_path):
+    page.page.goto(written.path.resolve().as_uri())
+    section = page.page.locator("#predictions")
+    assert section.locator("h3").count() == 3  # the three best trials, best first
+    values = [float(t.split()[-1]) for t in section.locator("h3 .hint").all_inner_texts()]
+    assert values == sorted(values, reverse=True)
+    images = section.locator("img")
+    assert images.count() == 6  # a confusion matrix and the most confident mistakes each
+    page.page.wait_for_function("[...document.querySelectorAll('#predictions img')].every(i => i.naturalWidth > 200)")
+    assert {images.nth(i).get_attribute("alt").split(" of ")[0] for i in range(6)} == {
+        "confusion matrix", "most confident mistakes"}
+    assert section.locator("h3 a").first.get_attribute("href").endswith("/model-metrics?workflowType=machine_learning")
+    assert page.errors == []
+    _non_blank(section.screenshot(path=str(_screenshot_path(tmp_path, "report-predictions.png"))))
+
+
+def _screenshot_path(tmp_path, name):
+    """Where a test keeps its screenshot: $CNNKERAS_SCREENSHOTS when set (to look at them), else its folder."""
+    import os
+    from pathlib import Path
+
+    folder = Path(os.environ.get("CNNKERAS_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
 
 
 def test_runs_table_sorts_by_a_clicked_column(written, page):
@@ -294,4 +321,125 @@ def test_bound_to_every_interface_the_landing_page_links_back_to_the_browsers_ad
         assert f'href="http://localhost:{base + 2}/dashboard/"' in page  # the second, on a port of its own
         assert "hunter2-pw" not in page and "team:***@127.0.0.1:9" in page and "(unreadable: " in page
     finally:
+        running.stop()
+
+
+def _ag_column(page, column):
+    """The cells of one column of MLflow's runs table, in the order it shows them."""
+    return page.evaluate("""(column) => {
+        const cells = {};
+        document.querySelectorAll('.ag-row').forEach(row => {
+            const cell = row.querySelector(`.ag-cell[col-id="${column}"]`);
+            if (cell) cells[Number(row.getAttribute('row-index'))] = cell.innerText.trim();
+        });
+        return Object.keys(cells).sort((a, b) => a - b).map(k => cells[k]);
+    }""", column)
+
+
+def _no_genai(page):
+    assert page.get_by_text("Ask a question").count() == 0  # the assistant panel is closed
+    assert page.get_by_text("Detect Issues").count() == 0 and page.get_by_text("No data available").count() == 0
+
+
+def test_the_landing_page_lists_each_sweep_and_its_links_open_mlflow_on_its_trials(swept, written, browser, tmp_path):
+    from cnnkeras.studies.study import load_study
+    from cnnkeras.tracking import to_mlflow
+
+    folder, path, result = swept
+    study = load_study(cnnkeras.load_config(path))
+    base = free_ports(4)
+    running = cnnkeras.api.ui(root=folder, uri=f"sqlite:///{folder / 'mlflow.db'}", port=base,
+                              reports=folder / "reports", wait=False)
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})  # a first visit: nothing in storage
+    try:
+        running.wait_ready()
+        p = context.new_page()
+        p.goto(running.landing)
+        row = p.locator('#sweeps-table tr[data-study="lr-batch"]')
+        cells = row.locator("td").all_inner_texts()
+        best = max(t.values[0] for t in study.trials if t.state.name == "COMPLETE")
+        assert cells[:7] == ["lr-batch", "finished", "8/8", "0", "0", "0", "best_val_accuracy max"]
+        assert cells[7].startswith(f"{best:.4f} trial ") and cells[8].endswith(" UTC")
+        assert row.locator("a").all_inner_texts() == ["runs", "compare", "optuna", "report"]
+        p.screenshot(path=str(_screenshot_path(tmp_path, "landing.png")), full_page=True)
+
+        with p.context.expect_page() as opened:  # MLflow's own front page, then the experiment, as a user would
+            p.locator("#link-mlflow").click()
+        mlflow_page = opened.value
+        mlflow_page.wait_for_function("document.title.includes('MLflow')", timeout=60000)
+        experiment = study.user_attrs["mlflow_experiment_id"]
+        mlflow_page.goto(f"{running.landing.rstrip('/')}/mlflow/#/experiments/{experiment}")
+        mlflow_page.wait_for_function("document.title.startsWith('Runs')", timeout=60000)  # the runs, not GenAI
+        mlflow_page.get_by_text("sweep-lr-batch").first.wait_for(timeout=60000)  # its parent run, trials nested
+        _no_genai(mlflow_page)
+
+        runs = p.locator('tr[data-study="lr-batch"] a.sweep-runs').get_attribute("href")
+        p.goto(running.landing.rstrip("/") + runs)
+        p.get_by_text("trial-1").first.wait_for(timeout=60000)  # (trial 0 was renamed to markup above)
+        objective = f"metrics.`{to_mlflow('best_val_accuracy')}`"
+        p.wait_for_function("(c) => document.querySelectorAll(`.ag-cell[col-id=\"${c}\"]`).length >= 8", arg=objective,
+                            timeout=60000)
+        values = [float(v) for v in _ag_column(p, objective)]
+        assert len(values) == 8 and values == sorted(values, reverse=True)  # its trials, best first
+        assert len(_ag_column(p, f"metrics.`{to_mlflow('final_gap_accuracy')}`")) == 8  # the gap as a column
+        for key in ("train.optimizer.learning_rate", "train.batch_size", "seed"):  # the swept parameters
+            assert len(_ag_column(p, f"params.`{key}`")) == 8, key
+        _no_genai(p)
+        p.screenshot(path=str(_screenshot_path(tmp_path, "mlflow-sweep-runs.png")))
+
+        compare = p.context.new_page()
+        compare.goto(running.landing.rstrip("/") + runs.replace("viewStateShareKey=", "x=").split("&x=")[0]
+                     + "&compareRunsMode=CHART&viewStateShareKey=cnnkeras-lr-batch-compare")
+        compare.get_by_text("Parallel Coordinates").first.wait_for(timeout=60000)
+        assert compare.get_by_text("Sweep lr-batch").count() >= 1
+        compare.wait_for_timeout(1500)
+        compare.screenshot(path=str(_screenshot_path(tmp_path, "mlflow-sweep-compare.png")))
+
+        trial = study.best_trial.user_attrs["mlflow_run_id"]
+        run_page = p.context.new_page()
+        run_page.goto(f"{running.landing.rstrip('/')}/mlflow/#/experiments/{experiment}/runs/{trial}/model-metrics"
+                      "?workflowType=machine_learning")
+        run_page.wait_for_function("/\\npredictions\\s*\\(2\\)/.test(document.body.innerText)", timeout=60000)
+        text = run_page.evaluate("document.body.innerText")
+        sections = dict(re.findall(r"^(\w+)\s*\((\d+)\)$", text, flags=re.M))  # section name -> its charts
+        assert {"accuracy", "loss", "predictions", "summary", "test"} <= set(sections), sections
+        assert sections["accuracy"] == "3" and sections["predictions"] == "2"  # train, val and gap together
+        run_page.get_by_text("predictions", exact=True).first.scroll_into_view_if_needed()
+        run_page.wait_for_function("[...document.querySelectorAll('img')].filter(i => i.naturalWidth > 50).length >= 2",
+                                   timeout=60000)  # the confusion matrix and the mistakes, as MLflow images
+        run_page.screenshot(path=str(_screenshot_path(tmp_path, "mlflow-run-sections.png")))
+    finally:
+        context.close()
+        running.stop()
+
+
+def test_the_landing_page_follows_a_running_sweep(browser, tmp_path):
+    import optuna
+
+    journal = tmp_path / "live" / ".cnnkeras" / "live.journal"
+    journal.parent.mkdir(parents=True)
+    storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(journal)))
+    study = optuna.create_study(study_name="live", storage=storage, direction="maximize")
+    study.set_user_attr("config", {"search": {"n_trials": 3, "objectives": [{"metric": "best_val_accuracy",
+                                                                             "direction": "maximize"}]}})
+    study.add_trial(optuna.trial.create_trial(value=0.5, params={}, distributions={}))
+    base = free_ports(4)
+    from cnnkeras.dashboards.server import serve
+
+    running = serve(root=tmp_path / "live", port=base, mlflow=False, reports=tmp_path / "reports")
+    context = browser.new_context()
+    try:
+        p = context.new_page()
+        p.goto(running.landing)
+        row = p.locator('#sweeps-table tr[data-study="live"]')
+        assert row.locator("td").nth(1).inner_text() == "stopped" and row.locator("td").nth(2).inner_text() == "1/3"
+        asked = study.ask()  # a sweep takes its next trial
+        p.wait_for_function("document.querySelector('tr[data-study=\"live\"] td.state').innerText === 'running'",
+                            timeout=40000)
+        study.tell(asked, 0.9)
+        p.wait_for_function("document.querySelector('tr[data-study=\"live\"] td:nth-child(8)').innerText"
+                            ".startsWith('0.9000 trial 1')", timeout=40000)  # its best so far, without a reload
+        assert row.locator("td").nth(2).inner_text() == "2/3"
+    finally:
+        context.close()
         running.stop()

@@ -32,6 +32,7 @@ from cnnkeras.studies.objective import PruningCallback
 from cnnkeras.studies.study import load_study
 
 from ..conftest import REPO
+from cnnkeras.tracking import internal_metrics, to_mlflow
 
 pytestmark = pytest.mark.slow  # trains cohorts and their single-run twins
 
@@ -118,7 +119,7 @@ def test_each_member_of_a_cohort_matches_its_run_alone(write_config, tmp_path):
               if r.info.status == "FAILED"]
     assert len(failed) >= 1 and "non-finite loss" in failed[0].data.tags["cnnkeras.failure_reason"]
     pruned_run = client.get_run(together["pruned"].run_id)
-    assert len(client.get_metric_history(pruned_run.info.run_id, "val_accuracy")) == 2
+    assert len(client.get_metric_history(pruned_run.info.run_id, to_mlflow("val_accuracy"))) == 2
     assert pruned_run.data.tags["cnnkeras.cohort_size"] == "4"
 
     # Each member's own model, loadable with safe_mode like any run's, predicts as it did.
@@ -210,11 +211,11 @@ def test_a_cohort_sweep_keeps_every_trial_whole_and_says_how_it_grouped_them(tmp
     for trial in study.trials:
         run = next(r for r in runs if int(r.data.tags["cnnkeras.trial_number"]) == trial.number)
         assert run.info.status == "FINISHED" and run.data.tags["cnnkeras.trial_state"] == "COMPLETE"
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "gap_accuracy")] == [1, 2, 3]
-        assert trial.values[0] == pytest.approx(run.data.metrics["best_val_accuracy"])
+        assert [m.step for m in client.get_metric_history(run.info.run_id, to_mlflow("gap_accuracy"))] == [1, 2, 3]
+        assert trial.values[0] == pytest.approx(internal_metrics(run.data.metrics)["best_val_accuracy"])
         assert float(run.data.params["train.optimizer.learning_rate"]) == pytest.approx(
             trial.params["train.optimizer.learning_rate"])
-        assert "test_accuracy" in run.data.metrics and "best_epoch" in run.data.metrics
+        assert "test_accuracy" in internal_metrics(run.data.metrics) and "best_epoch" in internal_metrics(run.data.metrics)
     in_cohorts = [r for r in runs if int(r.data.tags.get("cnnkeras.cohort_size", 1)) > 1]
     assert in_cohorts, "the first four trials were asked together"
 
@@ -333,7 +334,7 @@ def test_a_cohort_prunes_each_member_exactly_as_it_would_have_been_pruned_alone(
     _, runs = children(tmp_path / "cohort-4")
     client = MlflowClient(f"sqlite:///{tmp_path / 'cohort-4' / 'mlflow.db'}")
     for run in runs:  # a member pruned at epoch p has p epochs in MLflow, as alone
-        logged = len(client.get_metric_history(run.info.run_id, "val_accuracy"))
+        logged = len(client.get_metric_history(run.info.run_id, to_mlflow("val_accuracy")))
         assert logged == int(run.data.tags.get("cnnkeras.pruned_at_epoch", 4)), run.info.run_name
 
 

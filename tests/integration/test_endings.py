@@ -25,6 +25,7 @@ import cnnkeras
 from cnnkeras.studies.study import load_study
 
 from ..conftest import SWEEP_MODEL, TINY_MODEL
+from cnnkeras.tracking import to_mlflow
 
 pytestmark = pytest.mark.slow  # whole processes, signals, resumed sweeps
 
@@ -67,7 +68,7 @@ def _wait_for_epoch(tmp_path, experiment: str, process, timeout: float = 180):
         try:
             client, found = runs(tmp_path, experiment)
             for run in found:
-                if client.get_metric_history(run.info.run_id, "val_accuracy"):
+                if client.get_metric_history(run.info.run_id, to_mlflow("val_accuracy")):
                     return run.info.run_id
         except Exception:  # the store is being created
             pass
@@ -87,7 +88,7 @@ def test_sigterm_and_sighup_end_a_run_killed_with_its_epochs_and_one_line(tmp_pa
     client, _ = runs(tmp_path, "long")
     run = client.get_run(run_id)
     assert run.info.status == "KILLED" and run.data.tags["cnnkeras.failure_reason"] == f"stopped by {name}"
-    epochs = len(client.get_metric_history(run_id, "val_accuracy"))
+    epochs = len(client.get_metric_history(run_id, to_mlflow("val_accuracy")))
     assert 1 <= epochs < 40  # the finished epochs, and only those
 
 

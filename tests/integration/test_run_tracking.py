@@ -11,6 +11,7 @@ from mlflow.tracking import MlflowClient
 
 import cnnkeras
 from cnnkeras.runner import TrainingDiverged
+from cnnkeras.tracking import internal_metrics, to_mlflow
 
 PER_EPOCH = ("loss", "accuracy", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "gap_accuracy", "gap_loss",
              "learning_rate", "epoch_time_s")
@@ -59,24 +60,24 @@ def test_run_is_finished_with_params_and_tags(finished):
 def test_every_epoch_is_logged_with_the_gap(finished):
     result, client, _, _ = finished
     for key in PER_EPOCH:
-        history = client.get_metric_history(result.run_id, key)
+        history = client.get_metric_history(result.run_id, to_mlflow(key))
         assert [m.step for m in history] == [1, 2, 3], key
     # the gap's training side is the inference-mode training sample (train_accuracy), not Keras' running accuracy
-    acc = {m.step: m.value for m in client.get_metric_history(result.run_id, "train_accuracy")}
-    val = {m.step: m.value for m in client.get_metric_history(result.run_id, "val_accuracy")}
-    gap = {m.step: m.value for m in client.get_metric_history(result.run_id, "gap_accuracy")}
+    acc = {m.step: m.value for m in client.get_metric_history(result.run_id, to_mlflow("train_accuracy"))}
+    val = {m.step: m.value for m in client.get_metric_history(result.run_id, to_mlflow("val_accuracy"))}
+    gap = {m.step: m.value for m in client.get_metric_history(result.run_id, to_mlflow("gap_accuracy"))}
     for step in (1, 2, 3):
         assert gap[step] == pytest.approx(acc[step] - val[step], abs=1e-6)
-    losses = {k: {m.step: m.value for m in client.get_metric_history(result.run_id, k)}
+    losses = {k: {m.step: m.value for m in client.get_metric_history(result.run_id, to_mlflow(k))}
               for k in ("train_loss", "val_loss", "gap_loss")}
     assert losses["gap_loss"][3] == pytest.approx(losses["val_loss"][3] - losses["train_loss"][3], abs=1e-6)
 
 
 def test_summary_metrics_best_epoch_and_test(finished):
     result, client, _, _ = finished
-    metrics = client.get_run(result.run_id).data.metrics
+    metrics = internal_metrics(client.get_run(result.run_id).data.metrics)
     best = int(metrics["best_epoch"])
-    val_losses = [m.value for m in sorted(client.get_metric_history(result.run_id, "val_loss"), key=lambda m: m.step)]
+    val_losses = [m.value for m in sorted(client.get_metric_history(result.run_id, to_mlflow("val_loss")), key=lambda m: m.step)]
     assert best == int(np.argmin(val_losses)) + 1
     assert metrics["best_val_loss"] == pytest.approx(min(val_losses))
     assert 0.5 < metrics["test_accuracy"] <= 1.0 and math.isfinite(metrics["test_loss"])
@@ -113,6 +114,8 @@ def test_reproduce_matches_exactly(finished):
     assert again.matches, again.differences
     assert again.compared >= 10 and again.new_run_id != result.run_id
     assert client.get_run(again.new_run_id).data.tags["cnnkeras.reproduces"] == result.run_id
+    tags = client.get_run(again.new_run_id).data.tags  # nested under the run it re-ran, tagged as a re-run
+    assert tags["mlflow.parentRunId"] == result.run_id and tags["cnnkeras.kind"] == "reproduce"
 
 
 def test_diverging_run_is_failed_with_a_reason(write_config, tracking_uri):
@@ -209,7 +212,7 @@ def test_runs_frame_reports_every_summary_value_as_the_run_logged_it(write_confi
         """, TINY_MODEL)
     result = cnnkeras.run(path, progress=False)
     row = cnnkeras.runs_frame("monitored-real", uri=tracking_uri).iloc[0]
-    logged = MlflowClient(tracking_uri).get_run(result.run_id).data.metrics
+    logged = internal_metrics(MlflowClient(tracking_uri).get_run(result.run_id).data.metrics)
     shared = [key for key in logged if key in row.index]
     assert {"best_epoch", "best_val_accuracy", "final_gap_accuracy", "test_accuracy"} <= set(shared)
     for key in shared:
@@ -286,7 +289,7 @@ def test_background_tracking_keeps_order_and_epoch_times_and_a_failed_call_fails
     tracker.log_params({"a": 1})
     tracker.end("FINISHED")
     client = MlflowClient(tracking_uri)
-    history = client.get_metric_history(tracker.run_id, "loss")
+    history = client.get_metric_history(tracker.run_id, to_mlflow("loss"))
     assert [(m.step, m.value) for m in history] == [(1, 1.0), (2, 0.5), (3, 1 / 3)]
     assert all(before <= m.timestamp <= before + 5000 for m in history)
     assert client.get_run(tracker.run_id).info.status == "FINISHED"
@@ -300,7 +303,7 @@ def test_background_tracking_keeps_order_and_epoch_times_and_a_failed_call_fails
     run = client.get_run(failing.run_id)
     assert run.info.status == "FAILED"
     assert "no-such-file.txt" in run.data.tags["cnnkeras.failure_reason"]
-    assert "after" not in run.data.metrics
+    assert "after" not in internal_metrics(run.data.metrics)
 
 
 def test_a_store_that_cannot_open_the_run_stops_training_within_an_epoch(write_config, tmp_path):

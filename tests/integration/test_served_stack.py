@@ -22,6 +22,7 @@ import pytest
 from ..conftest import REPO
 from ..conftest import SWEEP_MODEL as MODEL
 from ..servers import ADMIN, PG_PASSWORD, USER, wait_until
+from cnnkeras.tracking import internal_metrics, to_mlflow
 
 pytestmark = pytest.mark.slow  # real PostgreSQL and mlflow servers, faults that wait 20 s
 
@@ -121,12 +122,12 @@ def test_three_workers_on_one_postgres_study_and_an_authenticated_server(tmp_pat
     assert len(children) == len(trials)
     for trial in complete:
         run = children[trial.user_attrs["mlflow_run_id"]]
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1, 2]
-        assert trial.values[0] == pytest.approx(run.data.metrics["best_val_accuracy"])
+        assert [m.step for m in client.get_metric_history(run.info.run_id, to_mlflow("val_accuracy"))] == [1, 2]
+        assert trial.values[0] == pytest.approx(internal_metrics(run.data.metrics)["best_val_accuracy"])
         assert "model/model.keras" in {a.path for a in client.list_artifacts(run.info.run_id, "model")}
         assert run.data.tags["cnnkeras.sampler_seed"] == str(trial.user_attrs["sampler_seed"])
     parent = parents[0]
-    assert parent.data.metrics["trials_running"] == 0 and parent.data.metrics["trials_complete"] == len(trials)
+    assert internal_metrics(parent.data.metrics)["trials_running"] == 0 and internal_metrics(parent.data.metrics)["trials_complete"] == len(trials)
 
     # The storage password appears nowhere: params, tags, artifacts, the study's saved config, the console.
     for run in [parent, *children.values()]:
@@ -210,7 +211,7 @@ def test_a_20_s_tracking_server_outage_is_waited_out(tmp_path, served):
     assert len(trials) == 4 and all(t.state.name == "COMPLETE" for t in trials)
     client, _, children = runs_of(server, "mlflow-down")
     for run in children.values():  # every epoch of every trial was logged, none lost to the outage
-        assert [m.step for m in client.get_metric_history(run.info.run_id, "val_accuracy")] == [1, 2, 3]
+        assert [m.step for m in client.get_metric_history(run.info.run_id, to_mlflow("val_accuracy"))] == [1, 2, 3]
     assert "Traceback" not in output
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import cnnkeras
 from cnnkeras.studies.study import load_study
 
 from ..conftest import SWEEP_MODEL as MODEL
+from cnnkeras.tracking import internal_metrics, to_mlflow
 
 pytestmark = pytest.mark.slow  # sweeps of several trials, processes killed and resumed
 
@@ -73,9 +75,9 @@ def test_one_parent_and_n_children_with_params_states_and_metrics(finished_sweep
         assert float(run.data.params["train.optimizer.learning_rate"]) == pytest.approx(
             trial.params["train.optimizer.learning_rate"])
         for key in ("val_accuracy", "gap_accuracy", "loss"):
-            assert [m.step for m in client.get_metric_history(run.info.run_id, key)] == [1, 2, 3]
-        assert trial.values[0] == pytest.approx(run.data.metrics["best_val_accuracy"])
-    assert "best_val_accuracy" in parent.data.metrics and parent.data.metrics["trials_complete"] == 3
+            assert [m.step for m in client.get_metric_history(run.info.run_id, to_mlflow(key))] == [1, 2, 3]
+        assert trial.values[0] == pytest.approx(internal_metrics(run.data.metrics)["best_val_accuracy"])
+    assert "best_val_accuracy" in internal_metrics(parent.data.metrics) and internal_metrics(parent.data.metrics)["trials_complete"] == 3
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "plots")}
     assert artifacts == {"plots/optuna.html"}
     page = open(client.download_artifacts(parent.info.run_id, "plots/optuna.html", str(tmp_path))).read()
@@ -88,10 +90,21 @@ def test_best_retrains_on_the_whole_training_split_and_registers(finished_sweep)
     retrained = cnnkeras.best(path, progress=False)
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run = client.get_run(retrained.run_id)
-    assert run.data.params["data.validation_split"] == "0.0" and "val_loss" not in run.data.metrics
-    assert run.data.tags["cnnkeras.best_of_study"] == "sw" and "test_accuracy" in run.data.metrics
+    assert run.data.params["data.validation_split"] == "0.0" and "val_loss" not in internal_metrics(run.data.metrics)
+    assert run.data.tags["cnnkeras.best_of_study"] == "sw" and "test_accuracy" in internal_metrics(run.data.metrics)
     versions = client.search_model_versions("name='sw'")
     assert [v.run_id for v in versions] == [retrained.run_id]
+    # it says which trial it retrained, and sits under that trial's run, not among the sweep's trials
+    best_trial = load_study(cnnkeras.load_config(path)).best_trial
+    folded = cnnkeras.load_config(path).data.validation_split
+    assert retrained.trial == best_trial.number and retrained.study == "sw" and retrained.folded == folded > 0
+    assert run.data.tags["mlflow.parentRunId"] == best_trial.user_attrs["mlflow_run_id"] == retrained.trial_run_id
+    assert run.data.tags["cnnkeras.kind"] == "best" and run.data.tags["cnnkeras.best_trial"] == str(best_trial.number)
+    assert run.data.tags["cnnkeras.retrained_run_id"] == retrained.trial_run_id
+    assert run.data.tags["cnnkeras.validation_folded"] == f"{folded:g}"
+    assert run.info.run_name == f"best-sw (trial {best_trial.number}, train+val)"
+    assert f"trial {best_trial.number}" in run.data.tags["mlflow.note.content"]
+    assert "folded into training" in run.data.tags["mlflow.note.content"]
 
 
 def test_pruning_stops_clearly_bad_trials_early(tmp_path):
@@ -109,10 +122,13 @@ def test_pruning_stops_clearly_bad_trials_early(tmp_path):
     complete = [r for r in children if r.data.tags["cnnkeras.trial_state"] == "COMPLETE"]
     assert pruned and complete and result.counts().get("PRUNED") == len(pruned)
     for run in pruned:
-        epochs = len(client.get_metric_history(run.info.run_id, "val_accuracy"))
+        epochs = len(client.get_metric_history(run.info.run_id, to_mlflow("val_accuracy")))
         assert epochs < 6 and int(run.data.tags["cnnkeras.pruned_at_epoch"]) == epochs
         assert run.data.params["train.optimizer.learning_rate"] == "1e-06"
-    assert all(len(client.get_metric_history(r.info.run_id, "val_accuracy")) == 6 for r in complete)
+        number = run.data.tags["cnnkeras.trial_number"]
+        assert run.info.run_name == f"trial-{number} (pruned at epoch {epochs})"  # MLflow says FINISHED: the name says
+    assert all(r.info.run_name == f"trial-{r.data.tags['cnnkeras.trial_number']}" for r in complete)
+    assert all(len(client.get_metric_history(r.info.run_id, to_mlflow("val_accuracy"))) == 6 for r in complete)
 
 
 def test_a_diverging_trial_fails_cleanly_and_the_rest_finish(tmp_path):
@@ -134,6 +150,7 @@ def test_a_diverging_trial_fails_cleanly_and_the_rest_finish(tmp_path):
     assert states == [("FAILED", "FAIL"), ("FINISHED", "COMPLETE"), ("FINISHED", "COMPLETE")]
     run = [r for r in children if r.info.status == "FAILED"][0]
     assert "non-finite loss" in run.data.tags["cnnkeras.failure_reason"]
+    assert run.info.run_name == f"trial-{run.data.tags['cnnkeras.trial_number']} (failed)"
 
 
 def _start_sweep(path, *overrides):
@@ -374,3 +391,72 @@ def test_a_torn_journal_is_cut_back_with_a_backup_and_a_corrupt_one_refused_in_o
         assert done.returncode == 2 and f"{journal} is corrupt at line 3" in output, (command, output[-1500:])
         assert "Traceback" not in output
     assert journal.read_bytes().split(b"\n")[2] == b"not a record"  # left as it was
+
+
+def _in_a_terminal(args, *, columns=80, timeout=600):
+    """Run the CLI with a pseudo-terminal as its stdout and stderr (``COLUMNS`` wide); its output as text."""
+    import pty
+    import re
+    import select
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": str(columns), "LINES": "40", "TERM": "xterm"}
+    process = subprocess.Popen([sys.executable, "-m", "cnnkeras.cli", *args], stdin=slave, stdout=slave, stderr=slave,
+                               env=env, close_fds=True)
+    os.close(slave)
+    chunks, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 1.0)
+        if ready:
+            try:
+                data = os.read(master, 1 << 16)
+            except OSError:  # the child closed its side
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif process.poll() is not None:
+            break
+    os.close(master)
+    assert process.wait(timeout=60) == 0, b"".join(chunks).decode(errors="replace")[-3000:]
+    raw = b"".join(chunks).decode(errors="replace")
+    return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", raw)  # what was drawn, escape sequences left out
+
+
+LIVE = """
+    search:
+      n_trials: 3
+      pruner: {name: none}
+      parameters:
+        train.optimizer.learning_rate: {type: float, low: 1.0e-3, high: 1.0e-2, log: true}
+        train.batch_size: {type: categorical, choices: [16, 64]}
+    """
+
+
+@pytest.mark.parametrize("how", [["--jobs", "2"], ["search.cohort=2", "search.cohort_probe=false"]],
+                         ids=["worker-processes", "cohorts"])
+def test_a_sweep_on_a_terminal_draws_its_running_trials_epoch_by_epoch(tmp_path, how):
+    path = sweep_file(tmp_path, LIVE)
+    shown = _in_a_terminal(["sweep", path, *how])
+    frames = [line for line in shown.replace("\r", "\n").splitlines() if line.strip()]
+    header = [line for line in frames if line.startswith("sw: ") and " done (" in line]
+    assert header and "ETA" in header[-1] and "3/3 done (3 complete, 0 pruned, 0 failed)" in header[-1]
+    rows = [line.split() for line in frames if re.fullmatch(r"\s*\d+\s+\d/3\s+\S+\s+\S+\s+lr=.*", line)]
+    seen = {(row[0], row[1]) for row in rows}  # (trial, epoch of epochs) as the panel drew them
+    assert {("0", "1/3"), ("0", "2/3"), ("0", "3/3")} <= seen or {("1", "1/3"), ("1", "2/3")} <= seen, frames[-40:]
+    assert len({row[0] for row in rows}) >= 2  # every trial's epochs reach the panel, whichever process trains it
+    lines = [line for line in frames if re.match(r"trial +\d+ (COMPLETE|PRUNED|FAIL)", line)]
+    assert len(lines) == 3 and all("best_val_accuracy=" in line and " gap=" in line for line in lines)
+    assert all(len(line) <= 80 for line in frames), [line for line in frames if len(line) > 80]
+
+
+def test_a_quiet_sweep_prints_one_line_per_trial_with_its_gap(tmp_path):
+    path = sweep_file(tmp_path, LIVE)
+    done = subprocess.run([sys.executable, "-m", "cnnkeras.cli", "sweep", path, "-q", "--jobs", "2"],
+                          capture_output=True, text=True, timeout=600, env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 3 and all(re.search(r"COMPLETE best_val_accuracy=0\.\d{4} gap=-?0\.\d{4}  lr=", line)
+                                   for line in lines), done.stderr
+    assert all(len(line) <= 80 for line in (done.stdout + done.stderr).splitlines())
+    assert " ETA " not in done.stderr and "Warning" not in done.stderr

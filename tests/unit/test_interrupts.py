@@ -16,6 +16,7 @@ import pytest
 import cnnkeras
 from cnnkeras import interrupts
 from cnnkeras.training.callbacks import StopOnInterrupt
+from cnnkeras.tracking import to_mlflow
 
 
 def _ctrl_c() -> None:
@@ -111,5 +112,5 @@ def test_ctrl_c_during_a_tracked_run_marks_it_killed_with_the_finished_epochs_on
     [experiment] = [e for e in client.search_experiments() if e.name == "tiny"]
     [run] = client.search_runs([experiment.experiment_id])
     assert run.info.status == "KILLED"
-    assert len(client.get_metric_history(run.info.run_id, "val_accuracy")) == 1
+    assert len(client.get_metric_history(run.info.run_id, to_mlflow("val_accuracy"))) == 1
     assert signal.getsignal(signal.SIGINT) is before
