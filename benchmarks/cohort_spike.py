@@ -31,7 +31,6 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
 from common import save  # noqa: E402
 
 BATCH = 128
@@ -81,7 +80,7 @@ def main() -> None:
             program, state, xs, ys = jax.jit(step), one, x[0], y[0]
         elif args.mode == "vmap":
             program = jax.jit(jax.vmap(step))
-            state = jax.tree_util.tree_map(lambda v: jnp.stack([v] * k), one)
+            state = jax.tree_util.tree_map(lambda v, k=k: jnp.stack([v] * k), one)
             xs, ys = x, y
         else:
             def unrolled(states, xs, ys):

@@ -30,7 +30,6 @@ import tempfile
 from pathlib import Path
 
 import yaml
-
 from common import MNIST, run_process, save
 
 CNNKERAS = str(Path(sys.executable).with_name("cnnkeras"))

@@ -17,11 +17,10 @@ import warnings
 
 import numpy as np
 import optuna
+from common import save
 from optuna.distributions import FloatDistribution
 from optuna.importance import FanovaImportanceEvaluator, get_param_importances
 from optuna.trial import create_trial
-
-from common import save
 
 from cnnkeras.studies.importance import min_trials
 

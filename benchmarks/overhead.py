@@ -23,7 +23,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import MNIST, median, run_process, save, timed
 from peers.lenet_plain import lenet5
 
@@ -143,9 +142,9 @@ def main() -> None:
             order = ["plain", "cnnkeras"] if rep % 2 == 0 else ["cnnkeras", "plain"]
             for name in order:
                 if name == "plain":
-                    wall, out = timed(lambda: plain_fit(args.subset, args.epochs, args.batch_size, rep))
+                    wall, out = timed(lambda rep=rep: plain_fit(args.subset, args.epochs, args.batch_size, rep))
                 else:
-                    wall, out = timed(lambda: cnnkeras_run(args.subset, args.epochs, args.batch_size, rep, uri))
+                    wall, out = timed(lambda rep=rep: cnnkeras_run(args.subset, args.epochs, args.batch_size, rep, uri))
                 walls[name].append(wall)
                 per_run[name].append(out["epoch_times"])
                 epochs[name].extend(out["epoch_times"][1:] or out["epoch_times"])  # skip the tracing epoch

@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-
 from common import save
 
 import cnnkeras

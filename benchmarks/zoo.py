@@ -26,15 +26,13 @@ import time
 
 import keras
 import numpy as np
-
 from common import RESULTS, median, save, timed
 
 from cnnkeras import layers as L
-from cnnkeras.zoo.inspect import model_for
 from cnnkeras.layers._windows import window_positions
 from cnnkeras.zoo import get_model_info, list_models
+from cnnkeras.zoo.inspect import model_for
 from cnnkeras.zoo.segmentation_loss import SegmentationLoss
-
 
 #: Segmentation models at widths that train at 32x32 on a CPU (their defaults are ImageNet-sized).
 SEGMENTATION_OPTIONS = {"unet": {"depth": 3, "base_width": 16}, "segnet": {"depth": 3, "base_width": 16},
@@ -151,8 +149,8 @@ def layer_times(make_custom, make_builtin, x, repeats: int) -> dict[str, tuple[f
     times: dict[str, list[list[float]]] = {"forward": [[], []], "train": [[], []]}
     for _ in range(repeats):
         for i in range(2):
-            times["forward"][i].append(timed(lambda: forward[i].predict_on_batch(x))[0])
-            times["train"][i].append(timed(lambda: train[i].train_on_batch(x, targets[i]))[0])
+            times["forward"][i].append(timed(lambda i=i: forward[i].predict_on_batch(x))[0])
+            times["train"][i].append(timed(lambda i=i: train[i].train_on_batch(x, targets[i]))[0])
     return {kind: (median(t[0]), median(t[1])) for kind, t in times.items()}
 
 

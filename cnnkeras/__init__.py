@@ -21,7 +21,6 @@ from typing import Any
 from .config.checks import register_check
 from .lazy import lazy_import
 
-
 _zoo_build = lazy_import("cnnkeras.zoo.build")
 
 
@@ -32,7 +31,7 @@ def _zoo_check(config: Any) -> Any:
     return _zoo_build.check_model_config(config)
 
 
-from .version import __version__  # noqa: E402
+from .version import __version__  # noqa: E402, F401
 
 _EXPORTS = {
     "BackendError": "cnnkeras.errors",

@@ -11,8 +11,9 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from .backend import use_backend
 from .config import config_from_dict, load_config

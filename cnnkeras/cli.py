@@ -17,8 +17,9 @@ import json
 import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Any, Optional
 
 import typer
 import yaml
@@ -110,7 +111,7 @@ def _metrics_table(title: str, values: dict[str, float]) -> Table:
 
 @app.command()
 @handle_errors
-def run(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
+def run(config: Path = ConfigArg, overrides: Optional[list[str]] = OverridesArg,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
         backend: Optional[str] = BackendOpt, tracking_uri: Optional[str] = TrackingUriOpt) -> None:
     """Train and evaluate one experiment, tracked in MLflow."""
@@ -127,7 +128,7 @@ def run(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
                   f"; reproduce it with: [bold]cnnkeras reproduce {result.run_id}[/]")
 
 
-def _with_options(overrides: Optional[List[str]], backend: Optional[str], tracking_uri: Optional[str]) -> list[str]:
+def _with_options(overrides: Optional[list[str]], backend: Optional[str], tracking_uri: Optional[str]) -> list[str]:
     """``--backend jax`` is the override ``backend=jax`` and ``--tracking-uri U`` is ``tracking.uri=U``:
     validated with the config, saved with the run."""
     return [*(overrides or []), *([f"backend={backend}"] if backend else []),
@@ -136,7 +137,7 @@ def _with_options(overrides: Optional[List[str]], backend: Optional[str], tracki
 
 @app.command()
 @handle_errors
-def validate(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg) -> None:
+def validate(config: Path = ConfigArg, overrides: Optional[list[str]] = OverridesArg) -> None:
     """Check a config (every error at once) and print the resolved config."""
     resolved = cnnkeras.validate(config, overrides or [])
     out.print(yaml.safe_dump(resolved.to_dict(), sort_keys=False), highlight=False, markup=False)
@@ -177,7 +178,7 @@ def ui(uri: Optional[str] = UriOpt, host: str = typer.Option("127.0.0.1", help="
        port: int = typer.Option(5000, help="Landing page port; MLflow on port+1, optuna-dashboard on port+2..."),
        root: Path = typer.Option(Path("."), help="Folder searched for studies (.cnnkeras/*.journal)."),
        reports: Path = typer.Option(Path("reports"), help="Folder of reports to serve."),
-       storage: Optional[List[str]] = typer.Option(None, "--storage", help="Extra study storage URL (repeatable)."),
+       storage: Optional[list[str]] = typer.Option(None, "--storage", help="Extra study storage URL (repeatable)."),
        mlflow_url: Optional[str] = typer.Option(None, "--mlflow-url",
                                                 help="Link this running MLflow UI instead of starting one.")
        ) -> None:
@@ -187,7 +188,7 @@ def ui(uri: Optional[str] = UriOpt, host: str = typer.Option("127.0.0.1", help="
 
 @app.command()
 @handle_errors
-def sweep(config: Path = ConfigArg, overrides: Optional[List[str]] = OverridesArg,
+def sweep(config: Path = ConfigArg, overrides: Optional[list[str]] = OverridesArg,
           jobs: Optional[int] = typer.Option(None, "--jobs", "-j", min=1,
                                              help="Trials at once (each in its own process)."),
           trials: Optional[int] = typer.Option(None, "--trials", "-n", min=1,
@@ -459,7 +460,7 @@ def cache_list(cache_dir: Optional[Path] = CacheDirOpt) -> None:
 
 @cache_app.command("clear")
 @handle_errors
-def cache_clear(names: Optional[List[str]] = typer.Argument(None, help="Entries to remove (as listed)."),
+def cache_clear(names: Optional[list[str]] = typer.Argument(None, help="Entries to remove (as listed)."),
                 stale: bool = typer.Option(False, "--stale", help="Remove the stale, missing and partial entries."),
                 everything: bool = typer.Option(False, "--all", help="Remove every entry."),
                 cache_dir: Optional[Path] = CacheDirOpt) -> None:
@@ -507,7 +508,7 @@ def main() -> None:
 TRAINING_COMMANDS = ("run", "sweep", "best", "reproduce")
 
 
-def _command(argv: List[str]) -> Optional[str]:
+def _command(argv: list[str]) -> Optional[str]:
     """The command named on the command line (the first word that is not an option)."""
     return next((word for word in argv if not word.startswith("-")), None)
 

@@ -19,7 +19,8 @@ A member whose loss stops being finite is FAILED with its reason; the others go 
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .config.schema import ExperimentConfig
 from .errors import CnnkerasError

@@ -26,8 +26,9 @@ import os
 import signal
 import threading
 import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 __all__ = ["Interrupted", "SIGNALS", "deferred_interrupts", "exit_code", "interrupt_reason", "pending_signal",
            "raise_if_requested", "requested", "signal_name", "watch"]
@@ -42,7 +43,7 @@ _depth = 0
 _requested: int | None = None  # the first signal received in the window
 _count = 0
 _previous: dict[int, Any] = {}
-_models: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_models: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 class Interrupted(KeyboardInterrupt):

@@ -36,7 +36,7 @@ numbers, and are tested on hand-made curves with known answers:
 from __future__ import annotations
 
 import math
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 

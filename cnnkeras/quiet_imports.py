@@ -21,8 +21,9 @@ import importlib.abc
 import importlib.util
 import os
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 __all__ = ["install", "silenced_stderr", "when_imported"]
 

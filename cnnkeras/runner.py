@@ -26,11 +26,12 @@ import secrets
 import tempfile
 import time
 import traceback as traceback_module
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import yaml
@@ -44,8 +45,17 @@ from .errors import CnnkerasError, DataError, TrainingDiverged
 from .interrupts import deferred_interrupts, interrupt_reason
 from .lazy import lazy_import
 from .measures import TIMING_KEYS, best_epoch_of, summarize
-from .tracking import (TAG_PREFIX, BackgroundTracker, NullTracker, RunTracker, default_tracking_uri,
-                       download_artifact, flatten, read_run, redact)
+from .tracking import (
+    TAG_PREFIX,
+    BackgroundTracker,
+    NullTracker,
+    RunTracker,
+    default_tracking_uri,
+    download_artifact,
+    flatten,
+    read_run,
+    redact,
+)
 from .training.cohort import fit_cohort
 from .training.compile import compile_model, steps_per_epoch
 from .training.fit import FitResult, fit_and_evaluate
@@ -163,7 +173,7 @@ class MemberOutcome:
     config: ExperimentConfig
     ending: Ending
     run_id: str | None
-    result: "RunResult | None" = None
+    result: RunResult | None = None
     error: BaseException | None = None
     reason: str | None = None
     traceback: str | None = None

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import http.client
 import io
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
 from urllib.parse import urlsplit
 
 __all__ = ["read_only", "read_only_mlflow", "reverse_proxy"]

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
 
 import optuna
 
@@ -39,7 +40,7 @@ def _when(trial: Any) -> _dt.datetime | None:
 
 def _utc(moment: _dt.datetime) -> _dt.datetime:
     """Optuna 5 keeps naive timestamps in UTC."""
-    return moment.replace(tzinfo=_dt.timezone.utc) if moment.tzinfo is None else moment.astimezone(_dt.timezone.utc)
+    return moment.replace(tzinfo=_dt.UTC) if moment.tzinfo is None else moment.astimezone(_dt.UTC)
 
 
 def _objective(study: Any) -> tuple[str, bool, int | None]:

@@ -17,7 +17,8 @@ Nothing else in cnnkeras touches a private Keras name (``tests/unit/test_adapter
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from ..lazy import lazy_import
 

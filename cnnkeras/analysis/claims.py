@@ -36,8 +36,9 @@ they are never covariates, and their spread is reported as the noise level.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -232,7 +233,7 @@ def counted(frame: pd.DataFrame, budget: Budget | None) -> pd.DataFrame:
 
 def evaluate_claim(frame: pd.DataFrame, claim: Claim, scales: Mapping[str, ParamScale], *,
                    replicate_key: str = "seed", confidence: float = 0.95,
-                   budget: Budget | None = None, context: "SweepContext | None" = None) -> ClaimResult:
+                   budget: Budget | None = None, context: SweepContext | None = None) -> ClaimResult:
     """Test ``claim`` on the runs of ``frame`` (a runs frame; at ``budget``, one made by
     :func:`~cnnkeras.analysis.budget.frame_at_budget`).
 
@@ -386,7 +387,7 @@ class SweepContext:
     replicate_key: str = "seed"
 
     @classmethod
-    def of(cls, config: ExperimentConfig | None, replicate_key: str = "seed") -> "SweepContext | None":
+    def of(cls, config: ExperimentConfig | None, replicate_key: str = "seed") -> SweepContext | None:
         if config is None or config.search is None:
             return None
         search = config.search

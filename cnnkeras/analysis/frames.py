@@ -17,8 +17,9 @@ MLflow only through :mod:`cnnkeras.tracking`. :func:`export` writes CSV or Parqu
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping, Union
+from typing import Any, Union
 
 import pandas as pd
 

@@ -14,7 +14,8 @@ float. Everything the reports group, order or draw goes through here:
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pandas as pd
 

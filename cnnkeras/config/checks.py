@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import os
 import typing
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path as FsPath
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any
 
 from pydantic import ValidationError
 

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import difflib
 import typing
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -204,7 +205,7 @@ def issues_from_validation_error(
     *,
     root: type[BaseModel],
     raw: Any,
-    locate: "typing.Callable[[Path], Location | None]",
+    locate: typing.Callable[[Path], Location | None],
 ) -> list[ConfigIssue]:
     """Translate a pydantic ``ValidationError`` into located, readable issues."""
     issues = []

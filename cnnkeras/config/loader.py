@@ -21,8 +21,9 @@ from __future__ import annotations
 import copy
 import os
 import re
+from collections.abc import Mapping, Sequence
 from pathlib import Path as FsPath
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 from pydantic import ValidationError

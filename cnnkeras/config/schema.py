@@ -19,8 +19,17 @@ import types
 import typing
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import (BaseModel, ConfigDict, Discriminator, Field, PrivateAttr, Tag, ValidationInfo, field_validator,
-                      model_validator)
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 __all__ = [
     "Adam",
@@ -170,7 +179,7 @@ class Scenes(StrictModel):
         None, gt=0, description="Side a digit is drawn at (default: 28 for MNIST, 16 for scikit-learn's digits).")
 
     @model_validator(mode="after")
-    def _range(self) -> "Scenes":
+    def _range(self) -> Scenes:
         """digits is [low, high] with low <= high, and a digit fits in the scene."""
         if self.digits[0] > self.digits[1]:
             raise ValueError(f"digits must be [low, high] with low <= high, got {list(self.digits)}")
@@ -890,7 +899,7 @@ class Claim(StrictModel):
         return value
 
     @model_validator(mode="after")
-    def _kind_is_whole(self) -> "Claim":
+    def _kind_is_whole(self) -> Claim:
         """A level claim has `at` and `value` (and near a tolerance); a trend has neither; an optimum is a trend."""
         if self.expect in LEVELS:
             missing = [k for k in ("at", "value") if getattr(self, k) is None]

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -107,7 +108,7 @@ class FileArray:
                             "remove it (cnnkeras cache clear) and run again")
 
     @classmethod
-    def npy(cls, path: str | os.PathLike[str]) -> "FileArray":
+    def npy(cls, path: str | os.PathLike[str]) -> FileArray:
         """The array of a ``.npy`` file (C order)."""
         with open(path, "rb") as handle:
             version = np.lib.format.read_magic(handle)
@@ -119,7 +120,7 @@ class FileArray:
             raise ValueError(f"{path} is stored in Fortran order; cnnkeras reads C-order arrays")
         return cls(path, offset, shape, dtype)
 
-    def reshaped(self, shape: tuple[int, ...]) -> "FileArray":
+    def reshaped(self, shape: tuple[int, ...]) -> FileArray:
         """The same bytes with another shape of as many elements ((N, H, W) as (N, H, W, 1))."""
         if int(np.prod(shape)) != int(np.prod(self.shape)):
             raise ValueError(f"cannot view {self.shape} as {shape}")

@@ -38,11 +38,12 @@ import sys
 import time
 import zipfile
 from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +96,7 @@ class CacheEntry:
     def name(self) -> str:
         return self.path.name
 
-    def load(self) -> "CacheEntry":
+    def load(self) -> CacheEntry:
         """Open the entry's arrays (read-only)."""
         self.arrays = {name: FileArray.npy(self.path / f"{name}.npy") for name in self.meta.get("arrays", {})}
         return self
@@ -224,7 +225,7 @@ def _build(root: Path, name: str, what: str, fill: Callable[[Path], dict[str, An
         try:
             tmp.mkdir()
             meta = {**base_meta, **fill(tmp)}
-            meta.update(name=name, created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            meta.update(name=name, created=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
                         decode_s=round(time.perf_counter() - started, 2), host=socket.gethostname(),
                         pid=os.getpid())
             meta_file = tmp / "meta.json"

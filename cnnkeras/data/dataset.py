@@ -21,8 +21,9 @@ and streams the rest; only ``image_folder`` and ``npz`` sources can stream.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError, UnreadableImage
-from .arrays import row_index
 from ..lazy import lazy_import
+from .arrays import row_index
 
 PIL_Image = lazy_import("PIL.Image")
 

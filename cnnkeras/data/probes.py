@@ -62,7 +62,7 @@ def noisy_labels(y: np.ndarray, fraction: float, num_classes: int, seed: int) ->
     return out
 
 
-def apply_probes(data: "Dataset", config: DataConfig, seed: int) -> "Dataset":
+def apply_probes(data: Dataset, config: DataConfig, seed: int) -> Dataset:
     """``data`` with ``config.per_class`` and ``config.label_noise`` applied to its training split."""
     if config.per_class is None and config.label_noise == 0:
         return data

@@ -16,9 +16,10 @@ from __future__ import annotations
 import functools
 import os
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -26,7 +27,7 @@ from ..errors import DataError
 from ..lazy import lazy_import
 from .arrays import FileArray, chunks
 from .cache import folder_entry, npz_entry
-from .images import IMAGE_EXTENSIONS, FolderImages, FolderIndex, index_folder
+from .images import FolderImages, FolderIndex, index_folder
 
 keras = lazy_import("keras")
 sklearn_datasets = lazy_import("sklearn.datasets")
@@ -49,7 +50,7 @@ class RawData:
     y_test: Any | None
     max_value: float
     class_names: list[str] | None = None
-    realize: Callable[..., "RawData"] | None = None
+    realize: Callable[..., RawData] | None = None
     cache_entry: str | None = None
 
 
@@ -74,7 +75,7 @@ class NpzMember:
     def __len__(self) -> int:
         return self.shape[0]
 
-    def reshaped(self, shape: tuple[int, ...]) -> "NpzMember":
+    def reshaped(self, shape: tuple[int, ...]) -> NpzMember:
         return NpzMember(self.path, self.name, shape, self.dtype)
 
     def load(self) -> np.ndarray:

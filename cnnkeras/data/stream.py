@@ -23,13 +23,13 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Iterator
-
-import numpy as np
+from typing import Any
 
 import keras
+import numpy as np
 
 __all__ = ["EpochOrder", "StreamBatches", "default_workers", "reraise_pipeline_errors"]
 

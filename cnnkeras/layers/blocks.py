@@ -9,7 +9,8 @@ declarative config can use it as ``{type: residual_basic, filters: 64}``.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import keras
 from keras import layers

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from ._checks import number_in, positive_int
+from ._checks import number_in
 from .registry import register_layer
 
 

@@ -11,7 +11,8 @@ constructor signature and by constructing it once, so mistakes surface at
 from __future__ import annotations
 
 import inspect
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import keras
 

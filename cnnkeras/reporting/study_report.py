@@ -26,8 +26,19 @@ from typing import Any
 import pandas as pd
 
 from ..analysis.budget import Budget, comparable, frame_at_budget, resolve_budget
-from ..analysis.claims import (CONTRADICTED, NOISE, SUPPORTED, ClaimResult, ParamScale, SweepContext, evaluate_claim,
-                               finished, infer_scales, param_scales, setting_summary)
+from ..analysis.claims import (
+    CONTRADICTED,
+    NOISE,
+    SUPPORTED,
+    ClaimResult,
+    ParamScale,
+    SweepContext,
+    evaluate_claim,
+    finished,
+    infer_scales,
+    param_scales,
+    setting_summary,
+)
 from ..analysis.frames import curves_frame, runs_frame
 from ..analysis.source import RunSource, resolve
 from ..analysis.values import ordered_values

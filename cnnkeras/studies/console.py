@@ -18,7 +18,8 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from rich.console import Console, Group
 from rich.live import Live
@@ -163,7 +164,7 @@ class SweepDisplay:
         self.live = Live(console=console, refresh_per_second=2, transient=True, get_renderable=self.render,
                          redirect_stdout=False, redirect_stderr=False)
 
-    def __enter__(self) -> "SweepDisplay":
+    def __enter__(self) -> SweepDisplay:
         self.live.start()
         return self
 

@@ -24,8 +24,9 @@ import select
 import signal
 import subprocess
 import sys
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from .. import interrupts
 from ..config.schema import ExperimentConfig

@@ -21,7 +21,8 @@ per parameter (78-95%) are better.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import optuna
 import pandas as pd

@@ -24,8 +24,9 @@ the sweep process.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 from ..config import config_from_dict
 from ..config.schema import OBJECTIVE_METRICS, ExperimentConfig
@@ -173,7 +174,7 @@ class TrialHooks(MemberHooks):
     """A sweep's part in finishing each member: pruning decision, trial state, telling."""
 
     def __init__(self, config: ExperimentConfig, members: Sequence[Member], channel: TrialChannel,
-                 pruners: Sequence["PruningCallback | None"], *, replay: bool):
+                 pruners: Sequence[PruningCallback | None], *, replay: bool):
         assert config.search is not None
         self.search, self.members, self.channel = config.search, list(members), channel
         self.pruners, self.replay = list(pruners), replay
@@ -299,7 +300,7 @@ class _Renumbered:
         self.index = index if isinstance(index, int) else None
 
     @classmethod
-    def many(cls, channel: TrialChannel, indices: Sequence[int]) -> "_Renumbered":
+    def many(cls, channel: TrialChannel, indices: Sequence[int]) -> _Renumbered:
         return cls(channel, list(indices))
 
     def _at(self, member: int) -> int:

@@ -6,9 +6,10 @@ Optuna, do not import it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, Mapping
+from typing import Any
 
 __all__ = ["RUN_NAME_TAG", "TrialOutcome", "TrialState", "trial_run_name"]
 
@@ -51,11 +52,11 @@ class TrialOutcome:
                 "reason": self.reason, "pruned_at": self.pruned_at, "traceback": self.traceback}
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "TrialOutcome":
+    def from_json(cls, data: Mapping[str, Any]) -> TrialOutcome:
         return cls(state=TrialState(data["state"]), values=data.get("values"), summary=dict(data.get("summary") or {}),
                    run_id=data.get("run_id"), reason=data.get("reason"), pruned_at=data.get("pruned_at"),
                    traceback=data.get("traceback"))
 
     @classmethod
-    def failed(cls, reason: str, run_id: str | None = None, traceback: str | None = None) -> "TrialOutcome":
+    def failed(cls, reason: str, run_id: str | None = None, traceback: str | None = None) -> TrialOutcome:
         return cls(state=TrialState.FAIL, reason=reason, run_id=run_id, traceback=traceback)

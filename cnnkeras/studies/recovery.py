@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import threading
 import time
-from typing import Any, Callable
+from typing import Any
 
 from ..tracking import Tracker, iter_runs, read_run
 from .ledger import RUN_ATTR, Ledger
@@ -186,7 +186,7 @@ class HeartbeatWatch:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="cnnkeras-heartbeat", daemon=True)
 
-    def start(self) -> "HeartbeatWatch":
+    def start(self) -> HeartbeatWatch:
         self._thread.start()
         return self
 

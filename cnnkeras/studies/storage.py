@@ -30,9 +30,10 @@ import sys
 import threading
 import time
 import zlib
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import numpy as np
 import optuna
@@ -308,7 +309,7 @@ class JournalLock:
         self.path = Path(f"{journal}.sweep.lock")
         self._handle: Any = None
 
-    def acquire(self) -> "JournalLock":
+    def acquire(self) -> JournalLock:
         import fcntl  # POSIX only: imported where used, so the module imports on any platform
 
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -335,7 +336,7 @@ class JournalLock:
             self._handle.close()
             self._handle = None
 
-    def __enter__(self) -> "JournalLock":
+    def __enter__(self) -> JournalLock:
         return self.acquire()
 
     def __exit__(self, *exc: Any) -> None:

@@ -25,7 +25,8 @@ import contextlib
 import shlex
 import time
 import warnings
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from rich.console import Console
 
@@ -33,9 +34,8 @@ from ..config.schema import ExperimentConfig
 from ..errors import CnnkerasError, SweepInterrupted
 from ..interrupts import deferred_interrupts, exit_code, interrupt_reason
 from ..lazy import lazy_import
-from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten
+from ..tracking import Tracker, check_tracking, default_tracking_uri, flatten, views
 from ..tracking.values import redact, redact_data
-from ..tracking import views
 from .console import SweepDisplay, TrialLine, best_so_far, gap_summary_key
 from .executor import Executor, TrialWatch
 from .identity import check_same_experiment

@@ -22,7 +22,8 @@ import json
 import os
 import signal
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from ..config import config_from_dict
 from ..interrupts import deferred_interrupts, exit_code

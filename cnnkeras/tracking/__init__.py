@@ -2,8 +2,19 @@
 
 from .background import BackgroundTracker
 from .connection import check_tracking
-from .mlflow_tracker import (TAG_PREFIX, Tracker, default_tracking_uri, download_artifact, flatten, get_client,
-                             internal_metrics, iter_runs, read_run, register_keras_model, server_errors)
+from .mlflow_tracker import (
+                             TAG_PREFIX,
+                             Tracker,
+                             default_tracking_uri,
+                             download_artifact,
+                             flatten,
+                             get_client,
+                             internal_metrics,
+                             iter_runs,
+                             read_run,
+                             register_keras_model,
+                             server_errors,
+)
 from .names import from_mlflow, to_mlflow
 from .permissions import grant
 from .protocol import NullTracker, RunTracker

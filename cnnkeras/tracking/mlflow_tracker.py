@@ -20,9 +20,10 @@ import functools
 import json
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from ..errors import TrackingError
 from ..lazy import lazy_import
@@ -91,7 +92,7 @@ def _refusals(method: Callable[..., Any]) -> Callable[..., Any]:
     """A Tracker method whose HTTP 401/403 from the server becomes one :class:`TrackingError` line."""
 
     @functools.wraps(method)
-    def wrapped(self: "Tracker", *args: Any, **kwargs: Any) -> Any:
+    def wrapped(self: Tracker, *args: Any, **kwargs: Any) -> Any:
         with server_errors(self.uri):
             return method(self, *args, **kwargs)
 
@@ -130,7 +131,7 @@ class Tracker:
                 self.set_tags(all_tags)
 
     @classmethod
-    def attach(cls, run_id: str, *, uri: str | None = None) -> "Tracker":
+    def attach(cls, run_id: str, *, uri: str | None = None) -> Tracker:
         """A Tracker for an existing run known only by its id (a sweep closing a dead trial's run)."""
         tracker = cls.__new__(cls)
         tracker.uri = default_tracking_uri(uri)

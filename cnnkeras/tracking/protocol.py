@@ -10,7 +10,8 @@ satisfy it, so no caller tests for "no tracker". This module imports no MLflow.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Protocol, runtime_checkable
+from collections.abc import Mapping
+from typing import Any, Protocol, runtime_checkable
 
 __all__ = ["NullTracker", "RunTracker"]
 

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 __all__ = ["MAX_PARAM_LENGTH", "MAX_TAG_LENGTH", "metric_values", "param_values", "redact", "redact_data",
            "tag_values"]

@@ -18,7 +18,8 @@ against the objective and the gap, and the trials' validation curves), which
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 from urllib.parse import quote
 
 from .mlflow_tracker import get_client

@@ -27,8 +27,9 @@ in the same step, so it cannot poison the others (they share nothing anyway).
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -42,8 +43,16 @@ from ..measures import TRAIN_PREFIX
 from ..zoo.common import batch_norm_layers
 from .callbacks import EpochListener, EpochMeasures, RichProgress, StopOnInterrupt
 from .compile import steps_per_epoch
-from .fit import (FitResult, evaluate_inputs, fit_inputs, gap_sample, input_callbacks, pipelines, targets_of,
-                  training_callbacks)
+from .fit import (
+    FitResult,
+    evaluate_inputs,
+    fit_inputs,
+    gap_sample,
+    input_callbacks,
+    pipelines,
+    targets_of,
+    training_callbacks,
+)
 
 __all__ = ["CohortModel", "CohortOptimizer", "MemberCallbacks", "fit_cohort", "member_logs"]
 

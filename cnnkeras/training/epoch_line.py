@@ -12,7 +12,7 @@ shortened last; the epoch, the headline's validation value and its gap always st
 
 from __future__ import annotations
 
-from typing import Mapping
+from collections.abc import Mapping
 
 __all__ = ["epoch_line"]
 

@@ -9,22 +9,30 @@ progress) followed by ``model.evaluate`` on the test split. It returns a
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
 
 from .. import interrupts
-from ..measures import best_epoch_of, gap_sample_indices, gap_sample_size
 from ..config.schema import ExperimentConfig
 from ..data.augment import AugmentedBatches
 from ..data.dataset import Dataset
 from ..data.stream import EpochOrder, StreamBatches, default_workers, reraise_pipeline_errors
+from ..measures import best_epoch_of, gap_sample_indices, gap_sample_size
 from ..zoo.common import batch_norm_layers
-from .callbacks import (BatchNormWarning, EpochListener, EpochMeasures, EpochRecorder, NanGuard, RichProgress,
-                        StopOnInterrupt)
+from .callbacks import (
+    BatchNormWarning,
+    EpochListener,
+    EpochMeasures,
+    EpochRecorder,
+    NanGuard,
+    RichProgress,
+    StopOnInterrupt,
+)
 from .compile import steps_per_epoch
 from .device_data import on_device
 

@@ -26,8 +26,8 @@ Other backends keep no such registry and pass through untouched.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from ..adapters import tensorflow_internals
 from ..lazy import lazy_import

@@ -10,8 +10,8 @@ inlined) so they open offline.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from ..lazy import lazy_import
 

@@ -25,8 +25,9 @@ them as MLflow images. Nothing here knows MLflow.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np

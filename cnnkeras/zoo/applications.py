@@ -8,7 +8,8 @@ the rest of the zoo, and the parameter count with 1000 classes equals the applic
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from ..lazy import lazy_import
 from .heads import classifier

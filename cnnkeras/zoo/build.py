@@ -10,7 +10,8 @@ the data's input into a :class:`ModelError` that says what to change.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from ..backend import use_backend
 from ..config.errors import suggestion

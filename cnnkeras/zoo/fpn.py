@@ -16,9 +16,9 @@ No reference count is published for these exact configurations.
 from __future__ import annotations
 
 from ..lazy import lazy_import
+from . import resnet
 from .common import crop_to, pad_to_multiple
 from .heads import output_head
-from . import resnet
 from .registry import register_model
 from .segmentation_head import segmentation_output
 

@@ -28,9 +28,15 @@ import pandas as pd
 from ..config import load_config
 from ..config.schema import ExperimentConfig
 from ..data.dataset import load_dataset
-from ..layers import (MaxPoolingWithArgmax2D, MaxUnpooling2D, MixedPooling2D, SpatialPyramidPooling2D,
-                      SpatiallySeparableConv2D, Upsample2D)
 from ..errors import ModelError
+from ..layers import (
+    MaxPoolingWithArgmax2D,
+    MaxUnpooling2D,
+    MixedPooling2D,
+    SpatiallySeparableConv2D,
+    SpatialPyramidPooling2D,
+    Upsample2D,
+)
 from .build import input_shape_error, model_from_config
 from .registry import build_model, get_model_info, list_models
 

@@ -17,8 +17,9 @@ Example::
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..config.errors import suggestion
 from ..errors import UnknownName

@@ -35,8 +35,9 @@ def main() -> None:
         subprocess.run([CNNKERAS, "sweep", str(config), "-q", "--tracking-uri", env_uri], cwd=folder, check=True)
         subprocess.run([CNNKERAS, "report", str(config), "--uri", env_uri], cwd=folder, check=True)
 
-    import cnnkeras.api
     from playwright.sync_api import sync_playwright
+
+    import cnnkeras.api
 
     running = cnnkeras.api.ui(root=folder, uri=env_uri, port=args.port, reports=folder / "reports", wait=False)
     try:

@@ -301,9 +301,9 @@ def test_optuna_dashboard_is_read_only(swept):
 def test_bound_to_every_interface_the_landing_page_links_back_to_the_browsers_address(swept):
     import urllib.request
 
-    from cnnkeras.dashboards.server import serve
-
     import optuna
+
+    from cnnkeras.dashboards.server import serve
 
     folder, _, _ = swept
     other = folder.parent / f"other-{folder.name}.journal"

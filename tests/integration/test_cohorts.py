@@ -30,9 +30,9 @@ from cnnkeras.errors import CnnkerasError, TrainingDiverged
 from cnnkeras.runner import run
 from cnnkeras.studies.objective import PruningCallback
 from cnnkeras.studies.study import load_study
+from cnnkeras.tracking import internal_metrics, to_mlflow
 
 from ..conftest import REPO
-from cnnkeras.tracking import internal_metrics, to_mlflow
 
 pytestmark = pytest.mark.slow  # trains cohorts and their single-run twins
 
@@ -333,9 +333,9 @@ def test_a_cohort_prunes_each_member_exactly_as_it_would_have_been_pruned_alone(
     assert {s for _, _, s, _ in states[1]} == {"COMPLETE", "PRUNED"}  # the test decides something
     _, runs = children(tmp_path / "cohort-4")
     client = MlflowClient(f"sqlite:///{tmp_path / 'cohort-4' / 'mlflow.db'}")
-    for run in runs:  # a member pruned at epoch p has p epochs in MLflow, as alone
-        logged = len(client.get_metric_history(run.info.run_id, to_mlflow("val_accuracy")))
-        assert logged == int(run.data.tags.get("cnnkeras.pruned_at_epoch", 4)), run.info.run_name
+    for member in runs:  # a member pruned at epoch p has p epochs in MLflow, as alone
+        logged = len(client.get_metric_history(member.info.run_id, to_mlflow("val_accuracy")))
+        assert logged == int(member.data.tags.get("cnnkeras.pruned_at_epoch", 4)), member.info.run_name
 
 
 def test_jobs_run_cohorts_in_worker_processes_and_the_size_is_measured(tmp_path):

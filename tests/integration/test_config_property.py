@@ -23,9 +23,9 @@ import typing
 from typing import Any
 
 import pytest
+from annotated_types import Ge, Gt, Le, Lt
 from hypothesis import HealthCheck, event, given, seed, settings
 from hypothesis import strategies as st
-from annotated_types import Ge, Gt, Le, Lt
 from pydantic import BaseModel
 
 import cnnkeras

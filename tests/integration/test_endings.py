@@ -23,9 +23,9 @@ from mlflow.tracking import MlflowClient
 
 import cnnkeras
 from cnnkeras.studies.study import load_study
+from cnnkeras.tracking import to_mlflow
 
 from ..conftest import SWEEP_MODEL, TINY_MODEL
-from cnnkeras.tracking import to_mlflow
 
 pytestmark = pytest.mark.slow  # whole processes, signals, resumed sweeps
 

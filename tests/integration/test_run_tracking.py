@@ -119,10 +119,10 @@ def test_reproduce_matches_exactly(finished):
 
 
 def test_diverging_run_is_failed_with_a_reason(write_config, tracking_uri):
-    from ..conftest import TINY_MODEL
-
     import keras
     import numpy as np
+
+    from ..conftest import TINY_MODEL
 
     class PoisonWeights(keras.callbacks.Callback):
         """NaN weights at the start of epoch 2: a divergence on any CPU (no huge learning rate)."""

@@ -19,10 +19,11 @@ import time
 import optuna
 import pytest
 
+from cnnkeras.tracking import internal_metrics, to_mlflow
+
 from ..conftest import REPO
 from ..conftest import SWEEP_MODEL as MODEL
 from ..servers import ADMIN, PG_PASSWORD, USER, wait_until
-from cnnkeras.tracking import internal_metrics, to_mlflow
 
 pytestmark = pytest.mark.slow  # real PostgreSQL and mlflow servers, faults that wait 20 s
 

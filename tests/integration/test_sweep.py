@@ -16,9 +16,9 @@ from mlflow.tracking import MlflowClient
 
 import cnnkeras
 from cnnkeras.studies.study import load_study
+from cnnkeras.tracking import internal_metrics, to_mlflow
 
 from ..conftest import SWEEP_MODEL as MODEL
-from cnnkeras.tracking import internal_metrics, to_mlflow
 
 pytestmark = pytest.mark.slow  # sweeps of several trials, processes killed and resumed
 

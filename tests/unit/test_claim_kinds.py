@@ -7,8 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from cnnkeras.analysis.claims import (CONTRADICTED, NOISE, SUPPORTED, TOO_FEW, ParamScale, SweepContext,
-                                      evaluate_claim)
+from cnnkeras.analysis.claims import CONTRADICTED, NOISE, SUPPORTED, TOO_FEW, ParamScale, SweepContext, evaluate_claim
 from cnnkeras.config import ConfigError, config_from_dict
 from cnnkeras.config.schema import Claim
 

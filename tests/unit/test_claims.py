@@ -9,11 +9,19 @@ import pandas as pd
 import pytest
 
 import cnnkeras
-from cnnkeras.analysis.claims import (CONTRADICTED, NOISE, SUPPORTED, TOO_FEW, ParamScale, evaluate_claim,
-                                      param_scales, setting_summary)
+from cnnkeras.analysis.claims import (
+    CONTRADICTED,
+    NOISE,
+    SUPPORTED,
+    TOO_FEW,
+    ParamScale,
+    evaluate_claim,
+    param_scales,
+    setting_summary,
+)
 from cnnkeras.analysis.stats import mean_ci, trend
-from cnnkeras.config.schema import Claim
 from cnnkeras.config.errors import ConfigError
+from cnnkeras.config.schema import Claim
 
 LRS = [1e-4, 1e-3, 1e-2, 1e-1]
 BATCHES = [16, 128]

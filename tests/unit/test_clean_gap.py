@@ -17,8 +17,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cnnkeras.config import config_from_dict
-from cnnkeras.measures import (GAP_SAMPLE_BYTES, GAP_SAMPLE_CAP, batch_norm_lag, epochs_to_fit, gap_metrics, gap_sample_indices,
-                               gap_sample_size, has_clean_gap)
+from cnnkeras.measures import (
+    GAP_SAMPLE_BYTES,
+    GAP_SAMPLE_CAP,
+    batch_norm_lag,
+    epochs_to_fit,
+    gap_metrics,
+    gap_sample_indices,
+    gap_sample_size,
+    has_clean_gap,
+)
 
 # ------------------------------------------------------------------ pure definitions
 

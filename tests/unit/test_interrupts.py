@@ -15,8 +15,8 @@ import pytest
 
 import cnnkeras
 from cnnkeras import interrupts
-from cnnkeras.training.callbacks import StopOnInterrupt
 from cnnkeras.tracking import to_mlflow
+from cnnkeras.training.callbacks import StopOnInterrupt
 
 
 def _ctrl_c() -> None:

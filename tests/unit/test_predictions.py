@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-import pytest
 from PIL import Image
 
 import cnnkeras
 from cnnkeras.data.dataset import Dataset
 from cnnkeras.training.plots import curve_metrics, learning_curves
-from cnnkeras.training.predictions import (CLASSIFICATION_SAMPLE, SEGMENTATION_ROWS, BestEpochPredictions,
-                                           PictureSample, class_masks, confusion_counts, picture_sample, pictures,
-                                           worst_mistakes)
+from cnnkeras.training.predictions import (
+    CLASSIFICATION_SAMPLE,
+    SEGMENTATION_ROWS,
+    BestEpochPredictions,
+    PictureSample,
+    class_masks,
+    confusion_counts,
+    picture_sample,
+    pictures,
+    worst_mistakes,
+)
 
 from ..conftest import TINY_MODEL
 

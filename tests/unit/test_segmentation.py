@@ -11,9 +11,9 @@ import cnnkeras
 from cnnkeras.config.schema import DataConfig
 from cnnkeras.data.dataset import load_dataset
 from cnnkeras.errors import DataError
+from cnnkeras.tracking import internal_metrics
 from cnnkeras.zoo.segmentation_head import segmentation_loss_and_metrics
 from cnnkeras.zoo.segmentation_loss import SegmentationLoss
-from cnnkeras.tracking import internal_metrics
 
 
 def np_(x):

@@ -7,8 +7,7 @@ import pytest
 
 from cnnkeras.errors import CnnkerasError
 from cnnkeras.studies.storage import JournalLock, _is_transient, sampler_seed
-from cnnkeras.tracking.values import (MAX_PARAM_LENGTH, metric_values, param_values, redact, redact_data,
-                                      tag_values)
+from cnnkeras.tracking.values import MAX_PARAM_LENGTH, metric_values, param_values, redact, redact_data, tag_values
 
 
 @pytest.mark.parametrize("text, shown", [

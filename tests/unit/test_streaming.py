@@ -13,7 +13,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import textwrap
 import time
 from pathlib import Path
 
@@ -258,7 +257,7 @@ def test_masks_stay_aligned_with_their_images_when_streamed_and_augmented(tmp_pa
     assert data.streamed and data.task == "segmentation"
     batches = fit_inputs(data, targets_of(data, config), config)["x"]
     moved = 0
-    for epoch in range(2):
+    for _epoch in range(2):
         for i in range(len(batches)):
             x, y = batches[i]
             np.testing.assert_array_equal(y, (x[..., 0] >= 128 / 255).astype(y.dtype))

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import cnnkeras
+from cnnkeras.zoo import get_model_info, list_models
 from cnnkeras.zoo.inspect import model_for
 from cnnkeras.zoo.segmentation_loss import SegmentationLoss
-from cnnkeras.zoo import get_model_info, list_models
 
 
 def trainable(model) -> int:
