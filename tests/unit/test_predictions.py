@@ -102,7 +102,7 @@ def test_best_epoch_predictions_follow_the_monitor_and_a_pruned_cut():
     gap = BestEpochPredictions(sample, "gap_accuracy")  # a monitor computed from the logs, lower is better
     gap.set_model(model)
     for epoch, (train, val) in enumerate([(0.9, 0.5), (0.9, 0.8), (0.9, 0.7)]):
-        gap.on_epoch_end(epoch, {"accuracy": train, "val_accuracy": val})
+        gap.on_epoch_end(epoch, {"train_accuracy": train, "val_accuracy": val})  # the gap's two sides
     assert gap.best_until(3)[0] == 2
 
 
