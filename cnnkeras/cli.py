@@ -19,7 +19,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, NoReturn, Optional
 
 import typer
 import yaml
@@ -440,7 +440,7 @@ def cache_list(cache_dir: Optional[Path] = CacheDirOpt) -> None:
     rows = []
     for e in entries:
         arrays = e.meta.get("arrays", {})
-        first = next(iter(arrays.values()), {})
+        first: dict[str, Any] = next(iter(arrays.values()), {})
         shape = first.get("shape", [])
         rows.append([e.name, e.status, f"{shape[0]:,}" if shape else "-",
                      "x".join(str(d) for d in shape[1:]) or "-", _bytes(e.size_bytes)])
@@ -473,7 +473,7 @@ def cache_clear(names: Optional[list[str]] = typer.Argument(None, help="Entries 
               f"{cnnkeras.api.cache_dir(cache_dir)}", highlight=False)
 
 
-def main() -> None:
+def main() -> NoReturn:
     """Console-script entry point.
 
     A finished command ends its process without tearing its modules down: once the output is
@@ -513,7 +513,7 @@ def _command(argv: list[str]) -> Optional[str]:
     return next((word for word in argv if not word.startswith("-")), None)
 
 
-def _exit_now(code: int) -> None:
+def _exit_now(code: int) -> NoReturn:
     """Flush, run the atexit handlers, and leave without the interpreter's module teardown."""
     for stream in (sys.stdout, sys.stderr):
         try:

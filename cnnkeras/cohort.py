@@ -108,4 +108,4 @@ def run_cohort(
                             + split_reason(configs, group_by_cohort(configs)))
     outcomes = run_members(configs, trackers=trackers, callbacks=callbacks, progress=progress,
                            parent_run_id=parent_run_id, title=title or f"cohort of {len(configs)}")
-    return [outcome.result if outcome.error is None else outcome.error for outcome in outcomes]  # type: ignore[misc]
+    return [outcome.result if outcome.error is None else outcome.error for outcome in outcomes]

@@ -37,7 +37,7 @@ __all__ = ["Interrupted", "SIGNALS", "deferred_interrupts", "exit_code", "interr
 SIGNALS = tuple(s for s in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None))
                 if s is not None)
 
-_NAMES = {signal.SIGINT: "Ctrl-C"}
+_NAMES: dict[int, str] = {signal.SIGINT: "Ctrl-C"}
 
 _depth = 0
 _requested: int | None = None  # the first signal received in the window

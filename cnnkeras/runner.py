@@ -285,7 +285,7 @@ def run_members(
                 folders.append(folder)
                 start_logging(tracker, cfg, data, model, env, folder,
                               cfg._source.file if cfg._source is not None else None)
-            per_member = list(callbacks) if callbacks is not None else [()] * k
+            per_member: list[Sequence[Any]] = list(callbacks) if callbacks is not None else [()] * k
             pictures = [_pictures_callback(cfg, data, tracker) for cfg, tracker in zip(configs, opened)]
             per_member = [[*own, *([p] if p is not None else [])] for own, p in zip(per_member, pictures)]
             if k == 1:
@@ -340,6 +340,7 @@ def _log_pictures(tracker: RunTracker, cfg: ExperimentConfig, fit: FitResult, ca
     if found is None:
         return
     epoch, outputs = found
+    assert callback is not None  # found came from it
     drawn = prediction_pictures(callback.sample, outputs, head=cfg.model.head, epoch=epoch, class_names=class_names)
     for name, image in drawn.items():
         tracker.log_image(image, f"predictions/{name}", step=epoch)

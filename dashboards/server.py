@@ -97,8 +97,8 @@ class Dashboards:
     _process: subprocess.Popen | None = field(default=None, repr=False)
 
     @property
-    def urls(self) -> dict[str, str]:
-        out = {"landing": self.landing}
+    def urls(self) -> dict[str, str | None]:
+        out: dict[str, str | None] = {"landing": self.landing}  # None: a store whose dashboard has no port
         if self.mlflow:
             out["mlflow"] = self.mlflow
         for item in self.storages:

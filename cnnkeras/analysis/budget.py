@@ -60,6 +60,7 @@ class Budget:
             return None
         if self.kind == "final":
             return epochs
+        assert self.value is not None  # "epoch" and "examples" budgets always carry their number
         if self.kind == "epoch":
             return self.value if self.value <= epochs else None
         n_train = _int(run.get("param.data.n_train"))

@@ -310,6 +310,7 @@ def _level(runs: pd.DataFrame, claim: Claim, base: ClaimResult, excluded: int, c
     if ci.n < 2:
         base.needed = _advice(base, claim, at, excluded, needed_runs=2, context=context, budget=budget)
         return base
+    assert claim.value is not None  # a level claim always has its value (Claim._kind_is_whole)
     value, tol = float(claim.value), float(claim.tolerance or 0.0)
     if claim.expect == "above":
         base.verdict = SUPPORTED if ci.low > value else CONTRADICTED if ci.high < value else NOISE
@@ -325,6 +326,7 @@ def _level(runs: pd.DataFrame, claim: Claim, base: ClaimResult, excluded: int, c
 def _optimum(runs: pd.DataFrame, claim: Claim, scales: Mapping[str, ParamScale], base: ClaimResult,
              replicate_key: str, excluded: int, context: Any, budget: Budget | None) -> ClaimResult:
     """The best ``optimum_of`` per (parameter value, seed), and the trend of that optimum."""
+    assert claim.optimum_of is not None  # an optimum claim is one with optimum_of (Claim.kind)
     column, other = f"param.{claim.parameter}", f"param.{claim.optimum_of}"
     rep = f"param.{replicate_key}"
     if other not in runs:
@@ -393,8 +395,9 @@ class SweepContext:
         search = config.search
         params = search.parameters.values()
         grid = None
-        if all(isinstance(p, CategoricalParam) for p in params):
-            grid = int(np.prod([len(p.choices) for p in params]))
+        categorical = [p for p in params if isinstance(p, CategoricalParam)]
+        if len(categorical) == len(params):
+            grid = int(np.prod([len(p.choices) for p in categorical]))
         seeds = search.parameters.get(replicate_key)
         return cls(search.pruner.name, search.n_trials, grid, tuple(getattr(seeds, "choices", ()) or ()),
                    replicate_key)

@@ -88,7 +88,7 @@ class Trend:
         return self.df > 0 and (self.low > 0 or self.high < 0)
 
 
-def trend(x: Sequence[float], y: Sequence[float], covariates: np.ndarray | None = None,
+def trend(x: Sequence[float] | np.ndarray, y: Sequence[float] | np.ndarray, covariates: np.ndarray | None = None,
           confidence: float = 0.95) -> Trend:
     """Slope of ``y`` against ``x`` by least squares, ``y ~ 1 + x + covariates``.
 

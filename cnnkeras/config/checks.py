@@ -254,6 +254,7 @@ def check_report(config: ExperimentConfig) -> list[tuple[tuple[Any, ...], str]]:
             continue
         if claim.optimum_of is not None and claim.optimum_of not in swept:
             unknown(claim.optimum_of, ("report", "claims", i, "optimum_of"))
+        assert config.search is not None  # claim.parameter is in swept, which only a search: section fills
         param = config.search.parameters[claim.parameter]
         if claim.at is not None:
             problems.extend(_at_problem(claim.at, param, claim.parameter, ("report", "claims", i, "at")))

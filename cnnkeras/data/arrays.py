@@ -139,7 +139,8 @@ class FileArray:
 
     def _read(self, buffer: np.ndarray, first_row: int) -> None:
         """Fill ``buffer`` (C-contiguous, whole rows) from row ``first_row`` on."""
-        view = memoryview(buffer.reshape(-1).view(np.uint8))
+        # ndarray has the buffer protocol; numpy's stubs declare its __buffer__ only for Python >= 3.12
+        view = memoryview(buffer.reshape(-1).view(np.uint8))  # type: ignore[arg-type]
         position = self.offset + first_row * self.row_bytes
         while len(view):
             if hasattr(os, "preadv"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import keras
 import numpy as np
 from keras import ops
@@ -43,7 +45,8 @@ def pad_axis(x, before: int, after: int, axis: int, mode: str):
     return ops.concatenate(parts, axis=axis)
 
 
-NUMPY_MODES = {"reflect": "reflect", "symmetric": "symmetric", "replicate": "edge", "wrap": "wrap"}
+NUMPY_MODES: dict[str, Literal["reflect", "symmetric", "edge", "wrap"]] = {
+    "reflect": "reflect", "symmetric": "symmetric", "replicate": "edge", "wrap": "wrap"}
 
 
 def border_index(size: int, before: int, after: int, mode: str) -> np.ndarray:

@@ -45,7 +45,7 @@ from ..analysis.values import ordered_values
 from ..dashboards import figure_json, number_text, plotly_js, render
 from ..errors import CnnkerasError
 from ..outputs import output_path
-from ..studies.importance import frame_importances, importance_columns
+from ..studies.importance import Ranking, frame_importances, importance_columns
 from ..tracking import Tracker
 from ..version import __version__
 from . import study_figures as figs
@@ -80,7 +80,7 @@ class ReportResult:
     path: Path
     runs: int
     claims: list[ClaimResult] = field(default_factory=list)
-    importances: dict[str, dict[str, float]] = field(default_factory=dict)
+    importances: dict[str, Ranking] = field(default_factory=dict)
     parent_run_id: str | None = None
     budget: Budget | None = None
 
@@ -118,7 +118,7 @@ def report(target: str | os.PathLike[str], *, out: str | os.PathLike[str] | None
     runs = runs_frame(source, k=k)
     curves = curves_frame(source)
     swept = _swept(source, runs)
-    scales = param_scales(source.config) if source.swept else infer_scales(runs, swept)
+    scales = param_scales(source.config) if source.config is not None and source.swept else infer_scales(runs, swept)
     config = source.config
     report_cfg = config.report if config is not None else None
     replicate = report_cfg.replicate_key if report_cfg else "seed"
@@ -274,7 +274,8 @@ def _notes(runs: pd.DataFrame, source: RunSource, budget: Budget, at_budget: pd.
         notes.append(f"{old} run(s) were logged before the clean gap (no train_* metrics): their gaps are left "
                      "out. The gap_accuracy those runs logged is Keras' training-mode running accuracy minus "
                      "validation accuracy, a different quantity (docs/measures.md); rerun them to compare gaps.")
-    if source.study is not None and source.config is not None and source.config.search.pruner.name != "none":
+    if (source.study is not None and source.config is not None and source.config.search is not None
+            and source.config.search.pruner.name != "none"):
         notes.append(f"This sweep prunes: trials are compared at {budget.label}, so a pruned trial counts when it "
                      "reached it. For claims, pruner: none and a grid over seeds compare every run "
                      "(see experiments/findings).")

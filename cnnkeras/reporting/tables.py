@@ -27,7 +27,7 @@ from typing import Any
 
 import pandas as pd
 from rich import box
-from rich.console import Console
+from rich.console import Console, JustifyMethod
 from rich.table import Table
 
 from ..studies.console import gap_summary_key, short_keys, short_number
@@ -62,7 +62,7 @@ class Column:
 
     headers: Sequence[str]
     kind: str = "number"
-    justify: str = "right"
+    justify: JustifyMethod = "right"
     drop: int = 0
     shorten: Callable[[str], str] | None = None  # text: a shorter spelling, tried before cutting
     header_index: int = field(default=0, repr=False)
@@ -97,16 +97,17 @@ def _distinct_cut(names: Sequence[str], floor: int) -> tuple[int, int | None]:
 
 
 def _measure(table: Table) -> int:
-    console = Console(file=io.StringIO(), width=10_000, color_system=None, legacy_windows=False)
+    buffer = io.StringIO()
+    console = Console(file=buffer, width=10_000, color_system=None, legacy_windows=False)
     console.print(table)
-    return max((len(line) for line in console.file.getvalue().splitlines()), default=0)
+    return max((len(line) for line in buffer.getvalue().splitlines()), default=0)
 
 
 def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Sequence[str]], width: int, *,
                  total_row: bool = False, caption: str | None = None) -> Table:
     """A Rich table of ``rows`` that fits ``width`` columns (see the module docstring)."""
     columns = list(columns)
-    rows = [list(row) for row in rows]
+    grid = [list(row) for row in rows]  # a copy whose cells step 3 may rewrite
     shown = list(range(len(columns)))
     limits: dict[int, int] = {}  # shortened column -> width
     heads: dict[int, int | None] = {}  # name column -> where its ellipsis goes
@@ -122,11 +123,11 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Se
                       show_edge=False, collapse_padding=True, title_justify="left", caption_justify="left")
         for i in shown:
             column = columns[i]
-            whole = max([len(column.header)] + [len(r[i]) for r in rows]) if column.kind == "number" else None
+            whole = max([len(column.header)] + [len(r[i]) for r in grid]) if column.kind == "number" else None
             table.add_column(column.header, justify=column.justify, no_wrap=True, min_width=whole,
                              overflow="fold" if column.kind == "number" else "ellipsis")
-        for n, row in enumerate(rows):
-            if total_row and n == len(rows) - 1:
+        for n, row in enumerate(grid):
+            if total_row and n == len(grid) - 1:
                 table.add_section()
             table.add_row(*(cell(i, row[i]) for i in shown))
         return table
@@ -143,12 +144,13 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Se
             if fits():
                 break
     for i in shown:  # 3. shorter spellings of text (BatchNormalization -> BatchNorm)
-        if columns[i].shorten is not None and not fits():
-            for row in rows:
-                row[i] = columns[i].shorten(row[i])
+        shorten = columns[i].shorten
+        if shorten is not None and not fits():
+            for row in grid:
+                row[i] = shorten(row[i])
     for kind in ("name", "text"):  # 4. names in the middle (kept distinct), 5. free text at its end
         shrinkable = [i for i in shown if columns[i].kind == kind]
-        current = {i: max([len(columns[i].header)] + [len(r[i]) for r in rows]) for i in shrinkable}
+        current = {i: max([len(columns[i].header)] + [len(r[i]) for r in grid]) for i in shrinkable}
         floor = {i: max(6 if kind == "text" else NAME_FLOOR, len(columns[i].header)) for i in shrinkable}
         while not fits():
             candidates = [i for i in shrinkable if current[i] > floor[i]]
@@ -157,7 +159,7 @@ def fitted_table(title: str | None, columns: Sequence[Column], rows: Sequence[Se
             widest = max(candidates, key=lambda i: current[i])
             target = max(floor[widest], current[widest] - (_measure(build()) - width))
             if kind == "name":  # as narrow as asked, or as narrow as the names stay distinct
-                names = [r[widest] for r in rows]
+                names = [r[widest] for r in grid]
                 distinct, head = _distinct_cut(names, target)
                 if distinct >= current[widest]:
                     floor[widest] = current[widest]  # cannot be shortened without two names alike
@@ -218,7 +220,9 @@ def runs_table(frame: pd.DataFrame, *, title: str, width: int, swept: Sequence[s
     gap = gap_summary_key(objective or "")
     names = short_keys(swept)
     columns = [Column(("run",), kind="name", justify="left"), Column(("state",), kind="text", justify="left")]
-    getters: list[Callable[[Any], str]] = [_run_name, _state]
+    # each called with a row; ``...`` because the lambdas below bind their key as a default argument, which
+    # mypy cannot infer against Callable[[Any], str]
+    getters: list[Callable[..., str]] = [_run_name, _state]
     for key in swept:
         columns.append(Column((names[key],), kind="number"))
         getters.append(lambda row, k=f"param.{key}": _param(row.get(k)))

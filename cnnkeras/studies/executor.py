@@ -26,7 +26,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .. import interrupts
 from ..config.schema import ExperimentConfig
@@ -40,6 +40,20 @@ __all__ = ["Executor", "LedgerChannel", "TrialWatch", "death", "gpu_for"]
 
 #: Called once per told trial: (the asked trial, its outcome, the frozen trial after telling).
 Told = Callable[[AskedTrial, TrialOutcome, Any], None]
+
+
+class TrialWatchLike(Protocol):
+    """The methods of :class:`TrialWatch`, which :class:`~cnnkeras.studies.console.SweepDisplay` has too
+    without subclassing it (console.py stays free of this module's imports)."""
+
+    def started(self, trial: AskedTrial) -> None:
+        ...
+
+    def epoch(self, trial: AskedTrial, epoch: int, epochs: int, values: dict[str, float]) -> None:
+        ...
+
+    def ended(self, trial: AskedTrial) -> None:
+        ...
 
 
 class TrialWatch:
@@ -60,7 +74,7 @@ class LedgerChannel:
     """The sweep process's side of a group: members' messages become Optuna writes (the ledger)."""
 
     def __init__(self, ledger: Ledger, group: Sequence[AskedTrial], told: Told, say: Callable[[str], None],
-                 dead: DeadTrials | None = None, watch: TrialWatch | None = None):
+                 dead: DeadTrials | None = None, watch: TrialWatchLike | None = None):
         self.ledger, self.group, self._told, self._say, self.dead = ledger, list(group), told, say, dead
         self.watch = watch or TrialWatch()
         self.done: set[int] = set()
@@ -128,7 +142,7 @@ class Executor:
     study_name: str
     told: Told
     say: Callable[[str], None]
-    watch: TrialWatch = field(default_factory=TrialWatch)
+    watch: TrialWatchLike = field(default_factory=TrialWatch)
 
     def run(self, group: Sequence[AskedTrial], *, slot: int = 0) -> None:
         """Train ``group`` until every member is told (or raise an interrupt, the members queued again)."""

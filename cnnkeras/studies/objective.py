@@ -26,7 +26,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..config import config_from_dict
 from ..config.schema import OBJECTIVE_METRICS, ExperimentConfig
@@ -35,7 +35,10 @@ from ..lazy import lazy_import
 from ..runner import Ending, MemberHooks, MemberOutcome, format_exception, one_line, open_tracker, run_members
 from .outcome import RUN_NAME_TAG, TrialOutcome, TrialState, trial_run_name
 
-keras = lazy_import("keras")
+if TYPE_CHECKING:  # the real module, so that mypy can resolve PruningCallback's base class
+    import keras
+else:
+    keras = lazy_import("keras")
 
 __all__ = ["EpochProgress", "GroupFailed", "Member", "SetupFailed", "PruningCallback", "TrialChannel", "TrialHooks",
            "gap_of", "is_out_of_memory", "run_trials", "trial_config", "trial_run_name"]

@@ -65,7 +65,7 @@ def is_journal(storage: str) -> bool:
 # ---------------------------------------------------------------------- retries
 
 
-def _is_transient(exc: BaseException) -> bool:
+def _is_transient(exc: BaseException | None) -> bool:
     """A connection that broke or could not be made: worth waiting for (not a wrong query)."""
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:

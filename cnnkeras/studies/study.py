@@ -44,6 +44,7 @@ def storage_for(config: ExperimentConfig) -> str:
 
 
 def make_sampler(config: ExperimentConfig, seed: int) -> Any:
+    assert config.search is not None  # a study's config has a search: section
     s = config.search.sampler
     if s.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
@@ -71,6 +72,7 @@ class _Grid(optuna.samplers.GridSampler):
 
 
 def _pruner(config: ExperimentConfig) -> Any:
+    assert config.search is not None  # a study's config has a search: section
     p = config.search.pruner
     if p.name == "none" or len(config.search.objectives) > 1:
         return optuna.pruners.NopPruner()
@@ -82,6 +84,7 @@ def _pruner(config: ExperimentConfig) -> Any:
 
 
 def base_seed(config: ExperimentConfig) -> int:
+    assert config.search is not None  # a study's config has a search: section
     s = config.search.sampler
     return s.seed if s.seed is not None else config.seed
 

@@ -82,6 +82,7 @@ def _importances(study: Any, config: ExperimentConfig) -> dict[str, Ranking]:
     trials = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
     stale = stale_numbers(study.get_trials(deepcopy=False))
     trials = [t for t in trials if t.number not in stale]
+    assert config.search is not None  # a sweep's config has a search: section
     kinds = {path: parameter_kind(param) for path, param in config.search.parameters.items()}
     if config.report.replicate_key in kinds:  # repeats are categories, as in the report
         kinds[config.report.replicate_key] = "levels"
@@ -100,7 +101,8 @@ def _importances(study: Any, config: ExperimentConfig) -> dict[str, Ranking]:
 
 
 def summarize(study: Any, config: ExperimentConfig, storage: str, parent: Any, *, elapsed: float) -> SweepResult:
-    directions = [o.direction for o in config.search.objectives]
+    assert config.search is not None  # a sweep's config has a search: section
+    directions: list[str] = [o.direction for o in config.search.objectives]
     result = SweepResult(study.study_name, redact(storage), parent.run_id if parent else None, directions,
                          trials=_trial_rows(study))
     try:
@@ -121,6 +123,7 @@ def _log_to_parent(parent: Any, study: Any, config: ExperimentConfig, result: Sw
                for state in ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")}
     metrics["sweep_time_s"] = elapsed
     if result.best:
+        assert config.search is not None  # a sweep's config has a search: section
         for i, objective in enumerate(config.search.objectives):
             if len(result.best) == 1:
                 metrics[f"best_{objective.metric}" if not objective.metric.startswith("best_") else
@@ -151,6 +154,7 @@ def _optuna_plots(study: Any, config: ExperimentConfig, folder: Path) -> None:
     plot: Optuna's would be a second ranking, computed its own way; the sweep's one ranking
     is logged as the parent run's ``importance.*`` metrics (and printed, and in the report).
     """
+    assert config.search is not None  # a sweep's config has a search: section
     objectives = config.search.objectives
     target = (lambda t: t.values[0]) if len(objectives) > 1 else None
     name = objectives[0].metric
@@ -161,7 +165,7 @@ def _optuna_plots(study: Any, config: ExperimentConfig, folder: Path) -> None:
     }
     if len(objectives) > 1:
         plots["pareto_front"] = lambda: optuna.visualization.plot_pareto_front(study, target_names=[o.metric for o in objectives])
-    parts = []
+    parts: list[str] = []
     for plot_name, make in plots.items():
         try:
             fig = make()

@@ -197,6 +197,7 @@ def _parent_run(study: Any, config: ExperimentConfig, storage: str, tracking_uri
     tracker = _open_parent(study, config, storage, tracking_uri)
     if study.user_attrs.get(EXPERIMENT_ATTR) != tracker.experiment_id:
         study.set_user_attr(EXPERIMENT_ATTR, tracker.experiment_id)
+    assert config.search is not None  # a sweep's config (sweep() refuses one without a search: section)
     objective = config.search.objectives[0]
     try:
         views.share_sweep_view(tracker.experiment_id, study.study_name, objective=objective.metric,

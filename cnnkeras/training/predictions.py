@@ -136,7 +136,7 @@ def _to_rgb(image: np.ndarray) -> np.ndarray:
 def _enlarged(rgb: np.ndarray, side: int) -> Image.Image:
     """Scaled by a whole factor (nearest: pixels stay pixels) to about ``side`` pixels."""
     factor = max(1, side // max(rgb.shape[:2]))
-    return Image.fromarray(rgb).resize((rgb.shape[1] * factor, rgb.shape[0] * factor), Image.NEAREST)
+    return Image.fromarray(rgb).resize((rgb.shape[1] * factor, rgb.shape[0] * factor), Image.Resampling.NEAREST)
 
 
 def _titled(body: Image.Image, title: str, detail: str = "") -> Image.Image:
@@ -215,7 +215,7 @@ def mistakes_picture(images: np.ndarray, y_true: np.ndarray, probabilities: np.n
     for n, index in enumerate(chosen):
         x0, y0 = 8 + (n % columns) * (tile + 8), 8 + (n // columns) * (tile + caption + 8)
         picture = _enlarged(_to_rgb(images[index]), tile)
-        picture.thumbnail((tile, tile), Image.NEAREST)
+        picture.thumbnail((tile, tile), Image.Resampling.NEAREST)
         grid.paste(picture, (x0 + (tile - picture.width) // 2, y0 + (tile - picture.height) // 2))
         text = f"{names[int(y_true[index])]} -> {names[int(predicted[index])]} " \
                f"({probabilities[index, predicted[index]]:.2f})"

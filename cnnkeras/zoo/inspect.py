@@ -250,7 +250,7 @@ def zoo_table(*, input_shape: tuple[int, int, int] | None = None, num_classes: i
     rows = []
     for name in list_models():
         info = get_model_info(name)
-        shape = tuple(input_shape or info.input_shape)
+        shape = (*(input_shape or info.input_shape),)
         row: dict[str, Any] = {"arch": name, "family": info.family, "tasks": "+".join(info.tasks), "input": shape,
                                "params": None, "macs": None,
                                "reference_params": info.reference_params, "paper": info.paper, "note": ""}

@@ -119,7 +119,7 @@ def register_model(
             raise ValueError(f"A model named {name!r} is already registered. Received: name={name}")
         family = builder.__module__.rsplit(".", 1)[-1]
         _REGISTRY[name] = ModelInfo(
-            name, builder, family, paper, params, tuple(input_shape), num_classes, reference,
+            name, builder, family, paper, params, (*input_shape,), num_classes, reference,
             dict(reference_kwargs or {}), min_input, count, tuple(tasks), tolerance, batch_norm,
         )
         return builder
