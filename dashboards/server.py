@@ -55,7 +55,12 @@ from . import render, safe_json
 from .proxy import read_only, read_only_mlflow, reverse_proxy
 from .sweeps import sweep_rows
 
-__all__ = ["Dashboards", "find_storages", "serve"]
+__all__ = ["MLFLOW_SERVER_ENV", "Dashboards", "find_storages", "serve"]
+
+#: What every ``mlflow server`` cnnkeras starts runs with: no job execution. MLflow 3.17 starts a
+#: Huey job runner beside its server by default (six ``huey_consumer`` processes of about 240 MB each,
+#: for GenAI jobs: judges, trace rollups); cnnkeras logs no traces and runs no jobs there.
+MLFLOW_SERVER_ENV = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 SKIP_DIRS = {".git", ".venv", "venv", "node_modules", "__pycache__", "mlartifacts", ".pytest_cache"}
 
@@ -258,7 +263,8 @@ def serve(*, root: str | os.PathLike[str] = ".", uri: str | None = None, host: s
             state._process = subprocess.Popen(
                 [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri, "--host", "127.0.0.1",
                  "--port", str(port + 1), "--workers", "1", "--static-prefix", "/mlflow"],
-                stdout=subprocess.DEVNULL)  # its errors go to our stderr
+                stdout=subprocess.DEVNULL,  # its errors go to our stderr
+                env={**os.environ, **MLFLOW_SERVER_ENV})
         state._servers.append(_serve_thread(_landing_app(state, root, tracking_uri, mlflow_proxy=mlflow_proxy,
                                                          dashboard=dashboard), host, port))
     except BaseException:

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import pytest
 
+from cnnkeras.dashboards.server import MLFLOW_SERVER_ENV
+
 ADMIN = ("admin", "admin-password-0123")  # MLflow refuses admin passwords under 12 characters
 USER = ("team", "team-password-0123")
 
@@ -132,7 +134,7 @@ class MlflowServer:
     def start(self) -> None:
         env = {**os.environ, "MLFLOW_AUTH_CONFIG_PATH": str(self.folder / "auth.ini"),
                "MLFLOW_AUTH_ADMIN_PASSWORD": ADMIN[1], "MLFLOW_FLASK_SERVER_SECRET_KEY": "test-secret-key",
-               "PGPASSWORD": PG_PASSWORD}
+               "PGPASSWORD": PG_PASSWORD, **MLFLOW_SERVER_ENV}
         env.pop("MLFLOW_TRACKING_URI", None)
         hosts = ["--allowed-hosts", self.allowed_hosts.format(port=self.port)] if self.allowed_hosts else []
         self.process = subprocess.Popen(

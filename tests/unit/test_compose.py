@@ -96,6 +96,16 @@ def test_mlflow_runs_with_basic_auth_behind_the_landing_page():
     assert {"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "CNNKERAS_STORAGE"} <= set(worker_env)
 
 
+
+def test_every_mlflow_server_runs_without_mlflows_job_runner():
+    """MLflow 3.17 starts six Huey consumers (about 240 MB each) beside a server for GenAI jobs cnnkeras
+    never submits: the compose server, the one `cnnkeras ui` starts and the tests' own run without them."""
+    from cnnkeras.dashboards.server import MLFLOW_SERVER_ENV
+
+    assert MLFLOW_SERVER_ENV == {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    assert SERVICES["mlflow"]["environment"]["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] == "false"
+
+
 def test_only_the_landing_page_is_published_and_only_on_loopback():
     published = {name: service["ports"] for name, service in SERVICES.items() if "ports" in service}
     assert list(published) == ["ui"]
