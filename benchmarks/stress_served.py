@@ -61,6 +61,8 @@ def main() -> None:
                        "failures": [line for line in done.stdout.splitlines() if line.startswith("FAILED")]})
         print(f"round {number}: {'passed' if done.returncode == 0 else 'FAILED'} in {rounds[-1]['seconds']:.0f} s "
               f"(load {load:.1f}): {summary}", flush=True)
+        save("stress_served", {"args": vars(args), "tests": TESTS, "rounds": rounds,  # after every round: a stopped
+              "passed": sum(r["passed"] for r in rounds)}, backend="tensorflow")  # run keeps the rounds it finished
     passed = sum(r["passed"] for r in rounds)
     print(f"{passed} of {len(rounds)} rounds passed with {args.hogs} busy processes beside the tests")
     save("stress_served", {"args": vars(args), "tests": TESTS, "rounds": rounds, "passed": passed}, backend="tensorflow")

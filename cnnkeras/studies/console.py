@@ -182,6 +182,8 @@ class SweepDisplay:
         with self.lock:
             row = self.running.setdefault(trial.number, {"params": dict(trial.trial.params), "since": time.monotonic()})
             row.update(epoch=epoch, epochs=epochs, values=dict(values))
+        if self.live.is_started:  # every epoch is drawn at least once, however fast the epochs come (a refresh
+            self.live.refresh()   # at 2 Hz alone would skip the quick ones)
 
     def ended(self, trial: Any) -> None:
         with self.lock:

@@ -403,7 +403,8 @@ def test_the_landing_page_lists_each_sweep_and_its_links_open_mlflow_on_its_tria
         text = run_page.evaluate("document.body.innerText")
         sections = dict(re.findall(r"^(\w+)\s*\((\d+)\)$", text, flags=re.M))  # section name -> its charts
         assert {"accuracy", "loss", "predictions", "summary", "test"} <= set(sections), sections
-        assert sections["accuracy"] == "3" and sections["predictions"] == "2"  # train, val and gap together
+        # the training sample (train), Keras' running value (train_running), validation and the gap together
+        assert sections["accuracy"] == "4" and sections["predictions"] == "2"
         run_page.get_by_text("predictions", exact=True).first.scroll_into_view_if_needed()
         run_page.wait_for_function("[...document.querySelectorAll('img')].filter(i => i.naturalWidth > 50).length >= 2",
                                    timeout=60000)  # the confusion matrix and the mistakes, as MLflow images
