@@ -85,6 +85,32 @@ def test_one_parent_and_n_children_with_params_states_and_metrics(finished_sweep
     assert set(result.importances) >= {"best_val_accuracy", "final_gap_accuracy"}
 
 
+@pytest.mark.slow
+def test_a_sweep_and_best_without_validation_data(tmp_path):
+    """Issue 25: ``validation_split: 0`` wherever it is used, ``best`` included: a sweep on the test split's
+    accuracy runs, and ``best`` retrains with nothing to fold in (and says so)."""
+    path = tmp_path / "nosplit.yaml"
+    path.write_text(textwrap.dedent(f"""
+        name: nosplit
+        seed: 5
+        data: {{source: digits, subset: 400, validation_split: 0}}
+        train: {{epochs: 1, batch_size: 32}}
+        tracking: {{uri: "sqlite:///{tmp_path / 'mlflow.db'}"}}
+        search:
+          n_trials: 2
+          objectives: [{{metric: test_accuracy, direction: maximize}}]
+          pruner: {{name: none}}
+          parameters:
+            train.optimizer.learning_rate: {{type: float, low: 1.0e-3, high: 1.0e-2, log: true}}
+        """) + MODEL)
+    result = cnnkeras.sweep(cnnkeras.load_config(path), progress=False)
+    assert result.counts() == {"COMPLETE": 2}
+    retrained = cnnkeras.best(str(path), progress=False)
+    assert retrained.folded == 0 and retrained.trial in {0, 1}
+    run = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").get_run(retrained.run_id)
+    assert "test_accuracy" in internal_metrics(run.data.metrics) and "val_loss" not in internal_metrics(run.data.metrics)
+
+
 def test_best_retrains_on_the_whole_training_split_and_registers(finished_sweep):
     tmp_path, path, result = finished_sweep
     retrained = cnnkeras.best(path, progress=False)
