@@ -491,7 +491,7 @@ def main() -> NoReturn:
     # Ctrl-C or SIGTERM during start-up is never lost, and every run ends recorded.
     training = _command(sys.argv[1:]) in TRAINING_COMMANDS
     try:
-        with interrupts.deferred_interrupts() if training else contextlib.nullcontext():
+        with interrupts.deferred_interrupts(until_exit=True) if training else contextlib.nullcontext():
             app(standalone_mode=True)
         code = 0
     except SystemExit as exc:

@@ -13,8 +13,11 @@ these signals only records itself, prints one line, and tells the models being t
 to stop after the current batch. :class:`Interrupted` (a ``KeyboardInterrupt``) is then
 raised at the next safe point: the epoch boundary (``training.callbacks.StopOnInterrupt``,
 before the partial epoch is logged) or :func:`raise_if_requested` (after the data is
-loaded, after a fit, between trials). A second signal raises at once; a third ends the
-process with ``128 + signal`` without any clean-up. The run is closed KILLED with its
+loaded, after a fit, between trials). A second signal raises at once, except while runs
+are being closed (:func:`closing`: it is said in one line, and the closing finishes); a
+third ends the process with ``128 + signal`` without any clean-up. The CLI keeps a handler
+until its process has ended, so a signal during the last flush exits with ``128 + signal``
+rather than a bare signal death. The run is closed KILLED with its
 finished epochs, a sweep queues the trial again, and the CLI exits 130 (Ctrl-C), 143
 (SIGTERM) or 129 (SIGHUP). Only the main thread can own signal handlers; elsewhere this
 module does nothing.
@@ -30,7 +33,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["Interrupted", "SIGNALS", "deferred_interrupts", "exit_code", "interrupt_reason", "pending_signal",
+__all__ = ["Interrupted", "SIGNALS", "closing", "deferred_interrupts", "exit_code", "interrupt_reason", "pending_signal",
            "raise_if_requested", "requested", "signal_name", "watch"]
 
 #: The signals handled like Ctrl-C (SIGHUP where the platform has it).
@@ -44,6 +47,7 @@ _requested: int | None = None  # the first signal received in the window
 _count = 0
 _previous: dict[int, Any] = {}
 _models: weakref.WeakSet[Any] = weakref.WeakSet()
+_shielded = 0  # > 0 while runs are being closed: a second signal does not abort the closing
 
 
 class Interrupted(KeyboardInterrupt):
@@ -112,6 +116,10 @@ def _on_signal(signum: int, frame: Any) -> None:
         os.write(2, f"\n{signal_name(signum)} a third time: exiting now\n".encode())
         os._exit(128 + int(signum))
     if _requested is not None:
+        if _shielded:  # closing the runs: let it finish (it is bounded by tracking.wait_s); a third exits
+            os.write(2, f"\n{signal_name(signum)}: closing the runs first ({signal_name(signum)} again to exit "
+                        "without closing them)\n".encode())
+            return
         raise Interrupted(signum)
     _requested = signum
     os.write(2, _message(signum))  # async-signal-safe, unlike print
@@ -120,11 +128,32 @@ def _on_signal(signum: int, frame: Any) -> None:
 
 
 @contextmanager
-def deferred_interrupts() -> Iterator[None]:
+def closing() -> Iterator[None]:
+    """While runs are being closed after a stop, a second signal does not raise into the closing (which would
+    leave them RUNNING); it prints one line, and a third still exits at once."""
+    global _shielded
+    _shielded += 1
+    try:
+        yield
+    finally:
+        _shielded -= 1
+
+
+def _on_signal_while_exiting(signum: int, frame: Any) -> None:
+    """The CLI's handler once its command is over and the process is ending (flushing, exit handlers)."""
+    os.write(2, f"\n{signal_name(signum)}: exiting\n".encode())
+    os._exit(128 + int(signum))
+
+
+@contextmanager
+def deferred_interrupts(*, until_exit: bool = False) -> Iterator[None]:
     """Defer the first stop signal to a safe point; re-entrant (the outermost window owns the handlers).
 
     When the outermost window closes with a signal pending and no exception on its way,
-    it raises :class:`Interrupted` so that the caller still learns of it.
+    it raises :class:`Interrupted` so that the caller still learns of it. ``until_exit`` (the
+    CLI, whose process ends right after): the handlers are not restored to the defaults but
+    replaced by one that exits with ``128 + signal`` at once, so a signal that comes while
+    the process ends is never a bare SIGTERM death.
     """
     global _depth, _requested, _count
     if threading.current_thread() is not threading.main_thread():
@@ -144,6 +173,9 @@ def deferred_interrupts() -> Iterator[None]:
             for signum in SIGNALS:
                 # None: a handler not installed from Python; Python's own is the closest
                 previous = _previous.pop(signum, None)
+                if until_exit:
+                    signal.signal(signum, _on_signal_while_exiting)
+                    continue
                 signal.signal(signum, previous if previous is not None else
                               (signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL))
             pending, _requested, _count = _requested, None, 0

@@ -42,6 +42,7 @@ from .config.schema import ExperimentConfig
 from .data.augment import with_augmentation
 from .data.dataset import load_dataset
 from .errors import CnnkerasError, DataError, TrainingDiverged
+from .interrupts import closing as closing_runs
 from .interrupts import deferred_interrupts, interrupt_reason
 from .lazy import lazy_import
 from .measures import TIMING_KEYS, best_epoch_of, summarize
@@ -388,13 +389,15 @@ def _finish_member(index: int, cfg: ExperimentConfig, tracker: RunTracker, model
 
 
 def _close(tracker: RunTracker, status: str, reason: str | None, traceback: str | None) -> None:
-    """Close a run; a failure's traceback is kept with it (``failure/traceback.txt``)."""
-    if traceback:
-        try:
-            tracker.log_text(traceback, "failure/traceback.txt")
-        except CnnkerasError:
-            pass  # the run could not take it; the reason tag still says what happened
-    tracker.end(status, reason)
+    """Close a run; a failure's traceback is kept with it (``failure/traceback.txt``). A second stop signal
+    does not abort the closing (:func:`~cnnkeras.interrupts.closing`)."""
+    with closing_runs():
+        if traceback:
+            try:
+                tracker.log_text(traceback, "failure/traceback.txt")
+            except CnnkerasError:
+                pass  # the run could not take it; the reason tag still says what happened
+        tracker.end(status, reason)
 
 
 def truncated(fit: FitResult, epochs: int, *, monitor: str) -> FitResult:

@@ -114,3 +114,23 @@ def test_ctrl_c_during_a_tracked_run_marks_it_killed_with_the_finished_epochs_on
     assert run.info.status == "KILLED"
     assert len(client.get_metric_history(run.info.run_id, to_mlflow("val_accuracy"))) == 1
     assert signal.getsignal(signal.SIGINT) is before
+
+
+def test_a_second_signal_does_not_abort_the_closing_of_the_runs(capfd):
+    """A second SIGTERM that lands while a run is being closed (after the first stopped training) is said in one
+    line and does not raise into the closing, which would leave the run RUNNING."""
+    import os
+    import signal
+
+    import pytest
+
+    from cnnkeras import interrupts
+
+    with pytest.raises(interrupts.Interrupted):
+        with interrupts.deferred_interrupts():
+            os.kill(os.getpid(), signal.SIGTERM)  # the first: recorded
+            with interrupts.closing():
+                os.kill(os.getpid(), signal.SIGTERM)  # the second, while closing: said, not raised
+                closed = True
+            assert closed and "closing the runs first" in capfd.readouterr().err
+        # the window still ends with the stop (a third signal would exit the process at once, untested here)
