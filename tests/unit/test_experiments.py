@@ -8,6 +8,8 @@ import pytest
 
 import cnnkeras
 
+from ..conftest import MNIST
+
 ROOT = Path(__file__).resolve().parents[2] / "experiments"
 EXPERIMENTS = sorted(ROOT.rglob("*.yaml"))  # findings/ too
 
@@ -18,7 +20,13 @@ def test_every_experiment_folder_is_collected():
 
 @pytest.mark.parametrize("path", EXPERIMENTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_experiment_is_valid(path):
-    config = cnnkeras.validate(path)
+    if MNIST.exists() or "mnist" not in path.read_text(encoding="utf-8"):
+        config = cnnkeras.validate(path)
+    else:  # a checkout without ../shared/data/mnist.npz: every check but the data file's existence
+        from cnnkeras.config import load_config
+        from cnnkeras.config.checks import all_checks, check_data_paths
+
+        config = load_config(path, checks=[c for c in all_checks() if c is not check_data_paths])
     assert config.name
 
 
