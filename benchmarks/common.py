@@ -45,6 +45,23 @@ def median(values: list[float]) -> float:
     return statistics.median(values)
 
 
+def alternating(commands: dict[str, list[str]], repeats: int, *, cwd: str | os.PathLike[str] | None = None,
+                env: dict[str, str] | None = None, label: str = "{name}") -> dict[str, dict[str, float]]:
+    """Run each command ``repeats`` times as whole processes, alternating their order every round (so a
+    machine that slows down or speeds up touches both alike); print each run, stop on a failure, and
+    return the medians of wall and CPU seconds per command."""
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in commands}
+    for rep in range(repeats):
+        for name in (list(commands) if rep % 2 == 0 else list(commands)[::-1]):
+            done = run_process(commands[name], cwd=cwd, env=env)
+            if done["returncode"] != 0:
+                raise SystemExit(done["output"])
+            runs[name].append(done)
+            print(f"{label.format(name=name)}: {done['wall_s']:.2f} s, {done['cpu_s']:.2f} CPU s", flush=True)
+    return {name: {"wall_s": median([r["wall_s"] for r in values]), "cpu_s": median([r["cpu_s"] for r in values])}
+            for name, values in runs.items()}
+
+
 def save(name: str, payload: dict[str, Any], *, backend: str | None = None) -> Path:
     """Write ``results/NAME.json`` with the machine (and the backend measured, default Keras' own)."""
     if backend is None:

@@ -16,7 +16,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from common import MNIST, median, run_process, save
+from common import MNIST, alternating, run_process, save
 
 CNNKERAS = str(Path(sys.executable).with_name("cnnkeras"))
 
@@ -39,16 +39,7 @@ def main() -> None:
         warm = run_process(commands["true"] + ["train.epochs=1"], cwd=tmp)  # the file cache and the store
         if warm["returncode"] != 0:
             raise SystemExit(warm["output"])
-        runs: dict[str, list[dict]] = {"false": [], "true": []}
-        for rep in range(args.repeats):
-            for flag in (["false", "true"] if rep % 2 == 0 else ["true", "false"]):
-                done = run_process(commands[flag], cwd=tmp)
-                if done["returncode"] != 0:
-                    raise SystemExit(done["output"])
-                runs[flag].append(done)
-                print(f"log_predictions={flag}: {done['wall_s']:.1f} s, {done['cpu_s']:.1f} CPU s", flush=True)
-    result = {flag: {"wall_s": median([r["wall_s"] for r in values]), "cpu_s": median([r["cpu_s"] for r in values])}
-              for flag, values in runs.items()}
+        result = alternating(commands, args.repeats, cwd=tmp, label="log_predictions={name}")
     ratio = {k: result["true"][k] / result["false"][k] for k in ("wall_s", "cpu_s")}
     print(f"with pictures / without: {ratio['wall_s']:.3f}x wall, {ratio['cpu_s']:.3f}x CPU "
           f"(medians of {args.repeats}; {result['true']['wall_s']:.1f} s against {result['false']['wall_s']:.1f} s)")

@@ -15,7 +15,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from common import median, run_process, save
+from common import alternating, save
 
 CNNKERAS = str(Path(sys.executable).with_name("cnnkeras"))
 
@@ -26,16 +26,7 @@ def main() -> None:
     args = parser.parse_args()
     commands = {"listed": [CNNKERAS, "zoo"],
                 "built": [sys.executable, "-c", "import cnnkeras; print(len(cnnkeras.zoo_table()))"]}
-    runs: dict[str, list[dict]] = {name: [] for name in commands}
-    for rep in range(args.repeats):
-        for name in (list(commands) if rep % 2 == 0 else list(commands)[::-1]):
-            done = run_process(commands[name], env={"COLUMNS": "80"})
-            if done["returncode"] != 0:
-                raise SystemExit(done["output"])
-            runs[name].append(done)
-            print(f"{name}: {done['wall_s']:.2f} s, {done['cpu_s']:.2f} CPU s", flush=True)
-    result = {name: {"wall_s": median([r["wall_s"] for r in values]), "cpu_s": median([r["cpu_s"] for r in values])}
-              for name, values in runs.items()}
+    result = alternating(commands, args.repeats, env={"COLUMNS": "80"})
     print(f"cnnkeras zoo: {result['listed']['wall_s']:.2f} s ({result['listed']['cpu_s']:.2f} CPU s); building every "
           f"model: {result['built']['wall_s']:.1f} s ({result['built']['cpu_s']:.1f} CPU s); "
           f"{result['built']['wall_s'] / result['listed']['wall_s']:.0f}x")
