@@ -25,7 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
 TESTS = ["tests/integration/test_served_stack.py::test_database_restart_and_a_20_s_outage_lose_and_rerun_nothing",
          "tests/integration/test_served_stack.py::test_kill_9_of_a_worker_fails_its_trial_with_the_reason_and_requeues_it",
          "tests/integration/test_served_stack.py::test_three_workers_on_one_postgres_study_and_an_authenticated_server",
-         "tests/integration/test_distributed.py"]
+         "tests/integration/test_distributed.py",
+         "tests/integration/test_cohorts.py::test_postgres_workers_run_cohorts_and_one_killed_mid_cohort_is_taken_over"]
 
 
 def _spin(stop: multiprocessing.Event) -> None:

@@ -736,7 +736,8 @@ class SearchConfig(StrictModel):
     )
     sampler: SamplerConfig = Field(default_factory=SamplerConfig, description="Sampler.")
     pruner: PrunerConfig = Field(default_factory=PrunerConfig, description="Pruner (single objective only).")
-    n_trials: int | None = Field(20, gt=0, description="Total trials of the study (resuming counts earlier ones).")
+    n_trials: int | None = Field(20, gt=0, description="Total trials of the study, over every sweep process (resuming counts earlier ones; "
+                                   "a dead process's trial is replaced by its retry, not added to).")
     timeout_s: float | None = Field(None, gt=0, description="Stop starting trials after this many seconds.")
     storage: str | None = Field(
         None,

@@ -25,8 +25,10 @@ import threading
 import time
 from typing import Any
 
+import optuna
+
 from ..tracking import Tracker, iter_runs, read_run
-from .ledger import RUN_ATTR, Ledger
+from .ledger import RUN_ATTR, STALE_ATTR, Ledger
 from .outcome import RUN_NAME_TAG, TrialOutcome, TrialState, trial_run_name
 from .space import values_from_params
 
@@ -52,9 +54,15 @@ class DeadTrials:
 
     def __init__(self, ledger: Ledger, tracking_uri: str | None, parameters: Any = None):
         self.ledger, self.tracking_uri, self.parameters = ledger, tracking_uri, parameters
+        self.unclosed: dict[str, str] = {}  # run id -> reason: runs whose closing failed, tried again
 
     def __call__(self, number: int, reason: str) -> bool:
-        """Handle trial ``number``; False when another process did first."""
+        """Handle trial ``number``; False when another process did first.
+
+        Optuna first (FAIL, then the retry queued), MLflow after: a tracking store that fails
+        now loses neither the retry nor the run's closing, which is tried again on each
+        :meth:`close_unclosed` (the heartbeat watch's next look).
+        """
         frozen = self.ledger.frozen(number)
         if frozen.state.name != "RUNNING":
             return False
@@ -63,14 +71,37 @@ class DeadTrials:
         if failed is None:
             return False
         frozen, again = failed
-        if finished is None:
-            self.close_run(frozen.user_attrs.get(RUN_ATTR), frozen.user_attrs.get("reason") or reason)
         if again:
             params = frozen.params
             if not params and finished is not None and self.parameters is not None:  # its params' record was lost
                 params = values_from_params(read_run(finished, uri=self.tracking_uri)["params"], self.parameters)
             self.ledger.requeue(frozen, count_retry=finished is None, adopt_run_id=finished, params=params)
+        run_id = frozen.user_attrs.get(RUN_ATTR)
+        if finished is None and run_id:
+            self.unclosed[run_id] = frozen.user_attrs.get("reason") or reason
+            self.close_unclosed()
         return True
+
+    def close_left_running(self) -> int:
+        """At a sweep's start: runs of trials failed as dead that are still RUNNING (a process died, or
+        the tracking store failed, before it closed them) are closed FAILED; how many."""
+        if self.tracking_uri is None:
+            return 0
+        for trial in self.ledger.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
+            run_id = trial.user_attrs.get(RUN_ATTR)
+            if trial.user_attrs.get(STALE_ATTR) and run_id and run_id not in self.unclosed:
+                if Tracker.attach(run_id, uri=self.tracking_uri).client.get_run(run_id).info.status == "RUNNING":
+                    self.unclosed[run_id] = trial.user_attrs.get("reason") or "its sweep process died"
+        left = len(self.unclosed)
+        self.close_unclosed()
+        return left
+
+    def close_unclosed(self) -> None:
+        """Close the dead trials' runs not closed yet (the tracking store failed before); raises the
+        first failure, and keeps the runs it could not close for the next try."""
+        for run_id, reason in list(self.unclosed.items()):
+            self.close_run(run_id, reason)
+            del self.unclosed[run_id]
 
     def finished_run(self, run_id: str | None) -> str | None:
         """``run_id`` when its run had finished COMPLETE or PRUNED (its result can be adopted)."""
@@ -219,6 +250,7 @@ class HeartbeatWatch:
         while not self._stop.wait(self.interval_s):
             try:
                 self.ledger.beat()
+                self.dead.close_unclosed()
                 self.check()
             except Exception:  # noqa: BLE001 - an outage: the storage says so itself, and the next beat retries
                 continue

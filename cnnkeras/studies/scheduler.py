@@ -54,42 +54,62 @@ class SweepStopped(CnnkerasError):
 class Budget:
     """How many more trials this process may ask for, shared by its job threads.
 
-    A trial counts against the total from when it is asked until it is told (then the
-    study counts it), so job threads never ask past the total between the two.
+    The total counts every trial that is finished or running, in any process. A trial asked
+    here counts from when it is asked until it is told (then the study counts it), so job
+    threads never ask past the total between the two. Another process's RUNNING trial holds
+    its place too: it either finishes (counted) or its process dies and its parameters are
+    queued again, and that retry takes the same place. So a process whose remaining places
+    are all held by other processes' trials waits (:data:`WAIT`) instead of asking fresh
+    trials the retries would then exceed, or leaving the retries unrun.
     """
 
     def __init__(self, study: Any, total: int | None, timeout_s: float | None):
         self.study, self.total = study, total
         self.deadline = (time.time() + timeout_s) if timeout_s else None
         self.lock = threading.Lock()
-        self.reserved = 0  # taken, not asked yet
         self.outstanding: set[int] = set()  # asked by this process and not told yet
         self.stopped = False
+        self.held_elsewhere = 0  # other processes' running trials at the last WAIT
 
-    def take(self, want: int) -> int:
+    def ask(self, want: int, ask: Callable[[int], list[AskedTrial]]) -> list[AskedTrial] | None:
+        """Ask for up to ``want`` trials with ``ask(n)``, counted from now until told: [] when the sweep
+        is over here, None (:data:`WAIT`) when the remaining places are held by other processes'
+        running trials. Job threads ask one at a time, so none counts another's trials twice."""
         with self.lock:
-            if self.stopped or (self.deadline is not None and time.time() >= self.deadline):
-                return 0
-            if _grid_exhausted(self.study):
-                return 0
-            if self.total is None:
-                n = want
-            else:
-                done = count_done(self.study.get_trials(deepcopy=False))
-                n = min(want, self.total - done - len(self.outstanding) - self.reserved)
-            n = max(0, n)
-            self.reserved += n
-            return n
+            n = self._free(want)
+            if n is WAIT or n == 0:
+                return WAIT if n is WAIT else []
+            asked = ask(n)
+            self.outstanding.update(a.number for a in asked)
+            return asked
 
-    def asked(self, numbers: list[int], taken: int) -> None:
-        with self.lock:
-            self.reserved -= taken
-            self.outstanding.update(numbers)
+    def _free(self, want: int) -> int | None:
+        if self.stopped or (self.deadline is not None and time.time() >= self.deadline):
+            return 0
+        if _grid_exhausted(self.study):
+            return 0
+        if self.total is None:
+            return want
+        trials = self.study.get_trials(deepcopy=False)
+        done = count_done(trials)
+        finished = {t.number for t in trials if t.state.is_finished()}
+        running = {t.number for t in trials if t.state == optuna.trial.TrialState.RUNNING}
+        mine = self.outstanding - finished
+        elsewhere = len(running - mine)
+        free = self.total - done - len(mine | running)
+        if free <= 0 and elsewhere and done < self.total:
+            self.held_elsewhere = elsewhere
+            return WAIT
+        return max(0, min(want, free))
 
     def settle(self, number: int) -> None:
         """Trial ``number`` was told: the study counts it now."""
         with self.lock:
             self.outstanding.discard(number)
+
+
+#: :meth:`Budget.ask`'s answer when other processes' running trials hold the remaining places.
+WAIT = None
 
 
 def _grid_exhausted(study: Any) -> bool:
@@ -178,6 +198,19 @@ class SizeChooser:
 
 
 @dataclass
+class _Waiting:
+    """Says once per wait that the remaining trials are running in other sweep processes."""
+
+    say: Callable[[str], None]
+    said: bool = False
+
+    def say_once(self, held: int) -> None:
+        if not self.said:
+            self.said = True
+            self.say(f"waiting for {held} trial(s) other sweep processes run (retried here if one dies)")
+
+
+@dataclass
 class FailureStreak:
     """Counts trials failed in a row (this process); too many stops the sweep."""
 
@@ -206,6 +239,7 @@ def run_loop(cfg: ExperimentConfig, ledger: Ledger, executor: Executor, *, total
     search = cfg.search
     assert search is not None
     budget = Budget(ledger.study, total, search.timeout_s)
+    waiting = _Waiting(say)
     tell_sweep = executor.told
 
     def told(asked: AskedTrial, outcome: TrialOutcome, frozen: Any) -> None:
@@ -220,15 +254,14 @@ def run_loop(cfg: ExperimentConfig, ledger: Ledger, executor: Executor, *, total
         raise_if_requested()
         if streak.exceeded:
             return False
-        n = budget.take(chooser.next_size())
-        if n == 0:
+        asked = budget.ask(chooser.next_size(), lambda n: ledger.ask(n, search.parameters))
+        if asked is WAIT:
+            waiting.say_once(budget.held_elsewhere)
+            time.sleep(min(float(search.heartbeat_s), 2.0))  # until those trials finish, or die and are queued
+            return True
+        waiting.said = False
+        if not asked:
             return False
-        try:
-            asked = ledger.ask(n, search.parameters)
-        except BaseException:
-            budget.asked([], n)  # the reservation is dropped
-            raise
-        budget.asked([a.number for a in asked], n)  # the reservation becomes these trials
         try:
             pending = _adopt(asked)
             for group in _groups(pending):

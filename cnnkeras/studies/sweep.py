@@ -115,6 +115,14 @@ def sweep(config: ExperimentConfig, *, jobs: int | None = None, n_trials: int | 
                         say(f"{adopted + closed} MLflow run(s) had lost their trial's journal record: {adopted} "
                             f"taken back by their trials, {closed} closed FAILED")
                 recovered = recover_journal(ledger, dead) if journal_lock is not None else 0
+                try:
+                    closed = dead.close_left_running()
+                except Exception as exc:  # noqa: BLE001 - a store that fails now fails the first run next, in one line
+                    closed = 0
+                    say(f"could not close the dead trials' runs left RUNNING ({type(exc).__name__}); tried again "
+                        "while the sweep runs")
+                if closed:
+                    say(f"{closed} dead trial run(s) left RUNNING by an earlier failure closed FAILED")
             return _run(cfg, ledger, dead, parent, storage, total=total, jobs=jobs, isolation=isolation,
                         recovered=recovered, progress=progress, verbose=verbose, console=console, say=say)
     finally:
@@ -181,6 +189,12 @@ def _run(cfg: ExperimentConfig, ledger: Ledger, dead: DeadTrials, parent: Any, s
     finally:
         if watch is not None:
             watch.stop()
+    if dead.unclosed:  # the tracking store failed while a dead trial's run was being closed: a last try
+        try:
+            dead.close_unclosed()
+        except Exception as exc:  # noqa: BLE001 - said; the next sweep process's look closes them
+            say(f"{len(dead.unclosed)} dead trial run(s) could not be closed FAILED ({type(exc).__name__}); "
+                "the next sweep on this study closes them at its start")
     result = summarize(study, cfg, storage, parent, elapsed=time.time() - started)
     if parent is not None:
         if result.counts().get("RUNNING"):  # other processes still work on the study: the last one closes it

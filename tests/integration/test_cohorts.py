@@ -489,9 +489,10 @@ def test_postgres_workers_run_cohorts_and_one_killed_mid_cohort_is_taken_over(tm
     trials = study.get_trials(deepcopy=False)
     stale = [t for t in trials if t.user_attrs.get("stale")]
     counted = [t for t in trials if not t.user_attrs.get("stale")]
-    assert len(stale) == 2 and all(t.state.name == "FAIL" for t in stale)
-    assert len(counted) == 4 and all(t.state.name in ("COMPLETE", "PRUNED") for t in counted)
-    assert {t.number for t in stale} <= {t.user_attrs.get("retry_of") for t in counted}
+    seen = "\n".join(f"{t.number} {t.state.name} {t.user_attrs} {t.system_attrs}" for t in trials) + "\n" + output
+    assert len(stale) == 2 and all(t.state.name == "FAIL" for t in stale), seen
+    assert len(counted) == 4 and all(t.state.name in ("COMPLETE", "PRUNED") for t in counted), seen
+    assert {t.number for t in stale} <= {t.user_attrs.get("retry_of") for t in counted}, seen
     assert len({t.number for t in trials}) == len(trials)
     _, runs = children(tmp_path)
     died = [r for r in runs if r.info.status == "FAILED"]
