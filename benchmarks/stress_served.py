@@ -56,6 +56,10 @@ def main() -> None:
         for hog in hogs:
             hog.join(5)
         load = os.getloadavg()[0]
+        if done.returncode != 0:  # the whole output of a failed round, to read the race from
+            log = Path(os.environ.get("TMPDIR", "/tmp")) / f"stress_served_round{number}.log"
+            log.write_text(done.stdout + done.stderr)
+            print(f"round {number}'s output: {log}", flush=True)
         summary = (done.stdout.strip().splitlines() or [""])[-1]
         rounds.append({"round": number, "passed": done.returncode == 0, "seconds": time.time() - started,
                        "load_1min": load, "summary": summary,
