@@ -82,17 +82,15 @@ class DeadTrials:
             self.close_unclosed()
         return True
 
-    def close_left_running(self, parent_run_id: str | None) -> int:
+    def close_left_running(self, experiment: str, parent_run_id: str | None) -> int:
         """At a sweep's start: runs of trials failed as dead that are still RUNNING (a process died, or
         the tracking store failed, before it closed them) are closed FAILED; how many. One search
-        for the sweep's RUNNING child runs, matched against the dead trials."""
+        for the sweep's RUNNING child runs (as :func:`reconcile_runs`), matched against the dead trials."""
         if self.tracking_uri is None or parent_run_id is None:
             return 0
-        client = Tracker.attach(parent_run_id, uri=self.tracking_uri).client
-        experiment = client.get_run(parent_run_id).info.experiment_id
-        running = {run.info.run_id for run in client.search_runs(
-            [experiment], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and "
-                                        "attributes.status = 'RUNNING'", max_results=50000)}
+        running = {run.info.run_id for run in iter_runs(
+            experiment, uri=self.tracking_uri,
+            filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}' and attributes.status = 'RUNNING'")}
         for trial in self.ledger.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)):
             run_id = trial.user_attrs.get(RUN_ATTR)
             if trial.user_attrs.get(STALE_ATTR) and run_id in running:

@@ -116,8 +116,9 @@ def sweep(config: ExperimentConfig, *, jobs: int | None = None, n_trials: int | 
                             f"taken back by their trials, {closed} closed FAILED")
                 recovered = recover_journal(ledger, dead) if journal_lock is not None else 0
                 try:
-                    closed = dead.close_left_running(parent.run_id if parent is not None else None)
-                except Exception as exc:  # noqa: BLE001 - a store that fails now fails the first run next, in one line
+                    closed = dead.close_left_running(cfg.tracking.experiment or cfg.name,
+                                                     parent.run_id if parent is not None else None)
+                except Exception as exc:  # noqa: BLE001 - said; the runs it found stay in dead.unclosed, tried again
                     closed = 0
                     say(f"could not close the dead trials' runs left RUNNING ({type(exc).__name__}); tried again "
                         "while the sweep runs")

@@ -140,7 +140,7 @@ def test_a_dead_trials_run_left_running_is_closed_at_the_next_sweeps_start(tmp_p
     process.ledger.fail_dead(process.training[0].number, "its sweep process died")
     assert client.get_run(run.info.run_id).info.status == "RUNNING"
     survivor = DeadTrials(Ledger(study, storage, worker=1, seed=1, max_retries=2), uri, SPACE)
-    assert survivor.close_left_running(parent.info.run_id) == 1 and not survivor.unclosed
+    assert survivor.close_left_running("e", parent.info.run_id) == 1 and not survivor.unclosed
     closed = client.get_run(run.info.run_id)
     assert closed.info.status == "FAILED" and closed.data.tags["cnnkeras.trial_state"] == "FAIL"
-    assert survivor.close_left_running(parent.info.run_id) == 0
+    assert survivor.close_left_running("e", parent.info.run_id) == 0
